@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=sh
+#
+# Helpers for lab scenarios. A scenario is a plain POSIX shell script run in the
+# guest as root; it starts with
+#
+#       . /usr/lib/mpf-lab/lib.sh
+#
+# and ends with `t_done`. Header comments the host runner reads (all optional):
+#
+#       # mpf-lab: mode=fast|full timeout=SECONDS mem=MIB
+#
+# TAP: every check writes one TAP line to the console and to $MPF_LAB_OUT/tap;
+# the host numbers them and reports the scenario failed if any check failed, the
+# script exited non-zero, it ran past its timeout, the guest kernel logged an oops
+# or warning, or the guest did not power off.
+#
+#   t_ok DESC                 a passing check
+#   t_fail DESC [WHY]         a failing check
+#   t_check DESC CMD...       run CMD (output to the log); pass if it exits 0
+#   t_check_fails DESC CMD... pass if CMD exits non-zero
+#   t_is DESC GOT WANT        pass if the strings are equal
+#   t_like DESC TEXT ERE      pass if TEXT matches the extended regex
+#   t_skip DESC WHY           a skipped check (counts as a skip, never a pass)
+#   t_diag TEXT               a comment in the TAP stream
+#   t_done                    end the scenario: exit 1 if any check failed or none ran
+#
+# The simulated SAN and the daemons:
+#   lab_udev_start            start systemd-udevd, trigger, settle (fast guest)
+#   lab_udev_stop
+#   lab_settle                udevadm settle (no-op without udevd)
+#   lab_san [LUNS]            scsi_debug: two paths (two hosts) to each of LUNS LUNs (default 1)
+#   lab_mpathd_start          start multipathd (fast guest: as a daemon; full: systemctl)
+#   lab_mpathd_stop
+#   lab_mpathd_running        exit 0 if multipathd answers
+#   lab_maps_create [N]       create the multipath maps (multipath, or multipathd reconfigure)
+#                             and wait until N maps exist (default: as many as LUNs)
+#   lab_maps                  names of all multipath maps, one a line
+#   lab_map_first             the first map's name
+#   lab_map_dev NAME          dm-N
+#   lab_map_devt NAME         MAJ:MIN
+#   lab_map_paths NAME        its path devices (sdX), one a line
+#   lab_map_exists NAME       exit 0 if the map exists
+#   lab_map_queueing NAME     exit 0 if its table has queue_if_no_path
+#   lab_map_suspended NAME    exit 0 if it is suspended
+#   lab_map_opencount NAME
+#   lab_wait_gone NAME [SECS] wait (udev events, bounded) until the map is gone
+#   lab_partition NAME [K]    write a DOS label with K (default 2) 16 MiB partitions and
+#                             make sure the kpartx maps NAME-part1..K exist
+#   lab_path_offline SDX / lab_path_online SDX / lab_path_delete SDX
+#   lab_ms                    monotonic milliseconds (for elapsed times)
+#   lab_run VAR CMD...        run CMD, put its exit status in VAR_rc, its stdout in VAR_out,
+#                             its stderr in VAR_err and its wall time (ms) in VAR_ms
+
+MPF_LAB_OUT=${MPF_LAB_OUT:-/tmp/mpf-lab-out}
+mkdir -p "$MPF_LAB_OUT"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/mpf-lab/bin
+_t_pass=0
+_t_failed=0
+_t_skipped=0
+
+_t_line() {
+        printf '%s\n' "$*" >> "$MPF_LAB_OUT/tap"
+        printf 'TAP: %s\n' "$*"
+}
+t_ok() { _t_pass=$((_t_pass + 1)); _t_line "ok - $1"; }
+t_fail() {
+        _t_failed=$((_t_failed + 1))
+        _t_line "not ok - $1"
+        [ -n "${2:-}" ] && _t_line "# $2"
+        return 0
+}
+t_skip() { _t_skipped=$((_t_skipped + 1)); _t_line "ok - $1 # SKIP ${2:-}"; }
+t_diag() { _t_line "# $*"; }
+t_check() {
+        _d=$1; shift
+        echo "+ $*"
+        if "$@"; then t_ok "$_d"; else t_fail "$_d" "command failed (exit $?): $*"; fi
+}
+t_check_fails() {
+        _d=$1; shift
+        echo "+ $*"
+        if "$@"; then t_fail "$_d" "command succeeded but should not have: $*"; else t_ok "$_d"; fi
+}
+t_is() {
+        if [ "$2" = "$3" ]; then t_ok "$1"; else t_fail "$1" "got '$2', want '$3'"; fi
+}
+t_like() {
+        if printf '%s\n' "$2" | grep -Eq -- "$3"; then t_ok "$1"; else t_fail "$1" "'$2' does not match /$3/"; fi
+}
+t_done() {
+        t_diag "passed $_t_pass, failed $_t_failed, skipped $_t_skipped"
+        [ "$_t_failed" -eq 0 ] && [ $((_t_pass + _t_failed)) -gt 0 ]
+        exit $?
+}
+
+lab_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+lab_run() {
+        _v=$1; shift
+        _s=$(lab_ms)
+        "$@" > "$MPF_LAB_OUT/.run.out" 2> "$MPF_LAB_OUT/.run.err"
+        eval "${_v}_rc=\$?"
+        eval "${_v}_ms=\$((\$(lab_ms) - _s))"
+        eval "${_v}_out=\$(cat \"\$MPF_LAB_OUT/.run.out\")"
+        eval "${_v}_err=\$(cat \"\$MPF_LAB_OUT/.run.err\")"
+        echo "+ $* -> exit $(eval echo "\$${_v}_rc") in $(eval echo "\$${_v}_ms") ms"
+        sed 's/^/  out: /' "$MPF_LAB_OUT/.run.out"
+        sed 's/^/  err: /' "$MPF_LAB_OUT/.run.err"
+}
+
+lab_full() { [ -d /run/systemd/system ]; }
+
+lab_udev_start() {
+        if lab_full; then lab_settle; return 0; fi
+        /lib/systemd/systemd-udevd --daemon
+        udevadm trigger --type=subsystems --action=add
+        udevadm trigger --type=devices --action=add
+        udevadm settle -t 60
+}
+lab_udev_stop() {
+        if lab_full; then systemctl stop systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
+        else udevadm control --exit; fi
+}
+lab_settle() { [ -e /run/udev/control ] && udevadm settle -t 60; return 0; }
+
+lab_san() {
+        _luns=${1:-1}
+        modprobe -a dm-multipath dm-round-robin
+        # Two SCSI hosts, one target each: every LUN is seen twice, with one WWID
+        # (vpd_use_hostno=0). Past 256 LUNs a host gets more targets.
+        _tgts=$(((_luns + 255) / 256))
+        _per=$(((_luns + _tgts - 1) / _tgts))
+        modprobe scsi_debug add_host=2 num_tgts=$_tgts max_luns=$_per vpd_use_hostno=0 dev_size_mb=64
+        LAB_LUNS=$_luns
+        _i=0
+        while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt $((2 * _tgts * _per)) ] && [ $_i -lt 600 ]; do
+                sleep 0.1; _i=$((_i + 1))
+        done
+        lab_settle
+}
+
+lab_mpathd_running() { multipathd show daemon > /dev/null 2>&1; }
+lab_mpathd_start() {
+        if lab_full; then systemctl start multipathd.service
+        else multipathd; fi
+        _i=0
+        until lab_mpathd_running || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        lab_mpathd_running
+}
+lab_mpathd_stop() {
+        if lab_full; then systemctl stop multipathd.socket multipathd.service
+        else multipathd shutdown > /dev/null 2>&1; fi
+        _i=0
+        while pidof multipathd > /dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        ! pidof multipathd > /dev/null
+}
+
+lab_maps() { dmsetup ls --target multipath 2>/dev/null | awk '$1 != "No" { print $1 }' | sort; }
+lab_map_first() { lab_maps | head -n 1; }
+lab_maps_create() {
+        _want=${1:-${LAB_LUNS:-1}}
+        if lab_mpathd_running; then multipathd reconfigure > /dev/null 2>&1 || true
+        else multipath -v0 > /dev/null 2>&1 || true; fi
+        _i=0
+        while [ "$(lab_maps | wc -l)" -lt "$_want" ] && [ $_i -lt 1200 ]; do
+                sleep 0.1; _i=$((_i + 1))
+                # multipath may have run before every path was there: try again now and then
+                if [ $((_i % 50)) -eq 0 ] && ! lab_mpathd_running; then multipath -v0 > /dev/null 2>&1; fi
+        done
+        lab_settle
+        [ "$(lab_maps | wc -l)" -ge "$_want" ]
+}
+lab_map_dev() { basename "$(readlink -f "/dev/mapper/$1")"; }
+lab_map_devt() { dmsetup info -c --noheadings -o major,minor --separator : "$1" 2>/dev/null; }
+lab_map_paths() { ls "/sys/block/$(lab_map_dev "$1")/slaves" 2>/dev/null; }
+lab_map_exists() { dmsetup info "$1" > /dev/null 2>&1; }
+lab_map_queueing() { dmsetup table "$1" 2>/dev/null | grep -q queue_if_no_path; }
+lab_map_suspended() { dmsetup info "$1" 2>/dev/null | grep -q '^State: *SUSPENDED'; }
+lab_map_opencount() { dmsetup info -c --noheadings -o open "$1" 2>/dev/null | tr -d ' '; }
+lab_wait_gone() {
+        _i=0; _n=$((${2:-10} * 10))
+        while lab_map_exists "$1" && [ $_i -lt $_n ]; do sleep 0.1; _i=$((_i + 1)); done
+        ! lab_map_exists "$1"
+}
+
+lab_partition() {
+        _k=${2:-2}
+        _spec='label: dos\n'
+        _j=0
+        while [ $_j -lt "$_k" ]; do _spec="$_spec,16M,L\n"; _j=$((_j + 1)); done
+        printf "$_spec" | sfdisk -q "/dev/mapper/$1" || return 1
+        lab_settle
+        # The kpartx udev rule adds NAME-partN itself; without udevd, add them by hand
+        # with the same names.
+        [ -e "/dev/mapper/$1-part1" ] || kpartx -a -p -part "/dev/mapper/$1" || return 1
+        lab_settle
+        _j=1
+        while [ $_j -le "$_k" ]; do lab_map_exists "$1-part$_j" || return 1; _j=$((_j + 1)); done
+}
+
+lab_path_offline() { echo offline > "/sys/block/$1/device/state"; }
+lab_path_online() { echo running > "/sys/block/$1/device/state"; }
+lab_path_delete() { echo 1 > "/sys/block/$1/device/delete"; }

@@ -1,0 +1,29 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Baseline: what `multipath -f` does today to an unused two-path map, without
+# multipathd and with it (then it delegates to the daemon's "del map").
+# mpf-lab: mode=fast timeout=150
+. /usr/lib/mpf-lab/lib.sh
+
+lab_udev_start
+lab_san 1
+t_check "a two-path map is created" lab_maps_create 1
+map=$(lab_map_first)
+t_is "the map has two paths" "$(lab_map_paths "$map" | wc -l)" 2
+multipath -ll
+
+lab_run f multipath -f "$map"
+t_is "without multipathd: multipath -f exits 0" "$f_rc" 0
+t_check_fails "without multipathd: the map is gone" lab_map_exists "$map"
+t_diag "multipath -f without multipathd took $f_ms ms"
+t_is "path devices stay" "$(ls -d /sys/block/sd* | wc -l)" 2
+
+t_check "multipathd starts" lab_mpathd_start
+t_check "multipathd re-creates the map" lab_maps_create 1
+map=$(lab_map_first)
+lab_run f multipath -f "$map"
+t_is "with multipathd: multipath -f exits 0" "$f_rc" 0
+t_check "with multipathd: the map is gone" lab_wait_gone "$map" 5
+t_is "multipathd no longer lists it" "$(multipathd show maps raw format '%n' | grep -c "^$map\$")" 0
+t_diag "multipath -f with multipathd took $f_ms ms"
+t_done
