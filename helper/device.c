@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <libudev.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "dm.h"
+#include "lock.h"
+#include "log.h"
+#include "macro.h"
+#include "mpathd.h"
+#include "usage.h"
+
+struct mpf_device {
+        struct mpf_usage_roots roots;
+        bool udev_sync;
+        struct udev *udev;
+        struct udev_monitor *monitor;
+};
+
+bool mpf_udev_running(void)
+{
+        return access(UDEV_CONTROL_PATH, F_OK) >= 0;
+}
+
+int mpf_device_new(bool udev_sync, struct mpf_device **ret)
+{
+        struct mpf_device *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return -ENOMEM;
+        mpf_usage_roots_from_env(&d->roots);
+        d->udev_sync = udev_sync;
+        mpf_dm_init(udev_sync);
+        *ret = d;
+        return 0;
+}
+
+struct mpf_device *mpf_device_free(struct mpf_device *d)
+{
+        if (!d)
+                return NULL;
+        if (d->monitor)
+                udev_monitor_unref(d->monitor);
+        if (d->udev)
+                udev_unref(d->udev);
+        free(d);
+        return NULL;
+}
+
+static int dev_check(void *u)
+{
+        return mpf_dm_check();
+}
+
+static int dev_list(void *u, char ***ret)
+{
+        return mpf_dm_list_multipath(ret);
+}
+
+static int dev_info_by_name(void *u, const char *name, struct mpf_dm_info *ret)
+{
+        return mpf_dm_info_by_name(name, ret);
+}
+
+static int dev_info_by_uuid(void *u, const char *uuid, struct mpf_dm_info *ret)
+{
+        return mpf_dm_info_by_uuid(uuid, ret);
+}
+
+static int dev_info_by_path(void *u, const char *path, struct mpf_dm_info *ret)
+{
+        struct mpf_device *d = u;
+        struct stat st;
+        char kname[32];
+        int r;
+
+        if (stat(path, &st) < 0)
+                return negative_errno();
+        if (!S_ISBLK(st.st_mode))
+                return -ENOTBLK;
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, st.st_rdev, kname, sizeof(kname));
+        if (r < 0)
+                return r;
+        return mpf_dm_info_by_devt(st.st_rdev, ret);
+}
+
+static int dev_table(void *u, const char *name, unsigned *ret_n, char **ret_type, char **ret_params)
+{
+        return mpf_dm_table(name, ret_n, ret_type, ret_params);
+}
+
+static int dev_targets(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n)
+{
+        struct mpf_device *d = u;
+        _cleanup_(freep) struct mpf_target *parts = NULL, *all = NULL;
+        char kname[32];
+        size_t n = 0;
+        int r;
+
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r == -ENODEV)
+                return -ENXIO; /* gone */
+        if (r < 0)
+                return r;
+        r = mpf_sysfs_partitions(d->roots.sysfs, kname, map->uuid, &parts, &n);
+        if (r < 0)
+                return r;
+        all = calloc(n + 1, sizeof(*all));
+        if (!all)
+                return -ENOMEM;
+        snprintf(all[0].name, sizeof(all[0].name), "%s", map->name);
+        snprintf(all[0].kname, sizeof(all[0].kname), "%s", kname);
+        all[0].devt = map->devt;
+        if (n > 0)
+                memcpy(all + 1, parts, n * sizeof(*parts));
+        *ret = TAKE_PTR(all);
+        *ret_n = n + 1;
+        return 0;
+}
+
+static int dev_scan_usage(void *u, const struct mpf_target *targets, size_t n, struct mpf_blockers *ret,
+                          unsigned *ret_explained)
+{
+        struct mpf_device *d = u;
+        return mpf_scan_usage(&d->roots, targets, n, ret, ret_explained);
+}
+
+static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock)
+{
+        struct mpf_device *d = u;
+        _cleanup_(strv_freep) char **names = NULL, **paths = NULL;
+        _cleanup_(freep) dev_t *devts = NULL;
+        _cleanup_(freep) struct mpf_lock *l = NULL;
+        char kname[32];
+        size_t n = 0;
+        int r;
+
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r < 0)
+                return r;
+        r = mpf_sysfs_slaves(d->roots.sysfs, kname, &names, &devts, &n);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(s, names) {
+                char *p;
+                /* sysfs spells '/' in kernel names as '!' (cciss!c0d0) */
+                for (char *c = *s; *c; c++)
+                        if (*c == '!')
+                                *c = '/';
+                if (asprintf_safe(&p, "/dev/%s", *s) < 0)
+                        return -ENOMEM;
+                r = strv_push(&paths, p);
+                if (r < 0)
+                        return r;
+        }
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        r = mpf_lock_acquire(mpf_rundir(), map->uuid, paths, n, deadline, l);
+        if (r < 0)
+                return r;
+        log_debug("%s: locked %s/lock/%s and %zu path device(s)", map->name, mpf_rundir(), map->uuid,
+                  l->n_path_fds);
+        *ret_lock = TAKE_PTR(l);
+        return 0;
+}
+
+static void dev_unlock(void *u, void *lock)
+{
+        struct mpf_lock *l = lock;
+
+        mpf_lock_release(l);
+        free(l);
+}
+
+static int dev_message(void *u, const char *name, const char *msg)
+{
+        return mpf_dm_message(name, msg);
+}
+
+static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
+{
+        _cleanup_(freep) char *reply = NULL;
+        int r;
+
+        r = mpathd_command(cmd, deadline, &reply);
+        if (r == -EBADMSG)
+                log_debug("multipathd: '%s' answered: %s", cmd, strempty(reply));
+        return r;
+}
+
+static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
+{
+        struct mpf_device *d = u;
+        _cleanup_(closep) int fd = -EBADF;
+        _cleanup_(freep) char *p = NULL;
+        struct stat st;
+        char kname[32];
+        int r;
+
+        /* read-only: closing a writable fd makes udev's inotify watch re-run blkid */
+        if (asprintf_safe(&p, "/dev/mapper/%s", map->name) < 0)
+                return -ENOMEM;
+        fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT) {
+                r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+                if (r < 0)
+                        return r;
+                p = mfree(p);
+                if (asprintf_safe(&p, "/dev/%s", kname) < 0)
+                        return -ENOMEM;
+                fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
+        }
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISBLK(st.st_mode) || st.st_rdev != map->devt)
+                return -ESTALE; /* the node is not our map */
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int mpf_fsync_bounded(int fd, usec_t deadline)
+{
+        _cleanup_(closep) int pidfd = -EBADF;
+        siginfo_t si = {};
+        pid_t pid;
+
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0)
+                _exit(fsync(fd) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0);
+
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                int r = negative_errno();
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        for (;;) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                int ms = deadline_poll_ms(deadline, now_monotonic());
+                int k;
+
+                if (ms == 0) {
+                        /* fsync on a map without paths can hang for good: leave the child behind */
+                        (void) kill(pid, SIGKILL);
+                        (void) waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG);
+                        return -ETIMEDOUT;
+                }
+                k = poll(&p, 1, ms);
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (k > 0)
+                        break;
+        }
+        if (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
+                return negative_errno();
+        if (si.si_code != CLD_EXITED)
+                return -EINTR; /* killed by someone */
+        return si.si_status == 0 ? 0 : -si.si_status;
+}
+
+static int dev_flush(void *u, int fd, usec_t deadline)
+{
+        return mpf_fsync_bounded(fd, deadline);
+}
+
+static void dev_release(void *u, int fd)
+{
+        safe_close(fd);
+}
+
+static int dev_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
+{
+        return mpf_dm_remove(name, deferred, cookie);
+}
+
+static struct udev_monitor *get_monitor(struct mpf_device *d)
+{
+        if (d->monitor)
+                return d->monitor;
+        if (!d->udev)
+                d->udev = udev_new();
+        if (!d->udev)
+                return NULL;
+        d->monitor = udev_monitor_new_from_netlink(d->udev, "udev");
+        if (!d->monitor)
+                return NULL;
+        if (udev_monitor_filter_add_match_subsystem_devtype(d->monitor, "block", "disk") < 0 ||
+            udev_monitor_enable_receiving(d->monitor) < 0) {
+                d->monitor = udev_monitor_unref(d->monitor);
+                return NULL;
+        }
+        return d->monitor;
+}
+
+static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
+{
+        struct mpf_device *d = u;
+        struct udev_monitor *m = NULL;
+        int r;
+
+        if (cookie == 0 || !d->udev_sync)
+                return mpf_dm_cookie_ready(cookie) < 0 ? -EIO : 0;
+
+        /* Wake on any processed block uevent (the dm udev rules release the cookie before udevd
+         * broadcasts the event); re-check at a bounded interval in case we miss it. */
+        m = get_monitor(d);
+        for (;;) {
+                usec_t t = now_monotonic();
+                int ms;
+
+                r = mpf_dm_cookie_ready(cookie);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return 0;
+                if (deadline_passed(deadline, t)) {
+                        log_warning("%s: udev did not process the removal before the deadline, releasing cookie 0x%x",
+                                    map->name, cookie);
+                        r = mpf_dm_cookie_abandon(cookie);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to release udev cookie 0x%x: %m, ignoring", cookie);
+                        return -ETIMEDOUT;
+                }
+                ms = deadline_poll_ms(MIN(deadline, t + UDEV_WAIT_RECHECK_USEC), t);
+                if (m) {
+                        struct pollfd p = { .fd = udev_monitor_get_fd(m), .events = POLLIN };
+                        if (poll(&p, 1, ms) > 0) {
+                                struct udev_device *dev;
+                                while ((dev = udev_monitor_receive_device(m)))
+                                        udev_device_unref(dev);
+                        }
+                } else
+                        sleep_until(t + (usec_t) ms * USEC_PER_MSEC);
+        }
+}
+
+static usec_t dev_now(void *u)
+{
+        return now_monotonic();
+}
+
+static void dev_sleep_until(void *u, usec_t t)
+{
+        sleep_until(t);
+}
+
+void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
+{
+        *ret = (struct mpf_ops) {
+                .userdata = d,
+                .check = dev_check,
+                .list = dev_list,
+                .info_by_name = dev_info_by_name,
+                .info_by_uuid = dev_info_by_uuid,
+                .info_by_path = dev_info_by_path,
+                .table = dev_table,
+                .targets = dev_targets,
+                .scan_usage = dev_scan_usage,
+                .lock = dev_lock,
+                .unlock = dev_unlock,
+                .message = dev_message,
+                .mpathd = dev_mpathd,
+                .claim = dev_claim,
+                .flush = dev_flush,
+                .release = dev_release,
+                .remove = dev_remove,
+                .udev_wait = dev_udev_wait,
+                .now = dev_now,
+                .sleep_until = dev_sleep_until,
+        };
+}

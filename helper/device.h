@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "flush.h"
+
+/* While waiting for udev, re-check the cookie at least this often even without a uevent. */
+#define UDEV_WAIT_RECHECK_USEC (50 * USEC_PER_MSEC)
+/* udevd runs when its control socket exists */
+#define UDEV_CONTROL_PATH "/run/udev/control"
+
+/* The real world: libdevmapper, sysfs, /proc, multipathd, udev. */
+struct mpf_device;
+
+int mpf_device_new(bool udev_sync, struct mpf_device **ret);
+struct mpf_device *mpf_device_free(struct mpf_device *d);
+static inline void mpf_device_freep(struct mpf_device **d)
+{
+        *d = mpf_device_free(*d);
+}
+/* Fill ops with the real implementation, userdata d. */
+void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
+/* Is udevd running (and --no-udev-sync not given)? */
+bool mpf_udev_running(void);
+
+/* fsync(fd) in a child process, waited for with pidfd + poll until the deadline. On timeout the
+ * child is killed (SIGKILL; a child stuck in D state is left behind) and -ETIMEDOUT returned. */
+int mpf_fsync_bounded(int fd, usec_t deadline);

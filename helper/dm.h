@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "names.h"
+
+/* What DM_DEV_STATUS tells about one map. Plain data: tests build it by hand. */
+struct mpf_dm_info {
+        bool exists;
+        char name[MPF_NAME_MAX];
+        char uuid[MPF_UUID_MAX];
+        dev_t devt;
+        int open_count;
+        bool suspended;
+        bool deferred_remove;
+};
+
+/* Route libdevmapper's log through ours (debug level). */
+void mpf_dm_init(bool udev_sync);
+/* Is the dm driver reachable and are we allowed to use it? -EPERM/-EACCES, -ENOENT/-ENODEV. */
+int mpf_dm_check(void);
+
+/* ret->exists is false when there is no such map; negative errno only for real failures. */
+int mpf_dm_info_by_name(const char *name, struct mpf_dm_info *ret);
+int mpf_dm_info_by_uuid(const char *uuid, struct mpf_dm_info *ret);
+int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret);
+
+/* The live table: *ret_n_targets, the first target's type and parameters. -ENXIO if the map vanished. */
+int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_params);
+/* Target message to sector 0. */
+int mpf_dm_message(const char *name, const char *msg);
+/* DM_DEVICE_REMOVE (deferred: dm_task_deferred_remove). With udev sync, *cookie collects the
+ * task (0 means "create one"). -EBUSY when open, -ENXIO when already gone. */
+int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie);
+/* Names of all maps whose UUID starts with "mpath-" and whose table is one multipath target. */
+int mpf_dm_list_multipath(char ***ret_names);
+
+bool mpf_dm_udev_sync(void);
+/* 1 when udev has processed every task of the cookie (semaphore released), 0 not yet. */
+int mpf_dm_cookie_ready(uint32_t cookie);
+/* Give up waiting for udev: release the cookie's semaphore ourselves so it does not leak. */
+int mpf_dm_cookie_abandon(uint32_t cookie);

@@ -1,0 +1,871 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The ordered flush of one dm-multipath map, top to bottom:
+ *
+ *   resolve      find the map; only "mpath-" maps with one multipath target are ours
+ *   lock         map lock, then path device locks (doc/CONTRACT.md); re-check the map
+ *   in-use       holders, mounts in every namespace, swaps, open fds: named, or busy
+ *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
+ *   partitions   remove the kpartx partition maps (each must be unused)
+ *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
+ *   flush        fsync, in a child, bounded by the deadline
+ *   sole-opener  our fd must be the only open; transient openers get a bounded backoff
+ *   remove       DM_DEV_REMOVE (or deferred remove), never a suspend
+ *   udev-wait    bounded wait for udev to finish with the removed node
+ *   done
+ *
+ * On failure after queueing was disabled, queueing is restored before returning.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "flush.h"
+#include "log.h"
+#include "macro.h"
+
+struct flush {
+        const struct mpf_ops *ops;
+        const struct mpf_flush_params *p;
+        struct mpf_map_result *res;
+
+        struct mpf_dm_info map;
+        char *params; /* multipath table parameters */
+        struct mpf_target *targets;
+        size_t n_targets;
+        unsigned explained;
+
+        void *lock;
+        int fd;
+        bool kernel_queueing_disabled;
+        bool mpathd_queueing_disabled;
+        uint32_t cookie;
+        bool udev_pending; /* a remove was issued: udev (or libdm's node fallback) must be waited for */
+        usec_t start;
+};
+
+static usec_t now(const struct flush *f)
+{
+        return f->ops->now(f->ops->userdata);
+}
+
+static const char *map_label(const struct flush *f)
+{
+        return f->res->name ? f->res->name : f->res->map;
+}
+
+/* Record where and why we stopped. Returns 0 (the result carries the outcome). */
+_printf_(4, 5) static int stop(struct flush *f, MpfResult result, MpfStep step, const char *fmt, ...)
+{
+        va_list ap;
+
+        f->res->result = result;
+        f->res->step = step;
+        free(f->res->reason);
+        f->res->reason = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(&f->res->reason, fmt, ap) < 0)
+                f->res->reason = NULL;
+        va_end(ap);
+        return 0;
+}
+
+static void step_debug(const struct flush *f, MpfStep step, const char *what)
+{
+        log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, mpf_step_to_string(step), "%s", what);
+}
+
+static int set_identity(struct flush *f, const struct mpf_dm_info *info)
+{
+        f->map = *info;
+        free(f->res->name);
+        free(f->res->uuid);
+        f->res->name = strdup(info->name);
+        f->res->uuid = strdup(info->uuid);
+        f->res->devt = info->devt;
+        f->res->have_devt = true;
+        return f->res->name && f->res->uuid ? 0 : -ENOMEM;
+}
+
+/* ---- restore: undo the queueing step ---- */
+
+static void restore_queueing(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        usec_t d = MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
+        bool failed = false;
+        int r;
+
+        if (!f->kernel_queueing_disabled && !f->mpathd_queueing_disabled)
+                return;
+
+        if (f->mpathd_queueing_disabled) {
+                _cleanup_(freep) char *cmd = NULL;
+
+                if (asprintf_safe(&cmd, "restorequeueing map %s", f->map.name) < 0)
+                        r = -ENOMEM;
+                else
+                        r = o->mpathd(o->userdata, cmd, d);
+                if (r < 0) {
+                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "queueing",
+                                "Failed to restore queueing in multipathd: %m");
+                        failed = true;
+                } else
+                        f->mpathd_queueing_disabled = false;
+        }
+        if (f->kernel_queueing_disabled) {
+                r = o->message(o->userdata, f->map.name, "queue_if_no_path");
+                if (r == -ENXIO)
+                        r = 0; /* the map is gone: nothing left to restore */
+                if (r < 0) {
+                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "queueing",
+                                "Failed to restore queue_if_no_path: %m");
+                        failed = true;
+                } else
+                        f->kernel_queueing_disabled = false;
+        }
+        if (failed)
+                f->res->restore_failed = true;
+        else
+                f->res->queueing_after = f->res->queueing_before;
+}
+
+/* Give udev's semaphore back even when we stop early. */
+static void finish_cookie(struct flush *f)
+{
+        if (!f->udev_pending)
+                return;
+        (void) f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, now(f));
+        f->cookie = 0;
+        f->udev_pending = false;
+}
+
+static int describe_blockers(struct flush *f, char **ret)
+{
+        char *s = mpf_blockers_describe(&f->res->blockers);
+
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* Look again who holds the map (for naming it when we give up). Our own fd is excluded. */
+static void rescan_blockers(struct flush *f)
+{
+        struct mpf_blockers b = {};
+        unsigned explained = 0;
+
+        if (!f->targets)
+                return;
+        if (f->ops->scan_usage(f->ops->userdata, f->targets, f->n_targets, &b, &explained) < 0)
+                return;
+        b.unexplained_opens = f->res->blockers.unexplained_opens;
+        mpf_blockers_done(&f->res->blockers);
+        f->res->blockers = b;
+}
+
+/* ---- 1 resolve ---- */
+
+static int step_resolve(struct flush *f, const char *arg, bool *done)
+{
+        const struct mpf_ops *o = f->ops;
+        struct mpf_dm_info info = {};
+        _cleanup_(freep) char *type = NULL, *params = NULL;
+        unsigned n_targets = 0;
+        int kind, r;
+
+        *done = true;
+        kind = mpf_arg_classify(arg);
+        if (kind < 0)
+                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "not a valid map name, path, WWID or UUID");
+
+        switch (kind) {
+        case MPF_ARG_PATH:
+                r = o->info_by_path(o->userdata, arg, &info);
+                if (r == -ENOENT) {
+                        const char *name = startswith(arg, "/dev/mapper/");
+                        /* the node may be missing while the map exists */
+                        if (name && mpf_name_valid(name))
+                                r = o->info_by_name(o->userdata, name, &info);
+                        else
+                                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "%s does not exist", arg);
+                }
+                if (r == -ENOTBLK)
+                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "%s is not a block device", arg);
+                if (r == -ENODEV)
+                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "%s is not a device-mapper device",
+                                    arg);
+                break;
+        case MPF_ARG_UUID:
+                r = o->info_by_uuid(o->userdata, arg, &info);
+                if (r >= 0 && !info.exists)
+                        r = o->info_by_name(o->userdata, arg, &info); /* a map named "mpath-..." */
+                break;
+        case MPF_ARG_NAME:
+        default:
+                r = o->info_by_name(o->userdata, arg, &info);
+                if (r >= 0 && !info.exists && strlen(MPF_MPATH_UUID_PREFIX) + strlen(arg) < MPF_UUID_MAX) {
+                        _cleanup_(freep) char *uuid = NULL;
+                        if (asprintf_safe(&uuid, MPF_MPATH_UUID_PREFIX "%s", arg) < 0)
+                                return -ENOMEM;
+                        r = o->info_by_uuid(o->userdata, uuid, &info); /* a WWID */
+                }
+                break;
+        }
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot look up the map: %s", strerror(-r));
+        if (!info.exists)
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "no such map");
+
+        r = set_identity(f, &info);
+        if (r < 0)
+                return r;
+
+        if (!mpf_uuid_is_mpath(info.uuid))
+                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
+                            "not a dm-multipath map (DM UUID '%s' does not start with '" MPF_MPATH_UUID_PREFIX "')",
+                            info.uuid);
+        r = o->table(o->userdata, info.name, &n_targets, &type, &params);
+        if (r == -ENXIO)
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "the map disappeared");
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot read the table: %s", strerror(-r));
+        if (n_targets != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
+                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
+                            "not a dm-multipath map (table has %u target(s), first '%s')", n_targets,
+                            strempty(type));
+        r = mpf_features_queue_if_no_path(params);
+        f->res->queueing_before = r < 0 ? -1 : r;
+        f->res->queueing_after = f->res->queueing_before;
+        f->params = TAKE_PTR(params);
+        *done = false;
+        return 0;
+}
+
+/* ---- 2 lock ---- */
+
+static int step_lock(struct flush *f, bool *done)
+{
+        const struct mpf_ops *o = f->ops;
+        struct mpf_dm_info info;
+        int r;
+
+        *done = true;
+        r = o->lock(o->userdata, &f->map, f->p->deadline, &f->lock);
+        if (r == -ETIMEDOUT)
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
+                            "could not take the map and path locks before the deadline");
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_LOCK, "cannot take the locks: %s", strerror(-r));
+
+        /* another flusher may have removed it while we waited */
+        r = o->info_by_uuid(o->userdata, f->map.uuid, &info);
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_LOCK, "cannot look up the map: %s", strerror(-r));
+        if (!info.exists)
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_LOCK, "the map was removed while we waited for the lock");
+        r = set_identity(f, &info);
+        if (r < 0)
+                return r;
+        step_debug(f, MPF_STEP_LOCK, "map and path devices locked");
+        *done = false;
+        return 0;
+}
+
+/* ---- 3 in-use ---- */
+
+static int scan_in_use(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        size_t n_parts;
+        int r;
+
+        f->targets = mfree(f->targets);
+        r = o->targets(o->userdata, &f->map, &f->targets, &f->n_targets);
+        if (r < 0)
+                return r;
+        if (f->n_targets == 0)
+                return -ENXIO;
+
+        f->res->partitions = strv_free(f->res->partitions);
+        f->res->partitions = calloc(1, sizeof(char *));
+        if (!f->res->partitions)
+                return -ENOMEM;
+        for (size_t i = 1; i < f->n_targets; i++) {
+                r = strv_extend(&f->res->partitions, f->targets[i].name);
+                if (r < 0)
+                        return r;
+        }
+
+        mpf_blockers_done(&f->res->blockers);
+        r = o->scan_usage(o->userdata, f->targets, f->n_targets, &f->res->blockers, &f->explained);
+        if (r < 0)
+                return r;
+
+        n_parts = f->n_targets - 1;
+        (void) n_parts; /* partition maps are among the map's holders, counted by the scan */
+        if (f->map.open_count > 0 && (unsigned) f->map.open_count > f->explained)
+                f->res->blockers.unexplained_opens = (unsigned) f->map.open_count - f->explained;
+        return 0;
+}
+
+static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
+{
+        _cleanup_(freep) char *who = NULL;
+        int r;
+
+        *done = true;
+        *ret_in_use = false;
+        r = scan_in_use(f);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
+
+        if (f->res->blockers.unexplained_opens > 0)
+                log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
+                        "%u open(s) nobody accounts for (queued I/O of a closed fd?); proceeding, the flush drains them",
+                        f->res->blockers.unexplained_opens);
+
+        if (mpf_blockers_any(&f->res->blockers)) {
+                *ret_in_use = true;
+                if (f->p->deferred) {
+                        *done = false;
+                        return 0;
+                }
+                r = describe_blockers(f, &who);
+                if (r < 0)
+                        return r;
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "%s", who);
+        }
+        *done = false;
+        return 0;
+}
+
+/* ---- 4 queueing ---- */
+
+static int step_queueing(struct flush *f, bool *done)
+{
+        const struct mpf_ops *o = f->ops;
+        _cleanup_(freep) char *cmd = NULL;
+        int r;
+
+        *done = true;
+        if (f->res->queueing_before < 0)
+                log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "queueing",
+                        "Cannot parse the features of the table, disabling queueing anyway");
+        else if (f->res->queueing_before == 0) {
+                step_debug(f, MPF_STEP_QUEUEING, "queue_if_no_path is off, nothing to do");
+                *done = false;
+                return 0;
+        }
+
+        /* multipathd first, so that it does not switch queueing back on behind us */
+        if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
+                return -ENOMEM;
+        r = o->mpathd(o->userdata, cmd, f->p->deadline);
+        if (r >= 0)
+                f->mpathd_queueing_disabled = true;
+        else if (r == -ENOENT || r == -ECONNREFUSED)
+                step_debug(f, MPF_STEP_QUEUEING, "multipathd does not run");
+        else
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "queueing",
+                        "multipathd did not disable queueing: %m, ignoring");
+
+        r = o->message(o->userdata, f->map.name, "fail_if_no_path");
+        if (r < 0) {
+                restore_queueing(f);
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "fail_if_no_path failed: %s", strerror(-r));
+        }
+        f->kernel_queueing_disabled = true;
+        f->res->queueing_after = 0;
+        *done = false;
+        return 0;
+}
+
+/* ---- 5 partitions ---- */
+
+static int step_partitions(struct flush *f, bool *done)
+{
+        const struct mpf_ops *o = f->ops;
+        int r;
+
+        *done = true;
+        for (size_t i = 1; i < f->n_targets; i++) {
+                const struct mpf_target *t = &f->targets[i];
+                struct mpf_dm_info info;
+
+                r = o->info_by_name(o->userdata, t->name, &info);
+                if (r < 0) {
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot look up %s: %s", t->name,
+                                    strerror(-r));
+                }
+                if (!info.exists)
+                        continue;
+                if (info.open_count > 0) {
+                        restore_queueing(f);
+                        rescan_blockers(f);
+                        return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is open (%d)",
+                                    t->name, info.open_count);
+                }
+                r = o->remove(o->userdata, t->name, false, &f->cookie);
+                f->udev_pending = true;
+                if (r == -ENXIO)
+                        continue;
+                if (r < 0) {
+                        finish_cookie(f);
+                        restore_queueing(f);
+                        if (r == -EBUSY)
+                                return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is in use",
+                                            t->name);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot remove %s: %s", t->name,
+                                    strerror(-r));
+                }
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "partitions", "removed partition map %s",
+                        t->name);
+        }
+        /* udev must be done with the partition nodes before we claim the map */
+        if (f->udev_pending) {
+                r = o->udev_wait(o->userdata, &f->map, f->cookie, f->p->deadline);
+                f->cookie = 0;
+                f->udev_pending = false;
+                if (r < 0 && r != -ETIMEDOUT)
+                        log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "partitions",
+                                "Waiting for udev failed: %m, ignoring");
+        }
+        *done = false;
+        return 0;
+}
+
+/* ---- 6 claim ---- */
+
+static int step_claim(struct flush *f, bool *done)
+{
+        _cleanup_(freep) char *who = NULL;
+        int r;
+
+        *done = true;
+        r = f->ops->claim(f->ops->userdata, &f->map, &f->fd);
+        if (r == -EBUSY) {
+                restore_queueing(f);
+                rescan_blockers(f);
+                r = describe_blockers(f, &who);
+                if (r < 0)
+                        return r;
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_CLAIM, "mounted or claimed (exclusive open failed)%s%s",
+                            *who ? ": " : "", who);
+        }
+        if (r < 0) {
+                restore_queueing(f);
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_CLAIM, "cannot open the map: %s", strerror(-r));
+        }
+        *done = false;
+        return 0;
+}
+
+/* ---- 7 flush ---- */
+
+static int step_flush(struct flush *f, bool *done)
+{
+        int r;
+
+        *done = true;
+        r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline);
+        if (r >= 0) {
+                step_debug(f, MPF_STEP_FLUSH, "fsync done");
+                *done = false;
+                return 0;
+        }
+        f->ops->release(f->ops->userdata, f->fd);
+        f->fd = -EBADF;
+        restore_queueing(f);
+        if (r == -ETIMEDOUT)
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH, "fsync did not finish before the deadline");
+        if (r == -EIO)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH, "fsync failed: data could not be written (EIO)");
+        return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH, "fsync failed: %s", strerror(-r));
+}
+
+/* ---- 8 sole-opener ---- */
+
+static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
+{
+        const struct mpf_ops *o = f->ops;
+        _cleanup_(freep) char *who = NULL;
+        struct backoff b;
+        struct mpf_dm_info info;
+        int r;
+
+        *done = true;
+        *ret_still_open = false;
+        backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
+        for (;;) {
+                usec_t t, d;
+
+                r = o->info_by_name(o->userdata, f->map.name, &info);
+                if (r < 0) {
+                        o->release(o->userdata, f->fd);
+                        f->fd = -EBADF;
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, "cannot look up the map: %s",
+                                    strerror(-r));
+                }
+                if (!info.exists || info.open_count <= 1) {
+                        *done = false;
+                        return 0;
+                }
+                t = now(f);
+                d = backoff_step(&b, f->p->deadline, t);
+                if (d == 0)
+                        break;
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "sole-opener", "open count %d, waiting %llu us",
+                        info.open_count, (unsigned long long) d);
+                o->sleep_until(o->userdata, t + d);
+        }
+
+        if (f->p->deferred) {
+                *ret_still_open = true;
+                *done = false;
+                return 0;
+        }
+        o->release(o->userdata, f->fd);
+        f->fd = -EBADF;
+        restore_queueing(f);
+        rescan_blockers(f);
+        r = describe_blockers(f, &who);
+        if (r < 0)
+                return r;
+        return stop(f, MPF_RESULT_BUSY, MPF_STEP_SOLE_OPENER, "still opened by others (open count %d)%s%s",
+                    info.open_count, *who ? ": " : "", who);
+}
+
+/* ---- 9 remove ---- */
+
+static int step_remove(struct flush *f, bool deferred, bool *done)
+{
+        const struct mpf_ops *o = f->ops;
+        struct backoff b;
+        int r;
+
+        *done = true;
+        if (deferred) {
+                /* partition maps first (when we come here straight from in-use), then the map.
+                 * The fd, if we hold one, is dropped only after the deferred remove is queued. */
+                for (size_t i = 1; i < f->n_targets; i++) {
+                        r = o->remove(o->userdata, f->targets[i].name, true, &f->cookie);
+                        f->udev_pending = true;
+                        if (r < 0 && r != -ENXIO) {
+                                if (f->fd >= 0) {
+                                        o->release(o->userdata, f->fd);
+                                        f->fd = -EBADF;
+                                }
+                                finish_cookie(f);
+                                restore_queueing(f);
+                                return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE,
+                                            "deferred remove of %s failed: %s", f->targets[i].name, strerror(-r));
+                        }
+                }
+                r = o->remove(o->userdata, f->map.name, true, &f->cookie);
+                f->udev_pending = true;
+                if (f->fd >= 0) {
+                        o->release(o->userdata, f->fd);
+                        f->fd = -EBADF;
+                }
+                if (r < 0 && r != -ENXIO) {
+                        finish_cookie(f);
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE, "deferred remove failed: %s",
+                                    strerror(-r));
+                }
+                *done = false;
+                return 0;
+        }
+
+        o->release(o->userdata, f->fd);
+        f->fd = -EBADF;
+        backoff_init(&b, REMOVE_BACKOFF_FIRST_USEC, REMOVE_BACKOFF_MAX_USEC);
+        for (;;) {
+                usec_t t, d;
+
+                r = o->remove(o->userdata, f->map.name, false, &f->cookie);
+                f->udev_pending = true;
+                if (r >= 0 || r == -ENXIO)
+                        break;
+                if (r != -EBUSY) {
+                        finish_cookie(f);
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE, "remove failed: %s", strerror(-r));
+                }
+                t = now(f);
+                d = backoff_step(&b, f->p->deadline, t);
+                if (d == 0) {
+                        _cleanup_(freep) char *who = NULL;
+
+                        finish_cookie(f);
+                        restore_queueing(f);
+                        rescan_blockers(f);
+                        r = describe_blockers(f, &who);
+                        if (r < 0)
+                                return r;
+                        return stop(f, MPF_RESULT_BUSY, MPF_STEP_REMOVE, "opened again before removal%s%s",
+                                    *who ? ": " : "", who);
+                }
+                step_debug(f, MPF_STEP_REMOVE, "map busy (EBUSY), retrying");
+                o->sleep_until(o->userdata, t + d);
+        }
+        *done = false;
+        return 0;
+}
+
+/* ---- 10 udev-wait, done ---- */
+
+static int step_udev_wait(struct flush *f, bool deferred)
+{
+        const struct mpf_ops *o = f->ops;
+        struct mpf_dm_info info;
+        bool udev_late = false;
+        int r;
+
+        if (f->udev_pending) {
+                r = o->udev_wait(o->userdata, &f->map, f->cookie, f->p->deadline);
+                f->cookie = 0;
+                f->udev_pending = false;
+                if (r == -ETIMEDOUT)
+                        udev_late = true;
+                else if (r < 0)
+                        log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "udev-wait",
+                                "Waiting for udev failed: %m, ignoring");
+        }
+
+        r = o->info_by_uuid(o->userdata, f->map.uuid, &info);
+        if (r < 0) {
+                restore_queueing(f);
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, "cannot check that the map is gone: %s",
+                            strerror(-r));
+        }
+        if (info.exists) {
+                if (deferred && info.deferred_remove) {
+                        /* still in use: it goes when the last user closes it; keep it usable until then */
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_REMOVE,
+                                    "in use; removal deferred until the last user closes it");
+                }
+                restore_queueing(f);
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, "the map still exists after its removal");
+        }
+        f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false; /* gone with the map */
+        if (udev_late)
+                return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
+                            "removed; udev had not finished with it at the deadline (cookie released)");
+        return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE, "removed");
+}
+
+/* ---- dry run ---- */
+
+static int plan(struct flush *f, const char *fmt, ...) _printf_(2, 3);
+static int plan(struct flush *f, const char *fmt, ...)
+{
+        char *s = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return strv_push(&f->res->plan, s);
+}
+
+static int dry_run(struct flush *f)
+{
+        _cleanup_(freep) char *who = NULL;
+        bool in_use;
+        int r;
+
+        r = scan_in_use(f);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
+        in_use = mpf_blockers_any(&f->res->blockers);
+        r = describe_blockers(f, &who);
+        if (r < 0)
+                return r;
+
+        if (plan(f, "lock: map lock for %s, then its path devices", f->map.uuid) < 0 ||
+            plan(f, "in-use: %s", *who ? who : "not in use") < 0)
+                return -ENOMEM;
+        if (in_use && !f->p->deferred)
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "dry run: would stop, in use: %s", who);
+        if (in_use) {
+                for (size_t i = 1; i < f->n_targets; i++)
+                        if (plan(f, "remove: deferred remove of partition map %s", f->targets[i].name) < 0)
+                                return -ENOMEM;
+                if (plan(f, "remove: deferred remove of %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
+                        return -ENOMEM;
+                return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_IN_USE, "dry run: would defer the removal, in use: %s",
+                            who);
+        }
+        if (plan(f, "queueing: %s",
+                 f->res->queueing_before == 0 ? "queue_if_no_path is off, nothing to do"
+                                              : "fail_if_no_path (and multipathd disablequeueing)") < 0)
+                return -ENOMEM;
+        for (size_t i = 1; i < f->n_targets; i++)
+                if (plan(f, "partitions: remove %s", f->targets[i].name) < 0)
+                        return -ENOMEM;
+        if (plan(f, "claim: open /dev/mapper/%s read-only, exclusive", f->map.name) < 0 ||
+            plan(f, "flush: fsync") < 0 || plan(f, "sole-opener: open count must be 1") < 0 ||
+            plan(f, "remove: %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
+                return -ENOMEM;
+        return stop(f, MPF_RESULT_REMOVED, MPF_STEP_IN_USE, "dry run: nothing blocks the removal");
+}
+
+/* ---- the whole flush ---- */
+
+static int flush_steps(struct flush *f, const char *arg)
+{
+        bool done, in_use, still_open, deferred;
+        int r;
+
+        r = step_resolve(f, arg, &done);
+        if (r < 0 || done)
+                return r;
+        if (f->p->dry_run)
+                return dry_run(f);
+        r = step_lock(f, &done);
+        if (r < 0 || done)
+                return r;
+        r = step_in_use(f, &done, &in_use);
+        if (r < 0 || done)
+                return r;
+        if (in_use) {
+                /* --deferred and in use: leave queueing alone, let the kernel remove it later */
+                r = step_remove(f, true, &done);
+                if (r < 0 || done)
+                        return r;
+                return step_udev_wait(f, true);
+        }
+        r = step_queueing(f, &done);
+        if (r < 0 || done)
+                return r;
+        r = step_partitions(f, &done);
+        if (r < 0 || done)
+                return r;
+        r = step_claim(f, &done);
+        if (r < 0 || done)
+                return r;
+        r = step_flush(f, &done);
+        if (r < 0 || done)
+                return r;
+        r = step_sole_opener(f, &done, &still_open);
+        if (r < 0 || done)
+                return r;
+        deferred = still_open; /* only with --deferred */
+        f->n_targets = MIN(f->n_targets, (size_t) 1); /* partition maps are gone already */
+        r = step_remove(f, deferred, &done);
+        if (r < 0 || done)
+                return r;
+        return step_udev_wait(f, deferred);
+}
+
+int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
+                  struct mpf_map_result *ret)
+{
+        struct flush f = {
+                .ops = ops,
+                .p = p,
+                .res = ret,
+                .fd = -EBADF,
+        };
+        int r;
+
+        *ret = (struct mpf_map_result) {
+                .queueing_before = -1,
+                .queueing_after = -1,
+                .result = MPF_RESULT_FAILED,
+                .step = MPF_STEP_RESOLVE,
+        };
+        ret->map = strdup(arg);
+        if (!ret->map)
+                return -ENOMEM;
+        f.start = now(&f);
+
+        r = flush_steps(&f, arg);
+
+        /* whatever happened: no fd, no cookie, queueing as found unless the map is gone */
+        if (f.fd >= 0) {
+                ops->release(ops->userdata, f.fd);
+                f.fd = -EBADF;
+        }
+        finish_cookie(&f);
+        restore_queueing(&f);
+        if (f.lock)
+                ops->unlock(ops->userdata, f.lock);
+        free(f.params);
+        free(f.targets);
+        ret->elapsed_ms = (now(&f) - f.start) / USEC_PER_MSEC;
+        if (r < 0) {
+                (void) stop(&f, MPF_RESULT_FAILED, ret->step, "%s", strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+void mpf_run_done(struct mpf_run *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_maps; i++)
+                mpf_map_result_done(&r->maps[i]);
+        r->maps = mfree(r->maps);
+        r->n_maps = 0;
+        r->error = mfree(r->error);
+}
+
+int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
+                size_t n_maps, struct mpf_run *ret)
+{
+        _cleanup_(strv_freep) char **listed = NULL;
+        struct mpf_run run = { .exit_status = MPF_EXIT_OK };
+        int r;
+
+        r = ops->check(ops->userdata);
+        if (r < 0) {
+                run.exit_status = MPF_EXIT_ENVIRONMENT;
+                if (asprintf_safe(&run.error, "%s: %s",
+                                  r == -EPERM || r == -EACCES ? "must be root (device-mapper not permitted)"
+                                                              : "device-mapper is not available (/dev/mapper/control)",
+                                  strerror(-r)) < 0)
+                        return -ENOMEM;
+                *ret = run;
+                return 0;
+        }
+        if (all) {
+                r = ops->list(ops->userdata, &listed);
+                if (r < 0) {
+                        run.exit_status = r == -EPERM || r == -EACCES ? MPF_EXIT_ENVIRONMENT : MPF_EXIT_FAILED;
+                        if (asprintf_safe(&run.error, "cannot list the multipath maps: %s", strerror(-r)) < 0)
+                                return -ENOMEM;
+                        *ret = run;
+                        return 0;
+                }
+                maps = listed;
+                n_maps = strv_length(listed);
+        }
+        run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
+        if (!run.maps)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_maps; i++) {
+                r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
+                run.n_maps++;
+                if (r < 0) {
+                        mpf_run_done(&run);
+                        return r;
+                }
+                run.exit_status = mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+        }
+        *ret = run;
+        return 0;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deadline.h"
+#include "dm.h"
+#include "result.h"
+#include "usage.h"
+
+/* sole-opener: transient openers (blkid run by udev) get this long to go away */
+#define SOLE_OPENER_BACKOFF_FIRST_USEC (5 * USEC_PER_MSEC)
+#define SOLE_OPENER_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)
+/* remove: someone opened the map between our close and DM_DEV_REMOVE */
+#define REMOVE_BACKOFF_FIRST_USEC (10 * USEC_PER_MSEC)
+#define REMOVE_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)
+/* Restoring queueing is never skipped for lack of time: it gets this much past the deadline. */
+#define RESTORE_GRACE_USEC (2 * USEC_PER_SEC)
+
+/* The world as the flush sees it. The real implementation is in device.c; tests/unit fake it.
+ * Every function returns 0 or a negative errno. */
+struct mpf_ops {
+        void *userdata;
+        /* The dm driver is usable (else -EPERM/-EACCES/-ENOENT...: exit 6). */
+        int (*check)(void *u);
+        /* Names of all multipath maps (--all). */
+        int (*list)(void *u, char ***ret_names);
+        /* ret->exists false: no such map. */
+        int (*info_by_name)(void *u, const char *name, struct mpf_dm_info *ret);
+        int (*info_by_uuid)(void *u, const char *uuid, struct mpf_dm_info *ret);
+        /* stat + dm info by dev_t: -ENOENT no such node, -ENOTBLK not a block device,
+         * -ENODEV a block device that is not a dm device. */
+        int (*info_by_path)(void *u, const char *path, struct mpf_dm_info *ret);
+        /* live table: number of targets, first target's type and params */
+        int (*table)(void *u, const char *name, unsigned *ret_n, char **ret_type, char **ret_params);
+        /* [0]: the map itself, then its kpartx partition maps */
+        int (*targets)(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n);
+        int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, struct mpf_blockers *ret,
+                          unsigned *ret_explained);
+        int (*lock)(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock);
+        void (*unlock)(void *u, void *lock);
+        int (*message)(void *u, const char *name, const char *msg);
+        /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail" */
+        int (*mpathd)(void *u, const char *cmd, usec_t deadline);
+        /* open the map O_RDONLY|O_EXCL|O_CLOEXEC */
+        int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
+        /* fsync bounded by the deadline: -ETIMEDOUT, -EIO */
+        int (*flush)(void *u, int fd, usec_t deadline);
+        void (*release)(void *u, int fd);
+        int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);
+        /* until udev has processed the cookie's events (or the deadline: -ETIMEDOUT, cookie released) */
+        int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
+        usec_t (*now)(void *u);
+        void (*sleep_until)(void *u, usec_t t);
+};
+
+struct mpf_flush_params {
+        bool deferred;
+        bool dry_run;
+        usec_t deadline;
+};
+
+/* The ordered flush of one map, arg as given on the command line. Always fills *ret (its
+ * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */
+int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
+                  struct mpf_map_result *ret);
+
+struct mpf_run {
+        struct mpf_map_result *maps;
+        size_t n_maps;
+        int exit_status;
+        char *error; /* environment error (exit 6), else NULL */
+};
+void mpf_run_done(struct mpf_run *r);
+
+/* Flush every MAP (or all multipath maps), one after another; the deadline covers the run. */
+int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
+                size_t n_maps, struct mpf_run *ret);

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+static int journal = -1; /* -1: not decided yet */
+
+void log_set_max_level(int level)
+{
+        max_level = level;
+}
+
+int log_get_max_level(void)
+{
+        return max_level;
+}
+
+bool journal_stream_matches(const char *env, unsigned long long dev, unsigned long long ino)
+{
+        unsigned long long d, i;
+        char tail;
+
+        if (!env)
+                return false;
+        if (sscanf(env, "%llu:%llu%c", &d, &i, &tail) != 2)
+                return false;
+        return d == dev && i == ino;
+}
+
+void log_open(void)
+{
+        struct stat st;
+
+        if (fstat(STDERR_FILENO, &st) < 0) {
+                journal = 0;
+                return;
+        }
+        journal = journal_stream_matches(getenv("JOURNAL_STREAM"), (unsigned long long) st.st_dev,
+                                         (unsigned long long) st.st_ino);
+}
+
+bool log_to_journal(void)
+{
+        if (journal < 0)
+                log_open();
+        return journal > 0;
+}
+
+void log_set_journal(bool b)
+{
+        journal = b;
+}
+
+int log_internal(int level, int error, const char *map, const char *uuid, const char *step, const char *fmt, ...)
+{
+        char buf[2048];
+        va_list ap;
+        int e = abs(error);
+
+        if (level > max_level)
+                return -e;
+
+        errno = e;
+        va_start(ap, fmt);
+        (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+
+        if (log_to_journal()) {
+                (void) sd_journal_send("MESSAGE=%s%s%s%s%s", map ? map : "", map ? ": " : "",
+                                       step ? step : "", step ? ": " : "", buf,
+                                       "PRIORITY=%i", level,
+                                       "SYSLOG_IDENTIFIER=mpath-flush",
+                                       "MPATH_FLUSH_MAP=%s", strempty(map),
+                                       "MPATH_FLUSH_UUID=%s", strempty(uuid),
+                                       "MPATH_FLUSH_STEP=%s", strempty(step),
+                                       e > 0 ? "ERRNO=%i" : NULL, e,
+                                       NULL);
+        } else {
+                if (map && step)
+                        fprintf(stderr, "mpath-flush: %s: %s: %s\n", map, step, buf);
+                else if (map)
+                        fprintf(stderr, "mpath-flush: %s: %s\n", map, buf);
+                else
+                        fprintf(stderr, "mpath-flush: %s\n", buf);
+        }
+        errno = e;
+        return -e;
+}

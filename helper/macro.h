@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _pure_ __attribute__((pure))
+#define _warn_unused_result_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)
+
+/* Turn a libc -1/errno failure into a negative errno, never 0. */
+static inline int negative_errno(void)
+{
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline void freep(void *p)
+{
+        free(*(void **)p);
+}
+
+static inline int safe_close(int fd)
+{
+        if (fd >= 0) {
+                int saved = errno;
+                (void) close(fd);
+                errno = saved;
+        }
+        return -EBADF;
+}
+
+static inline void closep(int *fd)
+{
+        *fd = safe_close(*fd);
+}
+
+static inline void fclosep(FILE **f)
+{
+        if (*f)
+                (void) fclose(*f);
+        *f = NULL;
+}
+
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                (void) closedir(*d);
+        *d = NULL;
+}
+
+static inline void *mfree(void *p)
+{
+        free(p);
+        return NULL;
+}
+
+#define TAKE_PTR(p)                                                                                           \
+        ({                                                                                                    \
+                __typeof__(p) _p_ = (p);                                                                      \
+                (p) = NULL;                                                                                   \
+                _p_;                                                                                          \
+        })
+
+#define TAKE_FD(fd)                                                                                           \
+        ({                                                                                                    \
+                int _fd_ = (fd);                                                                              \
+                (fd) = -EBADF;                                                                                \
+                _fd_;                                                                                         \
+        })
+
+/* NULL-terminated string vectors. */
+char **strv_free(char **l);
+static inline void strv_freep(char ***l)
+{
+        *l = strv_free(*l);
+}
+size_t strv_length(char *const *l);
+int strv_push(char ***l, char *value);      /* takes ownership of value, also on failure */
+int strv_extend(char ***l, const char *value);
+int strv_contains(char *const *l, const char *value);
+
+/* Small string helpers. */
+static inline const char *strempty(const char *s)
+{
+        return s ? s : "";
+}
+const char *startswith(const char *s, const char *prefix) _pure_;
+int read_one_line(const char *path, char **ret);
+int asprintf_safe(char **ret, const char *fmt, ...) _printf_(2, 3);

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+
+#include "log.h"
+#include "options.h"
+#include "result.h"
+#include "run.h"
+
+int main(int argc, char *argv[])
+{
+        struct mpf_options o;
+
+        if (mpf_parse_options(argc, argv, &o, stderr) < 0)
+                return MPF_EXIT_USAGE;
+        switch (o.action) {
+        case MPF_ACTION_HELP:
+                mpf_help(stdout);
+                return MPF_EXIT_OK;
+        case MPF_ACTION_VERSION:
+                printf("mpath-flush %s\n", MPF_VERSION);
+                return MPF_EXIT_OK;
+        case MPF_ACTION_FLUSH:
+        default:
+                break;
+        }
+        log_set_max_level(o.verbose < 0 ? LOG_ERR : o.verbose == 0 ? LOG_INFO : LOG_DEBUG);
+        log_open();
+        return mpf_run(&o);
+}

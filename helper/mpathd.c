@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "macro.h"
+#include "mpathd.h"
+
+static int connect_to(const char *name, bool abstract)
+{
+        _cleanup_(closep) int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t l = strlen(name);
+        socklen_t salen;
+
+        if (l + (abstract ? 1 : 0) >= sizeof(sa.sun_path))
+                return -EINVAL;
+        if (abstract) {
+                memcpy(sa.sun_path + 1, name, l);
+                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l);
+        } else {
+                memcpy(sa.sun_path, name, l + 1);
+                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1);
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, salen) < 0)
+                return negative_errno();
+        return TAKE_FD(fd);
+}
+
+int mpathd_connect(void)
+{
+        const char *name = getenv(MPATHD_SOCKET_ENV);
+        int fd;
+
+        if (name && *name)
+                return connect_to(name, true);
+        fd = connect_to(MPATHD_SOCKET_ABSTRACT, true);
+        if (fd >= 0)
+                return fd;
+        return connect_to(MPATHD_SOCKET_PATH, false);
+}
+
+static int wait_fd(int fd, short events, usec_t deadline)
+{
+        struct pollfd p = { .fd = fd, .events = events };
+        int r;
+
+        for (;;) {
+                int ms = deadline_poll_ms(deadline, now_monotonic());
+                if (ms == 0)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r > 0)
+                        return 0;
+        }
+}
+
+static int write_all(int fd, const void *buf, size_t n, usec_t deadline)
+{
+        const char *p = buf;
+
+        while (n > 0) {
+                ssize_t k;
+                int r = wait_fd(fd, POLLOUT, deadline);
+                if (r < 0)
+                        return r;
+                k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return negative_errno();
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n, usec_t deadline)
+{
+        char *p = buf;
+
+        while (n > 0) {
+                ssize_t k;
+                int r = wait_fd(fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
+                k = recv(fd, p, n, MSG_DONTWAIT);
+                if (k < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        return -ECONNRESET;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+int mpathd_send(int fd, const char *msg, usec_t deadline)
+{
+        size_t len = strlen(msg) + 1;
+        int r;
+
+        r = write_all(fd, &len, sizeof(len), deadline);
+        if (r < 0)
+                return r;
+        return write_all(fd, msg, len, deadline);
+}
+
+int mpathd_recv(int fd, char **ret_reply, usec_t deadline)
+{
+        _cleanup_(freep) char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_all(fd, &len, sizeof(len), deadline);
+        if (r < 0)
+                return r;
+        if (len == 0 || len > MPATHD_REPLY_MAX)
+                return -EBADMSG;
+        buf = malloc(len + 1);
+        if (!buf)
+                return -ENOMEM;
+        r = read_all(fd, buf, len, deadline);
+        if (r < 0)
+                return r;
+        buf[len] = 0; /* the sender's NUL is inside len; never trust it */
+        *ret_reply = TAKE_PTR(buf);
+        return 0;
+}
+
+int mpathd_reply_result(const char *reply)
+{
+        if (!reply)
+                return -EPROTO;
+        if (strcmp(reply, "ok\n") == 0 || strcmp(reply, "ok") == 0)
+                return 0;
+        if (startswith(reply, "fail"))
+                return -EBADMSG;
+        return -EPROTO;
+}
+
+int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply)
+{
+        _cleanup_(closep) int fd = -EBADF;
+        _cleanup_(freep) char *reply = NULL;
+        usec_t d = MIN(deadline, usec_add(now_monotonic(), MPATHD_TIMEOUT_USEC));
+        int r;
+
+        fd = mpathd_connect();
+        if (fd < 0)
+                return fd;
+        r = mpathd_send(fd, cmd, d);
+        if (r < 0)
+                return r;
+        r = mpathd_recv(fd, &reply, d);
+        if (r < 0)
+                return r;
+        r = mpathd_reply_result(reply);
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(reply);
+        return r;
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "macro.h"
+#include "names.h"
+#include "options.h"
+
+const char mpf_short_options[] = "adt:njvqh";
+
+const struct option mpf_long_options[] = {
+        { "all",          no_argument,       NULL, 'a'              },
+        { "deferred",     no_argument,       NULL, 'd'              },
+        { "timeout",      required_argument, NULL, 't'              },
+        { "dry-run",      no_argument,       NULL, 'n'              },
+        { "json",         no_argument,       NULL, 'j'              },
+        { "no-udev-sync", no_argument,       NULL, ARG_NO_UDEV_SYNC },
+        { "verbose",      no_argument,       NULL, 'v'              },
+        { "quiet",        no_argument,       NULL, 'q'              },
+        { "help",         no_argument,       NULL, 'h'              },
+        { "version",      no_argument,       NULL, ARG_VERSION      },
+        {}
+};
+
+void mpf_help(FILE *f)
+{
+        fprintf(f,
+                "Usage: mpath-flush [OPTIONS] MAP...\n"
+                "       mpath-flush [OPTIONS] --all\n"
+                "\n"
+                "Flush and remove dm-multipath maps safely, one ordered step at a time.\n"
+                "MAP is a map name, /dev/mapper/NAME, /dev/dm-N (any block node), a WWID or mpath-WWID.\n"
+                "\n"
+                "  -a, --all             every multipath map; partition maps go with their map\n"
+                "  -d, --deferred        if the map is in use, schedule a deferred remove\n"
+                "  -t, --timeout SECONDS hard deadline for the whole run (default 30, max 3600)\n"
+                "  -n, --dry-run         print the plan and the blockers; change nothing\n"
+                "  -j, --json            one JSON document on stdout\n"
+                "      --no-udev-sync    never wait for udev\n"
+                "  -v, --verbose         more log (repeatable)\n"
+                "  -q, --quiet           only errors\n"
+                "  -h, --help            show this help\n"
+                "      --version         show the version\n"
+                "\n"
+                "See mpath-flush(8).\n");
+}
+
+_printf_(2, 3) static int usage_error(FILE *err, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err) {
+                fputs("mpath-flush: ", err);
+                va_start(ap, fmt);
+                vfprintf(err, fmt, ap);
+                va_end(ap);
+                fputs(" (see --help)\n", err);
+        }
+        return -EINVAL;
+}
+
+int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err)
+{
+        struct mpf_options o = {
+                .action = MPF_ACTION_FLUSH,
+                .timeout = MPF_TIMEOUT_DEFAULT_USEC,
+        };
+        int c, r;
+
+        optind = 0; /* full re-initialisation, so tests can call us repeatedly */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, mpf_short_options, mpf_long_options, NULL)) >= 0) {
+                switch (c) {
+                case 'a':
+                        o.all = true;
+                        break;
+                case 'd':
+                        o.deferred = true;
+                        break;
+                case 't':
+                        r = parse_timeout(optarg, &o.timeout);
+                        if (r < 0)
+                                return usage_error(err,
+                                                   "invalid --timeout '%s': expected seconds, 0 < N <= 3600",
+                                                   optarg);
+                        break;
+                case 'n':
+                        o.dry_run = true;
+                        break;
+                case 'j':
+                        o.json = true;
+                        break;
+                case ARG_NO_UDEV_SYNC:
+                        o.no_udev_sync = true;
+                        break;
+                case 'v':
+                        if (o.verbose < 2)
+                                o.verbose++;
+                        break;
+                case 'q':
+                        o.verbose = -1;
+                        break;
+                case 'h':
+                        o.action = MPF_ACTION_HELP;
+                        break;
+                case ARG_VERSION:
+                        o.action = MPF_ACTION_VERSION;
+                        break;
+                case '?':
+                default:
+                        if (optopt > 0 && optopt < 0x100) {
+                                char s[2] = { (char) optopt, 0 };
+                                bool needs_arg = strchr(mpf_short_options, optopt) != NULL;
+                                return usage_error(err,
+                                                   needs_arg ? "option -%s requires an argument"
+                                                             : "unknown option -%s",
+                                                   s);
+                        }
+                        return usage_error(err, "unknown or incomplete option '%s'", argv[optind - 1]);
+                }
+        }
+
+        if (o.action != MPF_ACTION_FLUSH) {
+                *ret = o;
+                return 0;
+        }
+
+        o.maps = argv + optind;
+        o.n_maps = (size_t) (argc - optind);
+        if (o.all && o.n_maps > 0)
+                return usage_error(err, "%s: --all takes no MAP arguments", "usage");
+        if (!o.all && o.n_maps == 0)
+                return usage_error(err, "%s: no MAP given (or use --all)", "usage");
+        for (size_t i = 0; i < o.n_maps; i++)
+                if (mpf_arg_classify(o.maps[i]) < 0)
+                        return usage_error(err,
+                                           "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
+                                           o.maps[i]);
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <json-c/json.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+#include "macro.h"
+#include "output.h"
+
+static void json_putp(struct json_object **o)
+{
+        if (*o)
+                json_object_put(*o);
+        *o = NULL;
+}
+
+/* Adds val (consumed) to obj; false on OOM. */
+static bool add(struct json_object *obj, const char *key, struct json_object *val)
+{
+        if (!val)
+                return false;
+        if (json_object_object_add(obj, key, val) < 0) {
+                json_object_put(val);
+                return false;
+        }
+        return true;
+}
+
+static bool append(struct json_object *arr, struct json_object *val)
+{
+        if (!val)
+                return false;
+        if (json_object_array_add(arr, val) < 0) {
+                json_object_put(val);
+                return false;
+        }
+        return true;
+}
+
+/* json-c represents null as a NULL object */
+static bool add_string_or_null(struct json_object *obj, const char *key, const char *s)
+{
+        if (!s)
+                return json_object_object_add(obj, key, NULL) >= 0;
+        return add(obj, key, json_object_new_string(s));
+}
+
+static struct json_object *strv_to_json(char *const *l)
+{
+        struct json_object *a = json_object_new_array();
+
+        if (!a)
+                return NULL;
+        STRV_FOREACH(s, (char **) l)
+                if (!append(a, json_object_new_string(*s))) {
+                        json_object_put(a);
+                        return NULL;
+                }
+        return a;
+}
+
+static bool add_tristate(struct json_object *obj, const char *key, int v)
+{
+        if (v < 0)
+                return json_object_object_add(obj, key, NULL) >= 0;
+        return add(obj, key, json_object_new_boolean(v > 0));
+}
+
+static struct json_object *blockers_to_json(const struct mpf_blockers *b)
+{
+        _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *mounts = NULL, *openers = NULL;
+
+        if (!o)
+                return NULL;
+        mounts = json_object_new_array();
+        openers = json_object_new_array();
+        if (!mounts || !openers)
+                return NULL;
+        for (size_t i = 0; i < b->n_mounts; i++) {
+                struct json_object *m = json_object_new_object();
+                if (!m || !append(mounts, m) || !add(m, "device", json_object_new_string(b->mounts[i].device)) ||
+                    !add(m, "target", json_object_new_string(b->mounts[i].target)) ||
+                    !add(m, "pid", json_object_new_int(b->mounts[i].pid)))
+                        return NULL;
+        }
+        for (size_t i = 0; i < b->n_openers; i++) {
+                struct json_object *m = json_object_new_object();
+                if (!m || !append(openers, m) || !add(m, "pid", json_object_new_int(b->openers[i].pid)) ||
+                    !add(m, "comm", json_object_new_string(b->openers[i].comm)) ||
+                    !add(m, "device", json_object_new_string(b->openers[i].device)))
+                        return NULL;
+        }
+        if (!add(o, "holders", strv_to_json(b->holders)) || !add(o, "mounts", TAKE_PTR(mounts)) ||
+            !add(o, "swaps", strv_to_json(b->swaps)) || !add(o, "openers", TAKE_PTR(openers)) ||
+            !add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static struct json_object *map_to_json(const struct mpf_map_result *r, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *q = NULL;
+        char dev[32];
+
+        if (!o)
+                return NULL;
+        q = json_object_new_object();
+        if (!q || !add_tristate(q, "before", r->queueing_before) || !add_tristate(q, "after", r->queueing_after))
+                return NULL;
+        if (r->have_devt)
+                snprintf(dev, sizeof(dev), "%u:%u", major(r->devt), minor(r->devt));
+        if (!add_string_or_null(o, "map", r->map) || !add_string_or_null(o, "name", r->name) ||
+            !add_string_or_null(o, "uuid", r->uuid) || !add_string_or_null(o, "dev", r->have_devt ? dev : NULL) ||
+            !add(o, "result", json_object_new_string(mpf_result_to_string(r->result))) ||
+            !add(o, "step", json_object_new_string(mpf_step_to_string(r->step))) ||
+            !add(o, "reason", json_object_new_string(strempty(r->reason))) ||
+            !add(o, "blockers", blockers_to_json(&r->blockers)) || !add(o, "queueing", TAKE_PTR(q)) ||
+            !add(o, "partitions", strv_to_json(r->partitions)) ||
+            !add(o, "elapsed_ms", json_object_new_int64((int64_t) r->elapsed_ms)))
+                return NULL;
+        if (dry_run && !add(o, "plan", strv_to_json(r->plan)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+struct json_object *mpf_run_to_json(const struct mpf_run *run, const char *version, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *maps = NULL;
+
+        if (!o)
+                return NULL;
+        maps = json_object_new_array();
+        if (!maps)
+                return NULL;
+        for (size_t i = 0; i < run->n_maps; i++)
+                if (!append(maps, map_to_json(&run->maps[i], dry_run)))
+                        return NULL;
+        if (!add(o, "version", json_object_new_string(version)) || !add(o, "maps", TAKE_PTR(maps)) ||
+            !add(o, "exit_status", json_object_new_int(run->exit_status)))
+                return NULL;
+        if (dry_run && !add(o, "dry_run", json_object_new_boolean(1)))
+                return NULL;
+        if (run->error && !add(o, "error", json_object_new_string(run->error)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+int mpf_print_json(FILE *f, const struct mpf_run *run, const char *version, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = mpf_run_to_json(run, version, dry_run);
+        const char *s;
+
+        if (!o)
+                return -ENOMEM;
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s)
+                return -ENOMEM;
+        if (fprintf(f, "%s\n", s) < 0 || fflush(f) != 0)
+                return -EIO;
+        return 0;
+}
+
+char *mpf_map_result_line(const struct mpf_map_result *r)
+{
+        char *s = NULL;
+        const char *res = mpf_result_to_string(r->result), *step = mpf_step_to_string(r->step);
+        const char *reason = strempty(r->reason);
+
+        if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE && strcmp(reason, "removed") == 0)
+                (void) asprintf_safe(&s, "removed (%llu ms)", (unsigned long long) r->elapsed_ms);
+        else
+                (void) asprintf_safe(&s, "%s at %s: %s%s", res, step, reason,
+                                     r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "");
+        return s;
+}
+
+void mpf_log_results(const struct mpf_run *run)
+{
+        if (run->error)
+                log_error("%s", run->error);
+        for (size_t i = 0; i < run->n_maps; i++) {
+                const struct mpf_map_result *r = &run->maps[i];
+                _cleanup_(freep) char *line = mpf_map_result_line(r);
+                const char *label = r->name ? r->name : r->map;
+                int level = mpf_map_result_exit_code(r) == MPF_EXIT_OK ? LOG_INFO : LOG_ERR;
+
+                if (!line)
+                        continue;
+                if (level > log_get_max_level())
+                        continue;
+                if (log_to_journal())
+                        (void) sd_journal_send("MESSAGE=%s: %s", label, line,
+                                               "PRIORITY=%i", level,
+                                               "SYSLOG_IDENTIFIER=mpath-flush",
+                                               "MPATH_FLUSH_MAP=%s", label,
+                                               "MPATH_FLUSH_UUID=%s", strempty(r->uuid),
+                                               "MPATH_FLUSH_STEP=%s", mpf_step_to_string(r->step),
+                                               "MPATH_FLUSH_RESULT=%s", mpf_result_to_string(r->result),
+                                               NULL);
+                else
+                        fprintf(stderr, "mpath-flush: %s: %s\n", label, line);
+        }
+}
+
+void mpf_print_plan(FILE *f, const struct mpf_run *run)
+{
+        for (size_t i = 0; i < run->n_maps; i++) {
+                const struct mpf_map_result *r = &run->maps[i];
+
+                fprintf(f, "%s (%s): would be %s\n", r->name ? r->name : r->map, strempty(r->uuid),
+                        mpf_result_to_string(r->result));
+                STRV_FOREACH(p, r->plan)
+                        fprintf(f, "  %s\n", *p);
+                if (r->queueing_before >= 0)
+                        fprintf(f, "  queueing now: %s\n", r->queueing_before ? "on" : "off");
+        }
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Steps, results and exit codes of doc/CONTRACT.md. */
+typedef enum MpfStep {
+        MPF_STEP_RESOLVE,
+        MPF_STEP_LOCK,
+        MPF_STEP_IN_USE,
+        MPF_STEP_QUEUEING,
+        MPF_STEP_PARTITIONS,
+        MPF_STEP_CLAIM,
+        MPF_STEP_FLUSH,
+        MPF_STEP_SOLE_OPENER,
+        MPF_STEP_REMOVE,
+        MPF_STEP_UDEV_WAIT,
+        MPF_STEP_DONE,
+        _MPF_STEP_MAX,
+} MpfStep;
+
+typedef enum MpfResult {
+        MPF_RESULT_REMOVED,
+        MPF_RESULT_ABSENT,
+        MPF_RESULT_DEFERRED,
+        MPF_RESULT_BUSY,
+        MPF_RESULT_TIMEOUT,
+        MPF_RESULT_FAILED,
+        MPF_RESULT_REFUSED,
+        _MPF_RESULT_MAX,
+} MpfResult;
+
+enum {
+        MPF_EXIT_OK = 0,
+        MPF_EXIT_FAILED = 1,
+        MPF_EXIT_USAGE = 2,
+        MPF_EXIT_REFUSED = 3,
+        MPF_EXIT_BUSY = 4,
+        MPF_EXIT_TIMEOUT = 5,
+        MPF_EXIT_ENVIRONMENT = 6,
+        MPF_EXIT_RESTORE_FAILED = 7,
+};
+
+const char *mpf_step_to_string(MpfStep s);
+const char *mpf_result_to_string(MpfResult r);
+MpfStep mpf_step_from_string(const char *s);
+MpfResult mpf_result_from_string(const char *s);
+
+struct mpf_mount {
+        char *device; /* map or partition map name */
+        char *target;
+        pid_t pid;
+};
+
+struct mpf_opener {
+        pid_t pid;
+        char *comm;
+        char *device; /* map or partition map name */
+};
+
+struct mpf_blockers {
+        char **holders; /* kernel claimers other than own partition maps */
+        struct mpf_mount *mounts;
+        size_t n_mounts;
+        char **swaps;
+        struct mpf_opener *openers;
+        size_t n_openers;
+        unsigned unexplained_opens;
+};
+
+void mpf_blockers_done(struct mpf_blockers *b);
+bool mpf_blockers_any(const struct mpf_blockers *b);
+int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const char *target, pid_t pid);
+int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm, const char *device);
+/* "mounted on /mnt (pid 1 mount), opened by pid 2 (sleep), held by dm-3, swap /dev/dm-4" */
+char *mpf_blockers_describe(const struct mpf_blockers *b);
+
+/* The outcome for one map: the JSON "maps" entry. */
+struct mpf_map_result {
+        char *map; /* as given, or the name for --all */
+        char *name;
+        char *uuid;
+        dev_t devt;
+        bool have_devt;
+        MpfResult result;
+        MpfStep step;
+        char *reason;
+        struct mpf_blockers blockers;
+        int queueing_before; /* -1 unknown, 0, 1 */
+        int queueing_after;
+        char **partitions;
+        uint64_t elapsed_ms;
+        bool restore_failed; /* queueing could not be restored: exit 7 */
+        char **plan;         /* --dry-run: the steps that would run */
+};
+
+void mpf_map_result_done(struct mpf_map_result *r);
+/* Exit code for one map. */
+int mpf_map_result_exit_code(const struct mpf_map_result *r);
+/* Combine per-map exit codes by the contract's precedence 7 > 1 > 5 > 4 > 3 > 0. */
+int mpf_exit_code_merge(int a, int b);

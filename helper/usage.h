@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "names.h"
+#include "result.h"
+
+#define MPF_SYSFS_ENV "MPATH_FLUSH_SYSFS"
+#define MPF_PROCFS_ENV "MPATH_FLUSH_PROCFS"
+
+/* A block device we look for users of: the map itself, or one of its partition maps. */
+struct mpf_target {
+        char name[MPF_NAME_MAX]; /* dm name: "mpatha", "mpatha-part1" */
+        char kname[32];          /* kernel name: "dm-3" */
+        dev_t devt;
+};
+
+struct mpf_usage_roots {
+        const char *sysfs;  /* "/sys" */
+        const char *procfs; /* "/proc" */
+        pid_t self;         /* our own fds are not blockers; 0: none */
+};
+
+/* Roots from $MPATH_FLUSH_SYSFS / $MPATH_FLUSH_PROCFS, else /sys and /proc. */
+void mpf_usage_roots_from_env(struct mpf_usage_roots *ret);
+
+/* Kernel name ("dm-3") of a block device number, from <sysfs>/dev/block/M:m. -ENODEV if it is
+ * not a dm device. */
+int mpf_sysfs_dm_kname(const char *sysfs, dev_t devt, char *ret, size_t size);
+/* The map's partition maps: holders of <kname> whose dm/uuid is "part<N>-<map_uuid>". */
+int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_uuid, struct mpf_target **ret,
+                         size_t *ret_n);
+/* Path devices: <sysfs>/block/<kname>/slaves/<x>, with their dev_t, sorted by dev_t ascending. */
+int mpf_sysfs_slaves(const char *sysfs, const char *kname, char ***ret_names, dev_t **ret_devts,
+                     size_t *ret_n);
+
+/* Who holds targets[0] (the map) or targets[1..] (its partition maps)? Partition maps listed in
+ * targets are not holders of the map; holders of a partition map are. *ret_explained: how many of
+ * the map's opens the findings account for (partition maps, holders, a mount, swaps, fds). */
+int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,
+                   struct mpf_blockers *ret, unsigned *ret_explained);
+
+/* Undo mountinfo's octal escapes (\040 etc.) in place. */
+void mpf_unescape_mountinfo(char *s);

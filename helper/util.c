@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "macro.h"
+
+char **strv_free(char **l)
+{
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char *const *l)
+{
+        size_t n = 0;
+
+        if (!l)
+                return 0;
+        while (l[n])
+                n++;
+        return n;
+}
+
+int strv_push(char ***l, char *value)
+{
+        size_t n = strv_length(*l);
+        char **c;
+
+        if (!value)
+                return -EINVAL;
+        c = realloc(*l, sizeof(char *) * (n + 2));
+        if (!c) {
+                free(value);
+                return -ENOMEM;
+        }
+        c[n] = value;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *value)
+{
+        char *v = strdup(value);
+
+        if (!v)
+                return -ENOMEM;
+        return strv_push(l, v);
+}
+
+int strv_contains(char *const *l, const char *value)
+{
+        if (!l)
+                return 0;
+        for (char *const *i = l; *i; i++)
+                if (strcmp(*i, value) == 0)
+                        return 1;
+        return 0;
+}
+
+const char *startswith(const char *s, const char *prefix)
+{
+        size_t l = strlen(prefix);
+
+        if (strncmp(s, prefix, l) != 0)
+                return NULL;
+        return s + l;
+}
+
+int read_one_line(const char *path, char **ret)
+{
+        _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_(freep) char *line = NULL;
+        size_t sz = 0;
+        ssize_t n;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        f = fdopen(fd, "re");
+        if (!f) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        errno = 0;
+        n = getline(&line, &sz, f);
+        if (n < 0) {
+                if (ferror(f))
+                        return errno > 0 ? -errno : -EIO;
+                /* empty file: an empty line */
+                line = mfree(line);
+                line = strdup("");
+                if (!line)
+                        return -ENOMEM;
+                n = 0;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = 0;
+        *ret = TAKE_PTR(line);
+        return 0;
+}
+
+int asprintf_safe(char **ret, const char *fmt, ...)
+{
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(ret, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
