@@ -1,14 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Baseline: `multipath -f` and `dmsetup remove` on a mounted map refuse with a
-# string that names nobody.
+# Baseline: `multipath -f` (delegated to multipathd) and `dmsetup remove` on a
+# mounted map refuse with a string that names nobody, and leave queueing on.
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
 lab_udev_start
 lab_san 1
+t_check "multipathd starts" lab_mpathd_start
 t_check "a two-path map is created" lab_maps_create 1
 map=$(lab_map_first)
+t_check "the map queues (multipathd set queue_if_no_path)" lab_map_queueing "$map"
 t_check "ext4 is made on the map" mkfs.ext4 -q -F "/dev/mapper/$map"
 mkdir -p /mnt/a
 t_check "the map is mounted" mount "/dev/mapper/$map" /mnt/a

@@ -5,6 +5,7 @@
 # shutdown hang users report).
 # mpf-lab: mode=fast timeout=75
 . /usr/lib/mpf-lab/lib.sh
+lab_udev_start
 lab_san 1
 lab_maps_create 1 || exit 1
 map=$(lab_map_first)
