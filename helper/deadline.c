@@ -43,7 +43,7 @@ int deadline_poll_ms(usec_t deadline, usec_t now)
 
         if (left == 0)
                 return 0;
-        ms = (left + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+        ms = left / USEC_PER_MSEC + (left % USEC_PER_MSEC != 0);
         return ms > INT_MAX ? INT_MAX : (int) ms;
 }
 

@@ -81,6 +81,7 @@ int mpf_features_queue_if_no_path(const char *params)
         const char *p = params;
         char *end;
         unsigned long n;
+        bool found = false;
 
         if (!params)
                 return -EBADMSG;
@@ -102,8 +103,8 @@ int mpf_features_queue_if_no_path(const char *params)
                 if (l == 0)
                         return -EBADMSG;
                 if (l == strlen("queue_if_no_path") && strncmp(p, "queue_if_no_path", l) == 0)
-                        return 1;
+                        found = true;
                 p += l;
         }
-        return 0;
+        return found;
 }

@@ -1,0 +1,952 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The ordered flush against a fake world: every step, every failure branch, the restore. */
+#include <stdarg.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "flush.h"
+#include "log.h"
+#include "macro.h"
+#include "tests.h"
+
+#define MAX_CALLS 1024
+#define SEQ_MAX 16
+
+struct fake_map {
+        struct mpf_dm_info info;
+        const char *type;
+        const char *params;
+};
+
+struct fake {
+        struct fake_map maps[4];
+        size_t n_maps;
+        char *calls[MAX_CALLS];
+        size_t n_calls;
+        usec_t clock;
+
+        int check_r;
+        int lock_r;
+        bool lock_removes_map; /* another flusher removed it while we waited */
+        bool mounted;          /* scan finds a mount of the map */
+        unsigned explained;
+        int mpathd_r;
+        int mpathd_restore_r;
+        int message_r;
+        int message_restore_r;
+        int claim_r;
+        int flush_r;
+        int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
+        size_t n_open_seq, open_pos;
+        int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
+        size_t n_remove_seq, remove_pos;
+        bool deferred_stays;    /* a deferred remove leaves the map (still open) */
+        bool remove_keeps_map;  /* remove "succeeds" but the map is still there */
+        int udev_wait_r;
+        bool claimed;
+        int part_open_count;
+};
+
+static struct fake F;
+
+_printf_(1, 2) static void record(const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        ck_assert_int_ge(vasprintf(&s, fmt, ap), 0);
+        va_end(ap);
+        ck_assert_uint_lt(F.n_calls, MAX_CALLS);
+        F.calls[F.n_calls++] = s;
+}
+
+static bool called(const char *s)
+{
+        for (size_t i = 0; i < F.n_calls; i++)
+                if (strcmp(F.calls[i], s) == 0)
+                        return true;
+        return false;
+}
+
+static ssize_t call_index(const char *s)
+{
+        for (size_t i = 0; i < F.n_calls; i++)
+                if (strcmp(F.calls[i], s) == 0)
+                        return (ssize_t) i;
+        return -1;
+}
+
+static struct fake_map *find_name(const char *name)
+{
+        for (size_t i = 0; i < F.n_maps; i++)
+                if (F.maps[i].info.exists && strcmp(F.maps[i].info.name, name) == 0)
+                        return &F.maps[i];
+        return NULL;
+}
+
+static struct fake_map *find_uuid(const char *uuid)
+{
+        for (size_t i = 0; i < F.n_maps; i++)
+                if (F.maps[i].info.exists && strcmp(F.maps[i].info.uuid, uuid) == 0)
+                        return &F.maps[i];
+        return NULL;
+}
+
+static int f_check(void *u)
+{
+        return F.check_r;
+}
+
+static int f_list(void *u, char ***ret)
+{
+        char **l = NULL;
+        for (size_t i = 0; i < F.n_maps; i++)
+                if (F.maps[i].info.exists && startswith(F.maps[i].info.uuid, "mpath-"))
+                        ck_assert_int_eq(strv_extend(&l, F.maps[i].info.name), 0);
+        if (!l)
+                l = calloc(1, sizeof(char *));
+        *ret = l;
+        return 0;
+}
+
+static void fill(struct fake_map *m, struct mpf_dm_info *ret)
+{
+        *ret = m ? m->info : (struct mpf_dm_info) {};
+        if (m && F.claimed && m == &F.maps[0] && F.n_open_seq > 0) {
+                ret->open_count = F.open_seq[F.open_pos < F.n_open_seq ? F.open_pos : F.n_open_seq - 1];
+                F.open_pos++;
+        }
+}
+
+static int f_info_by_name(void *u, const char *name, struct mpf_dm_info *ret)
+{
+        fill(find_name(name), ret);
+        return 0;
+}
+
+static int f_info_by_uuid(void *u, const char *uuid, struct mpf_dm_info *ret)
+{
+        fill(find_uuid(uuid), ret);
+        return 0;
+}
+
+static int f_info_by_path(void *u, const char *path, struct mpf_dm_info *ret)
+{
+        const char *s;
+
+        if (strcmp(path, "/etc/passwd") == 0)
+                return -ENOTBLK;
+        if (strcmp(path, "/dev/sda") == 0)
+                return -ENODEV;
+        if ((s = startswith(path, "/dev/mapper/")))
+                return -ENOENT; /* fake has no nodes: resolve must fall back to the name */
+        if (strcmp(path, "/dev/dm-0") == 0) {
+                fill(&F.maps[0], ret);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+static int f_table(void *u, const char *name, unsigned *n, char **type, char **params)
+{
+        struct fake_map *m = find_name(name);
+        if (!m)
+                return -ENXIO;
+        *n = 1;
+        *type = strdup(m->type);
+        *params = strdup(m->params);
+        return 0;
+}
+
+static int f_targets(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n)
+{
+        struct mpf_target *t = calloc(F.n_maps, sizeof(*t));
+        size_t n = 0;
+
+        for (size_t i = 0; i < F.n_maps; i++) {
+                const struct mpf_dm_info *x = &F.maps[i].info;
+                if (i == 0 || (x->exists && mpf_uuid_is_partition_of(x->uuid, map->uuid))) {
+                        snprintf(t[n].name, sizeof(t[n].name), "%s", x->name);
+                        snprintf(t[n].kname, sizeof(t[n].kname), "dm-%zu", i);
+                        t[n].devt = x->devt;
+                        n++;
+                }
+        }
+        *ret = t;
+        *ret_n = n;
+        return 0;
+}
+
+static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mpf_blockers *ret,
+                        unsigned *explained)
+{
+        *ret = (struct mpf_blockers) {};
+        record("scan");
+        if (F.mounted)
+                ck_assert_int_eq(mpf_blockers_add_mount(ret, t[0].name, "/mnt/data", 123), 0);
+        *explained = F.explained + (unsigned) (n - 1);
+        return 0;
+}
+
+static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret)
+{
+        record("lock %s", map->uuid);
+        if (F.lock_r < 0) {
+                F.clock = deadline;
+                return F.lock_r;
+        }
+        if (F.lock_removes_map)
+                F.maps[0].info.exists = false;
+        *ret = &F;
+        return 0;
+}
+
+static void f_unlock(void *u, void *l)
+{
+        ck_assert_ptr_eq(l, &F);
+        record("unlock");
+}
+
+static int f_message(void *u, const char *name, const char *msg)
+{
+        record("message %s %s", name, msg);
+        if (strcmp(msg, "queue_if_no_path") == 0)
+                return F.message_restore_r;
+        return F.message_r;
+}
+
+static int f_mpathd(void *u, const char *cmd, usec_t deadline)
+{
+        record("mpathd %s", cmd);
+        if (startswith(cmd, "restorequeueing"))
+                return F.mpathd_restore_r;
+        return F.mpathd_r;
+}
+
+static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
+{
+        record("claim %s", map->name);
+        if (F.claim_r < 0)
+                return F.claim_r;
+        F.claimed = true;
+        *fd = 42;
+        return 0;
+}
+
+static int f_flush(void *u, int fd, usec_t deadline)
+{
+        ck_assert_int_eq(fd, 42);
+        record("flush");
+        if (F.flush_r == -ETIMEDOUT)
+                F.clock = deadline;
+        return F.flush_r;
+}
+
+static void f_release(void *u, int fd)
+{
+        ck_assert_int_eq(fd, 42);
+        ck_assert(F.claimed);
+        F.claimed = false;
+        record("release");
+}
+
+static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
+{
+        struct fake_map *m = find_name(name);
+        int r = 0;
+
+        record("remove%s %s", deferred ? " deferred" : "", name);
+        if (!m)
+                return -ENXIO;
+        if (m == &F.maps[0] && F.n_remove_seq > 0) {
+                r = F.remove_seq[F.remove_pos < F.n_remove_seq ? F.remove_pos : F.n_remove_seq - 1];
+                F.remove_pos++;
+        }
+        if (r < 0)
+                return r;
+        *cookie = 0x0d4d1234;
+        if (deferred && m == &F.maps[0] && F.deferred_stays)
+                m->info.deferred_remove = true;
+        else if (!F.remove_keeps_map)
+                m->info.exists = false;
+        return 0;
+}
+
+static int f_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
+{
+        record("udev_wait");
+        return F.udev_wait_r;
+}
+
+static usec_t f_now(void *u)
+{
+        return F.clock;
+}
+
+static void f_sleep_until(void *u, usec_t t)
+{
+        ck_assert_uint_ge(t, F.clock);
+        F.clock = t;
+}
+
+static const struct mpf_ops fake_ops = {
+        .check = f_check,
+        .list = f_list,
+        .info_by_name = f_info_by_name,
+        .info_by_uuid = f_info_by_uuid,
+        .info_by_path = f_info_by_path,
+        .table = f_table,
+        .targets = f_targets,
+        .scan_usage = f_scan_usage,
+        .lock = f_lock,
+        .unlock = f_unlock,
+        .message = f_message,
+        .mpathd = f_mpathd,
+        .claim = f_claim,
+        .flush = f_flush,
+        .release = f_release,
+        .remove = f_remove,
+        .udev_wait = f_udev_wait,
+        .now = f_now,
+        .sleep_until = f_sleep_until,
+};
+
+#define WWID "3600140512345678"
+#define QUEUEING_PARAMS "1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1"
+#define NO_QUEUEING_PARAMS "0 0 1 1 service-time 0 1 1 8:0 1"
+#define TIMEOUT (30 * USEC_PER_SEC)
+#define START (1000 * USEC_PER_SEC)
+
+static void add_map(const char *name, const char *uuid, unsigned minor, int open_count, const char *type,
+                    const char *params)
+{
+        struct fake_map *m = &F.maps[F.n_maps++];
+        *m = (struct fake_map) { .type = type, .params = params };
+        m->info.exists = true;
+        snprintf(m->info.name, sizeof(m->info.name), "%s", name);
+        snprintf(m->info.uuid, sizeof(m->info.uuid), "%s", uuid);
+        m->info.devt = makedev(254, minor);
+        m->info.open_count = open_count;
+}
+
+static void setup(void)
+{
+        for (size_t i = 0; i < F.n_calls; i++)
+                free(F.calls[i]);
+        F = (struct fake) { .clock = START, .mpathd_r = 0 };
+        log_set_max_level(LOG_EMERG - 1); /* quiet */
+}
+
+/* mpatha with one partition map, queueing on, multipathd running */
+static void setup_standard(void)
+{
+        setup();
+        add_map("mpatha", "mpath-" WWID, 0, 1, "multipath", QUEUEING_PARAMS);
+        add_map("mpatha-part1", "part1-mpath-" WWID, 1, 0, "linear", "254:0 2048");
+}
+
+static void flush(const char *arg, bool deferred, bool dry_run, struct mpf_map_result *res)
+{
+        struct mpf_flush_params p = { .deferred = deferred, .dry_run = dry_run, .deadline = START + TIMEOUT };
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, arg, res), 0);
+        ck_assert_uint_le(F.clock, START + TIMEOUT + RESTORE_GRACE_USEC);
+}
+
+static void assert_calls(const char *const *expected)
+{
+        size_t n = 0;
+        for (; expected[n]; n++) {
+                ck_assert_msg(n < F.n_calls, "missing call #%zu '%s'", n, expected[n]);
+                ck_assert_str_eq(F.calls[n], expected[n]);
+        }
+        ck_assert_msg(n == F.n_calls, "unexpected extra call '%s'", n < F.n_calls ? F.calls[n] : "");
+}
+
+static void assert_restored(void)
+{
+        ck_assert(called("mpathd restorequeueing map mpatha"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+}
+
+static void assert_untouched(void)
+{
+        for (size_t i = 0; i < F.n_calls; i++) {
+                ck_assert_ptr_null(startswith(F.calls[i], "message"));
+                ck_assert_ptr_null(startswith(F.calls[i], "remove"));
+                ck_assert_ptr_null(startswith(F.calls[i], "mpathd"));
+        }
+}
+
+START_TEST(test_happy_path_order)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        static const char *const expected[] = {
+                "lock mpath-" WWID,
+                "scan",
+                "mpathd disablequeueing map mpatha",
+                "message mpatha fail_if_no_path",
+                "remove mpatha-part1",
+                "udev_wait",
+                "claim mpatha",
+                "flush",
+                "release",
+                "remove mpatha",
+                "udev_wait",
+                "unlock",
+                NULL,
+        };
+
+        setup_standard();
+        F.maps[0].info.open_count = 1; /* the partition map */
+        flush("mpatha", false, false, &r);
+        assert_calls(expected);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(r.step, MPF_STEP_DONE);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
+        ck_assert_int_eq(r.queueing_before, 1);
+        ck_assert_int_eq(r.queueing_after, 0);
+        ck_assert_str_eq(r.name, "mpatha");
+        ck_assert_str_eq(r.uuid, "mpath-" WWID);
+        ck_assert_uint_eq(strv_length(r.partitions), 1);
+        ck_assert_str_eq(r.partitions[0], "mpatha-part1");
+        ck_assert_uint_eq(r.blockers.unexplained_opens, 0);
+        ck_assert(!r.restore_failed);
+}
+END_TEST
+
+START_TEST(test_resolve_forms)
+{
+        static const char *const forms[] = { "mpatha", "/dev/mapper/mpatha", "/dev/dm-0", WWID, "mpath-" WWID };
+
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                flush(forms[i], false, false, &r);
+                ck_assert_msg(r.result == MPF_RESULT_REMOVED, "%s: %s", forms[i], r.reason);
+                ck_assert_str_eq(r.map, forms[i]);
+                ck_assert_str_eq(r.name, "mpatha");
+        }
+}
+END_TEST
+
+START_TEST(test_absent)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2, r3;
+
+        setup_standard();
+        flush("mpathz", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(r.step, MPF_STEP_RESOLVE);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
+        ck_assert_uint_eq(F.n_calls, 0);
+
+        flush("mpath-36000000000000", false, false, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_ABSENT);
+        flush("/dev/mapper/nothere", false, false, &r3);
+        ck_assert_int_eq(r3.result, MPF_RESULT_ABSENT);
+        ck_assert_uint_eq(F.n_calls, 0);
+}
+END_TEST
+
+START_TEST(test_refused)
+{
+        static const char *const refused[] = { "vg-lv", "mpatha-part1", "notmp", "/etc/passwd", "/dev/sda" };
+
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                add_map("vg-lv", "LVM-abcdef", 5, 0, "linear", "254:1 0");
+                add_map("notmp", "mpath-fake", 6, 0, "linear", "8:0 0"); /* mpath- UUID, wrong target */
+                flush(refused[i], false, false, &r);
+                ck_assert_msg(r.result == MPF_RESULT_REFUSED, "%s: %s", refused[i],
+                              mpf_result_to_string(r.result));
+                ck_assert_int_eq(r.step, MPF_STEP_RESOLVE);
+                ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_REFUSED);
+                ck_assert_uint_eq(F.n_calls, 0);
+                ck_assert(F.maps[0].info.exists && F.maps[1].info.exists);
+        }
+}
+END_TEST
+
+START_TEST(test_lock_timeout)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.lock_r = -ETIMEDOUT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_LOCK);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+        assert_untouched();
+        ck_assert(!called("unlock"));
+}
+END_TEST
+
+START_TEST(test_lock_recheck_absent)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.lock_removes_map = true;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(r.step, MPF_STEP_LOCK);
+        assert_untouched();
+        ck_assert(called("unlock"));
+}
+END_TEST
+
+START_TEST(test_in_use_busy)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mounted = true;
+        F.maps[0].info.open_count = 2;
+        F.explained = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_BUSY);
+        ck_assert_ptr_nonnull(strstr(r.reason, "/mnt/data"));
+        ck_assert_uint_eq(r.blockers.n_mounts, 1);
+        ck_assert_int_eq(r.queueing_after, 1);
+        assert_untouched();
+        ck_assert(called("unlock"));
+}
+END_TEST
+
+START_TEST(test_unexplained_opens_proceed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 4; /* 1 partition map + 3 nobody accounts for */
+        F.open_seq[0] = 1;                /* drained by the flush: only our fd is left */
+        F.n_open_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_uint_eq(r.blockers.unexplained_opens, 3);
+}
+END_TEST
+
+START_TEST(test_queueing_off_untouched)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].params = NO_QUEUEING_PARAMS;
+        F.claim_r = -EBUSY;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.queueing_before, 0);
+        ck_assert_int_eq(r.queueing_after, 0);
+        ck_assert(!called("message mpatha fail_if_no_path"));
+        ck_assert(!called("mpathd disablequeueing map mpatha"));
+        ck_assert(!called("message mpatha queue_if_no_path"));
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+}
+END_TEST
+
+START_TEST(test_fail_if_no_path_fails)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.message_r = -EINVAL;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_QUEUEING);
+        ck_assert(called("mpathd restorequeueing map mpatha"));
+        ck_assert(!called("remove mpatha-part1"));
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_FAILED);
+}
+END_TEST
+
+START_TEST(test_mpathd_not_running)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_r = -ECONNREFUSED;
+        F.claim_r = -EBUSY;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert(called("message mpatha fail_if_no_path"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert_int_eq(r.queueing_after, 1);
+}
+END_TEST
+
+START_TEST(test_partition_open_busy)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[1].info.open_count = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert(!called("remove mpatha-part1"));
+        assert_restored();
+        ck_assert(F.maps[1].info.exists);
+}
+END_TEST
+
+START_TEST(test_claim_busy_restores)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.claim_r = -EBUSY;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_CLAIM);
+        assert_restored();
+        ck_assert_int_eq(r.queueing_after, 1);
+        ck_assert(!called("flush"));
+        ck_assert(!called("remove mpatha"));
+}
+END_TEST
+
+START_TEST(test_claim_other_error_failed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.claim_r = -ENOENT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_CLAIM);
+        assert_restored();
+}
+END_TEST
+
+START_TEST(test_flush_eio)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = -EIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_FLUSH);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_FAILED);
+        ck_assert(called("release"));
+        ck_assert(!called("remove mpatha"));
+        assert_restored();
+        ck_assert(!F.claimed);
+}
+END_TEST
+
+START_TEST(test_flush_timeout)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = -ETIMEDOUT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_FLUSH);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+        assert_restored(); /* even past the deadline */
+        ck_assert(F.maps[0].info.exists);
+}
+END_TEST
+
+START_TEST(test_restore_fails_exit_7)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2;
+
+        setup_standard();
+        F.flush_r = -EIO;
+        F.message_restore_r = -EIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert(r.restore_failed);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_RESTORE_FAILED);
+        ck_assert_int_eq(r.queueing_after, 0);
+
+        setup_standard();
+        F.claim_r = -EBUSY;
+        F.mpathd_restore_r = -ETIMEDOUT;
+        flush("mpatha", false, false, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r2), MPF_EXIT_RESTORE_FAILED);
+}
+END_TEST
+
+START_TEST(test_sole_opener_transient)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.open_seq[0] = 2; /* blkid */
+        F.open_seq[1] = 2;
+        F.open_seq[2] = 2;
+        F.open_seq[3] = 1;
+        F.n_open_seq = 4;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        /* backoff 5 + 10 + 20 ms */
+        ck_assert_uint_eq(F.clock, START + 35 * USEC_PER_MSEC);
+}
+END_TEST
+
+START_TEST(test_sole_opener_busy_at_deadline)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.open_seq[0] = 2;
+        F.n_open_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_SOLE_OPENER);
+        ck_assert_uint_eq(F.clock, START + TIMEOUT); /* waited exactly up to the deadline */
+        ck_assert(!called("remove mpatha"));
+        ck_assert(!F.claimed);
+        assert_restored();
+        ck_assert_int_eq(call_index("release") < call_index("message mpatha queue_if_no_path"), 1);
+}
+END_TEST
+
+START_TEST(test_remove_ebusy_retry)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.remove_seq[0] = -EBUSY;
+        F.remove_seq[1] = -EBUSY;
+        F.remove_seq[2] = 0;
+        F.n_remove_seq = 3;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_uint_eq(F.remove_pos, 3);
+        ck_assert_uint_eq(F.clock, START + 30 * USEC_PER_MSEC); /* 10 + 20 ms */
+}
+END_TEST
+
+START_TEST(test_remove_ebusy_forever)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.remove_seq[0] = -EBUSY;
+        F.n_remove_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert_uint_eq(F.clock, START + TIMEOUT);
+        assert_restored();
+}
+END_TEST
+
+START_TEST(test_remove_error)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.remove_seq[0] = -EPERM;
+        F.n_remove_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        assert_restored();
+}
+END_TEST
+
+START_TEST(test_still_exists_after_remove)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.remove_keeps_map = true;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_UDEV_WAIT);
+}
+END_TEST
+
+START_TEST(test_udev_wait_timeout_still_removed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.udev_wait_r = -ETIMEDOUT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_ptr_nonnull(strstr(r.reason, "udev"));
+        ck_assert(!called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
+START_TEST(test_deferred_in_use)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mounted = true;
+        F.deferred_stays = true;
+        flush("mpatha", true, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_DEFERRED);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
+        ck_assert(called("remove deferred mpatha-part1"));
+        ck_assert(called("remove deferred mpatha"));
+        ck_assert(!called("message mpatha fail_if_no_path"));
+        ck_assert(!called("claim mpatha"));
+        ck_assert_int_eq(r.queueing_after, 1);
+}
+END_TEST
+
+START_TEST(test_deferred_sole_opener)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.open_seq[0] = 2;
+        F.n_open_seq = 1;
+        F.deferred_stays = true;
+        flush("mpatha", true, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_DEFERRED);
+        /* the deferred remove is queued while we still hold the fd */
+        ck_assert_int_lt(call_index("remove deferred mpatha"), call_index("release"));
+        assert_restored();
+        ck_assert_int_eq(r.queueing_after, 1);
+}
+END_TEST
+
+START_TEST(test_deferred_gone_at_once)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.open_seq[0] = 2;
+        F.n_open_seq = 1;
+        flush("mpatha", true, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+}
+END_TEST
+
+START_TEST(test_dry_run)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2;
+
+        setup_standard();
+        flush("mpatha", false, true, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(!called("lock mpath-" WWID));
+        assert_untouched();
+        ck_assert_uint_ge(strv_length(r.plan), 8);
+        ck_assert(strv_contains(r.plan, "partitions: remove mpatha-part1"));
+        ck_assert(F.maps[0].info.exists);
+
+        setup_standard();
+        F.mounted = true;
+        flush("mpatha", false, true, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r2), MPF_EXIT_BUSY);
+        assert_untouched();
+}
+END_TEST
+
+START_TEST(test_run_environment)
+{
+        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_run run;
+        char *maps[] = { (char *) "mpatha", NULL };
+
+        setup_standard();
+        F.check_r = -EACCES;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 1, &run), 0);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_ENVIRONMENT);
+        ck_assert_ptr_nonnull(strstr(run.error, "root"));
+        ck_assert_uint_eq(run.n_maps, 0);
+        ck_assert_uint_eq(F.n_calls, 0);
+        mpf_run_done(&run);
+}
+END_TEST
+
+START_TEST(test_run_all_independent)
+{
+        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
+        F.mounted = true; /* both maps look mounted to the fake scan */
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_str_eq(run.maps[0].map, "mpatha");
+        ck_assert_str_eq(run.maps[1].map, "mpathb");
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_BUSY);
+        mpf_run_done(&run);
+}
+END_TEST
+
+START_TEST(test_run_precedence)
+{
+        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_run run;
+        char *maps[] = { (char *) "absent", (char *) "vg-lv", (char *) "mpatha", NULL };
+
+        setup_standard();
+        add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
+        F.flush_r = -EIO;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 3, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REFUSED);
+        ck_assert_int_eq(run.maps[2].result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_FAILED);
+        mpf_run_done(&run);
+}
+END_TEST
+
+static Suite *flush_suite(void)
+{
+        Suite *s = suite_create("flush");
+        TCase *tc = tcase_create("steps");
+
+        tcase_add_test(tc, test_happy_path_order);
+        tcase_add_test(tc, test_resolve_forms);
+        tcase_add_test(tc, test_absent);
+        tcase_add_test(tc, test_refused);
+        tcase_add_test(tc, test_lock_timeout);
+        tcase_add_test(tc, test_lock_recheck_absent);
+        tcase_add_test(tc, test_in_use_busy);
+        tcase_add_test(tc, test_unexplained_opens_proceed);
+        tcase_add_test(tc, test_queueing_off_untouched);
+        tcase_add_test(tc, test_fail_if_no_path_fails);
+        tcase_add_test(tc, test_mpathd_not_running);
+        tcase_add_test(tc, test_partition_open_busy);
+        tcase_add_test(tc, test_claim_busy_restores);
+        tcase_add_test(tc, test_claim_other_error_failed);
+        tcase_add_test(tc, test_flush_eio);
+        tcase_add_test(tc, test_flush_timeout);
+        tcase_add_test(tc, test_restore_fails_exit_7);
+        tcase_add_test(tc, test_sole_opener_transient);
+        tcase_add_test(tc, test_sole_opener_busy_at_deadline);
+        tcase_add_test(tc, test_remove_ebusy_retry);
+        tcase_add_test(tc, test_remove_ebusy_forever);
+        tcase_add_test(tc, test_remove_error);
+        tcase_add_test(tc, test_still_exists_after_remove);
+        tcase_add_test(tc, test_udev_wait_timeout_still_removed);
+        tcase_add_test(tc, test_deferred_in_use);
+        tcase_add_test(tc, test_deferred_sole_opener);
+        tcase_add_test(tc, test_deferred_gone_at_once);
+        tcase_add_test(tc, test_dry_run);
+        tcase_add_test(tc, test_run_environment);
+        tcase_add_test(tc, test_run_all_independent);
+        tcase_add_test(tc, test_run_precedence);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+MPF_TEST_MAIN(flush_suite)

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "mpathd.h"
+#include "tests.h"
+
+static usec_t soon(void)
+{
+        return now_monotonic() + 2 * USEC_PER_SEC;
+}
+
+static void raw_send(int fd, size_t len, const void *data, size_t n)
+{
+        ck_assert_int_eq(write(fd, &len, sizeof(len)), (ssize_t) sizeof(len));
+        if (n > 0)
+                ck_assert_int_eq(write(fd, data, n), (ssize_t) n);
+}
+
+START_TEST(test_framing)
+{
+        int sv[2];
+        size_t len = 0;
+        char buf[64] = {};
+        _cleanup_(freep) char *reply = NULL;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(mpathd_send(sv[0], "show maps", soon()), 0);
+        ck_assert_int_eq(read(sv[1], &len, sizeof(len)), (ssize_t) sizeof(len));
+        ck_assert_uint_eq(len, strlen("show maps") + 1); /* includes the NUL */
+        ck_assert_int_eq(read(sv[1], buf, len), (ssize_t) len);
+        ck_assert_str_eq(buf, "show maps");
+        ck_assert_int_eq(buf[len - 1], 0);
+
+        raw_send(sv[1], 4, "ok\n", 4);
+        ck_assert_int_eq(mpathd_recv(sv[0], &reply, soon()), 0);
+        ck_assert_str_eq(reply, "ok\n");
+        ck_assert_int_eq(mpathd_reply_result(reply), 0);
+        close(sv[0]);
+        close(sv[1]);
+}
+END_TEST
+
+START_TEST(test_recv_errors)
+{
+        int sv[2];
+        char *reply = NULL;
+        usec_t t;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        raw_send(sv[1], 0, NULL, 0);
+        ck_assert_int_eq(mpathd_recv(sv[0], &reply, soon()), -EBADMSG);
+        raw_send(sv[1], MPATHD_REPLY_MAX + 1, NULL, 0);
+        ck_assert_int_eq(mpathd_recv(sv[0], &reply, soon()), -EBADMSG);
+
+        /* nothing arrives: bounded by the deadline */
+        t = now_monotonic();
+        ck_assert_int_eq(mpathd_recv(sv[0], &reply, t + 50 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_uint_ge(now_monotonic(), t + 50 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+
+        /* a reply without its NUL is still terminated; a short one is an error */
+        raw_send(sv[1], 10, "fail", 4);
+        close(sv[1]);
+        ck_assert_int_eq(mpathd_recv(sv[0], &reply, soon()), -ECONNRESET);
+        ck_assert_ptr_null(reply);
+        close(sv[0]);
+}
+END_TEST
+
+START_TEST(test_reply_result)
+{
+        ck_assert_int_eq(mpathd_reply_result("ok\n"), 0);
+        ck_assert_int_eq(mpathd_reply_result("ok"), 0);
+        ck_assert_int_eq(mpathd_reply_result("fail\n"), -EBADMSG);
+        ck_assert_int_eq(mpathd_reply_result("fail\nno such map"), -EBADMSG);
+        ck_assert_int_eq(mpathd_reply_result("timeout\n"), -EPROTO);
+        ck_assert_int_eq(mpathd_reply_result(NULL), -EPROTO);
+}
+END_TEST
+
+/* A one-shot multipathd on an abstract socket: checks the command, sends reply. */
+static pid_t fake_server(const char *name, const char *expect, const char *reply)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+        pid_t pid;
+
+        memcpy(sa.sun_path + 1, name, strlen(name));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa,
+                              (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))),
+                         0);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char buf[256] = {};
+                size_t len;
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (c < 0 || read(c, &len, sizeof(len)) != sizeof(len) || len >= sizeof(buf) ||
+                    read(c, buf, len) != (ssize_t) len)
+                        _exit(2);
+                if (strcmp(buf, expect) != 0)
+                        _exit(3);
+                len = strlen(reply) + 1;
+                if (write(c, &len, sizeof(len)) != sizeof(len) || write(c, reply, len) != (ssize_t) len)
+                        _exit(4);
+                _exit(0);
+        }
+        close(fd);
+        return pid;
+}
+
+static int server_status(pid_t pid)
+{
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        return WEXITSTATUS(st);
+}
+
+START_TEST(test_command_ok)
+{
+        char name[64];
+        _cleanup_(freep) char *reply = NULL;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/ok", (int) getpid());
+        pid = fake_server(name, "disablequeueing map mpatha", "ok\n");
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command("disablequeueing map mpatha", soon(), &reply), 0);
+        ck_assert_str_eq(reply, "ok\n");
+        ck_assert_int_eq(server_status(pid), 0);
+}
+END_TEST
+
+START_TEST(test_command_fail)
+{
+        char name[64];
+        _cleanup_(freep) char *reply = NULL;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/fail", (int) getpid());
+        pid = fake_server(name, "restorequeueing map mpathb", "fail\nno such map\n");
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command("restorequeueing map mpathb", soon(), &reply), -EBADMSG);
+        ck_assert_str_eq(reply, "fail\nno such map\n");
+        ck_assert_int_eq(server_status(pid), 0);
+}
+END_TEST
+
+START_TEST(test_not_running)
+{
+        char name[64];
+        int r;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/nobody", (int) getpid());
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        r = mpathd_command("show maps", soon(), NULL);
+        ck_assert_msg(r == -ECONNREFUSED || r == -ENOENT, "got %d", r);
+}
+END_TEST
+
+static Suite *mpathd_suite(void)
+{
+        Suite *s = suite_create("mpathd");
+        TCase *tc = tcase_create("mpathd");
+
+        tcase_add_test(tc, test_framing);
+        tcase_add_test(tc, test_recv_errors);
+        tcase_add_test(tc, test_reply_result);
+        tcase_add_test(tc, test_command_ok);
+        tcase_add_test(tc, test_command_fail);
+        tcase_add_test(tc, test_not_running);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+MPF_TEST_MAIN(mpathd_suite)

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include <unistd.h>
+
+#include "macro.h"
+#include "usage.h"
+#include "tests.h"
+
+static char sysfs[512], procfs[512], sysfs_empty[512];
+
+static void setup(void)
+{
+        const char *f = getenv("MPF_FIXTURES");
+
+        ck_assert_msg(f && *f, "MPF_FIXTURES not set by meson");
+        snprintf(sysfs, sizeof(sysfs), "%s/sys-mpatha", f);
+        snprintf(procfs, sizeof(procfs), "%s/proc-mpatha", f);
+        snprintf(sysfs_empty, sizeof(sysfs_empty), "%s/sys-empty", f);
+}
+
+static const struct mpf_target targets[] = {
+        { .name = "mpatha", .kname = "dm-0", .devt = 0 },
+        { .name = "mpatha-part1", .kname = "dm-1", .devt = 0 },
+};
+
+static void make_targets(struct mpf_target t[2])
+{
+        memcpy(t, targets, sizeof(targets));
+        t[0].devt = makedev(254, 0);
+        t[1].devt = makedev(254, 1);
+}
+
+START_TEST(test_kname)
+{
+        char k[32];
+
+        ck_assert_int_eq(mpf_sysfs_dm_kname(sysfs, makedev(254, 0), k, sizeof(k)), 0);
+        ck_assert_str_eq(k, "dm-0");
+        ck_assert_int_eq(mpf_sysfs_dm_kname(sysfs, makedev(254, 1), k, sizeof(k)), 0);
+        ck_assert_str_eq(k, "dm-1");
+        ck_assert_int_eq(mpf_sysfs_dm_kname(sysfs, makedev(8, 0), k, sizeof(k)), -ENODEV);
+        ck_assert_int_eq(mpf_sysfs_dm_kname(sysfs, makedev(9, 9), k, sizeof(k)), -ENODEV);
+        ck_assert_int_eq(mpf_sysfs_dm_kname(sysfs, makedev(254, 0), k, 3), -ENAMETOOLONG);
+}
+END_TEST
+
+START_TEST(test_partitions)
+{
+        _cleanup_(freep) struct mpf_target *t = NULL, *t2 = NULL, *t3 = NULL;
+        size_t n = 99;
+
+        ck_assert_int_eq(mpf_sysfs_partitions(sysfs, "dm-0", "mpath-3600140512345678", &t, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(t[0].name, "mpatha-part1");
+        ck_assert_str_eq(t[0].kname, "dm-1");
+        ck_assert(t[0].devt == makedev(254, 1));
+        /* a holder with another UUID (LVM) is not a partition map */
+        ck_assert_int_eq(mpf_sysfs_partitions(sysfs, "dm-1", "mpath-3600140512345678", &t2, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        /* partitions of another map's WWID do not match */
+        ck_assert_int_eq(mpf_sysfs_partitions(sysfs, "dm-0", "mpath-3600b", &t3, &n), 0);
+        ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_slaves_sorted)
+{
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(freep) dev_t *devts = NULL;
+        char **n2 = NULL;
+        dev_t *d2 = NULL;
+        size_t n = 0;
+
+        ck_assert_int_eq(mpf_sysfs_slaves(sysfs, "dm-0", &names, &devts, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(names[0], "sda");
+        ck_assert_str_eq(names[1], "sdb");
+        ck_assert_ptr_null(names[2]);
+        ck_assert(devts[0] == makedev(8, 0));
+        ck_assert(devts[1] == makedev(8, 16));
+        ck_assert_int_eq(mpf_sysfs_slaves(sysfs, "dm-3", &n2, &d2, &n), -ENOENT);
+        ck_assert_ptr_null(n2);
+}
+END_TEST
+
+START_TEST(test_scan_everything_named)
+{
+        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 400 };
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+        unsigned explained = 0;
+        bool part_mount = false, map_mount = false;
+
+        make_targets(t);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+
+        /* LVM on the partition map counts; the partition map itself does not */
+        ck_assert_uint_eq(strv_length(b.holders), 1);
+        ck_assert_str_eq(b.holders[0], "dm-2");
+
+        /* namespace A once (pid 100 or 200, whichever comes first), namespace B */
+        ck_assert_uint_eq(b.n_mounts, 2);
+        for (size_t i = 0; i < b.n_mounts; i++) {
+                if (strcmp(b.mounts[i].device, "mpatha-part1") == 0) {
+                        ck_assert_str_eq(b.mounts[i].target, "/mnt/with space");
+                        ck_assert(b.mounts[i].pid == 100 || b.mounts[i].pid == 200);
+                        part_mount = true;
+                } else {
+                        ck_assert_str_eq(b.mounts[i].device, "mpatha");
+                        ck_assert_str_eq(b.mounts[i].target, "/srv");
+                        ck_assert_int_eq(b.mounts[i].pid, 300);
+                        map_mount = true;
+                }
+        }
+        ck_assert(part_mount && map_mount);
+
+        ck_assert_uint_eq(strv_length(b.swaps), 1);
+        ck_assert_str_eq(b.swaps[0], "/dev/mapper/mpatha-part1");
+
+        ck_assert_uint_eq(b.n_openers, 2);
+        for (size_t i = 0; i < b.n_openers; i++) {
+                if (b.openers[i].pid == 100) {
+                        ck_assert_str_eq(b.openers[i].comm, "bash");
+                        ck_assert_str_eq(b.openers[i].device, "mpatha");
+                } else {
+                        ck_assert_int_eq(b.openers[i].pid, 200);
+                        ck_assert_str_eq(b.openers[i].comm, "sleep");
+                        ck_assert_str_eq(b.openers[i].device, "mpatha-part1");
+                }
+        }
+        /* partition map (1) + two fds of pid 100 (2) + the mount of the map (1) */
+        ck_assert_uint_eq(explained, 4);
+        ck_assert(mpf_blockers_any(&b));
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+START_TEST(test_scan_self_counts_when_not_self)
+{
+        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 0 };
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+        unsigned explained = 0;
+        bool found = false;
+
+        make_targets(t);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+        ck_assert_uint_eq(b.n_openers, 3);
+        for (size_t i = 0; i < b.n_openers; i++)
+                if (b.openers[i].pid == 400)
+                        found = strcmp(b.openers[i].comm, "mpath-flush") == 0;
+        ck_assert(found);
+        ck_assert_uint_eq(explained, 5);
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+START_TEST(test_scan_unused_map)
+{
+        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 400 };
+        struct mpf_target t = { .name = "mpathb", .kname = "dm-3", .devt = makedev(254, 3) };
+        struct mpf_blockers b;
+        unsigned explained = 7;
+
+        ck_assert_int_eq(mpf_scan_usage(&roots, &t, 1, &b, &explained), 0);
+        ck_assert(!mpf_blockers_any(&b));
+        ck_assert_uint_eq(explained, 0);
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+START_TEST(test_scan_errors)
+{
+        struct mpf_usage_roots roots = { .sysfs = sysfs_empty, .procfs = "/nonexistent/proc", .self = 0 };
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+
+        make_targets(t);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 0, &b, NULL), -EINVAL);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, NULL), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_unescape)
+{
+        char s[] = "a\\040b\\011c\\134d\\";
+        char t[] = "\\04x\\999";
+
+        mpf_unescape_mountinfo(s);
+        ck_assert_str_eq(s, "a b\tc\\d\\");
+        mpf_unescape_mountinfo(t);
+        ck_assert_str_eq(t, "\\04x\\999");
+}
+END_TEST
+
+START_TEST(test_roots_env)
+{
+        struct mpf_usage_roots r;
+
+        ck_assert_int_eq(unsetenv(MPF_SYSFS_ENV), 0);
+        ck_assert_int_eq(unsetenv(MPF_PROCFS_ENV), 0);
+        mpf_usage_roots_from_env(&r);
+        ck_assert_str_eq(r.sysfs, "/sys");
+        ck_assert_str_eq(r.procfs, "/proc");
+        ck_assert_int_eq(r.self, getpid());
+        ck_assert_int_eq(setenv(MPF_SYSFS_ENV, sysfs, 1), 0);
+        ck_assert_int_eq(setenv(MPF_PROCFS_ENV, procfs, 1), 0);
+        mpf_usage_roots_from_env(&r);
+        ck_assert_str_eq(r.sysfs, sysfs);
+        ck_assert_str_eq(r.procfs, procfs);
+}
+END_TEST
+
+static Suite *usage_suite(void)
+{
+        Suite *s = suite_create("usage");
+        TCase *tc = tcase_create("usage");
+
+        tcase_add_unchecked_fixture(tc, setup, NULL);
+        tcase_add_test(tc, test_kname);
+        tcase_add_test(tc, test_partitions);
+        tcase_add_test(tc, test_slaves_sorted);
+        tcase_add_test(tc, test_scan_everything_named);
+        tcase_add_test(tc, test_scan_self_counts_when_not_self);
+        tcase_add_test(tc, test_scan_unused_map);
+        tcase_add_test(tc, test_scan_errors);
+        tcase_add_test(tc, test_unescape);
+        tcase_add_test(tc, test_roots_env);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+MPF_TEST_MAIN(usage_suite)
