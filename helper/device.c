@@ -25,6 +25,8 @@ struct mpf_device {
         struct udev_monitor *monitor;
 };
 
+static struct udev_monitor *get_monitor(struct mpf_device *d);
+
 bool mpf_udev_running(void)
 {
         return access(UDEV_CONTROL_PATH, F_OK) >= 0;
@@ -39,6 +41,9 @@ int mpf_device_new(bool udev_sync, struct mpf_device **ret)
         mpf_usage_roots_from_env(&d->roots);
         d->udev_sync = udev_sync;
         mpf_dm_init(udev_sync);
+        /* listen before the first remove, so its uevent wakes us up promptly */
+        if (udev_sync && !get_monitor(d))
+                log_debug("Cannot monitor udev events, re-checking the udev cookie periodically");
         *ret = d;
         return 0;
 }

@@ -4,7 +4,11 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 
+#include <json-c/json.h>
+#include <unistd.h>
+
 #include "flush.h"
+#include "run.h"
 #include "log.h"
 #include "macro.h"
 #include "tests.h"
@@ -909,6 +913,46 @@ START_TEST(test_run_precedence)
 }
 END_TEST
 
+/* The program level: options in, one JSON document on stdout, the exit status out. */
+START_TEST(test_run_json_document)
+{
+        char path[] = "/tmp/mpf-test-run-XXXXXX";
+        char *maps[] = { (char *) "mpatha", (char *) "nothere", NULL };
+        struct mpf_options o = { .json = true, .timeout = TIMEOUT, .maps = maps, .n_maps = 2, .verbose = -1 };
+        struct json_object *doc, *arr, *v;
+        int fd, saved, status;
+
+        setup_standard();
+        F.claim_r = -EBUSY;
+        fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        fflush(stdout);
+        saved = dup(STDOUT_FILENO);
+        ck_assert_int_ge(dup2(fd, STDOUT_FILENO), 0);
+        status = mpf_run_with_ops(&o, &fake_ops);
+        fflush(stdout);
+        ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0);
+        close(saved);
+        close(fd);
+        ck_assert_int_eq(status, MPF_EXIT_BUSY);
+
+        doc = json_object_from_file(path);
+        unlink(path);
+        ck_assert_ptr_nonnull(doc);
+        ck_assert(json_object_object_get_ex(doc, "exit_status", &v));
+        ck_assert_int_eq(json_object_get_int(v), MPF_EXIT_BUSY);
+        ck_assert(json_object_object_get_ex(doc, "maps", &arr));
+        ck_assert_uint_eq(json_object_array_length(arr), 2);
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(arr, 0), "result", &v));
+        ck_assert_str_eq(json_object_get_string(v), "busy");
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(arr, 0), "step", &v));
+        ck_assert_str_eq(json_object_get_string(v), "claim");
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(arr, 1), "result", &v));
+        ck_assert_str_eq(json_object_get_string(v), "absent");
+        json_object_put(doc);
+}
+END_TEST
+
 static Suite *flush_suite(void)
 {
         Suite *s = suite_create("flush");
@@ -945,6 +989,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_environment);
         tcase_add_test(tc, test_run_all_independent);
         tcase_add_test(tc, test_run_precedence);
+        tcase_add_test(tc, test_run_json_document);
         suite_add_tcase(s, tc);
         return s;
 }
