@@ -277,7 +277,6 @@ static int step_lock(struct flush *f, bool *done)
 static int scan_in_use(struct flush *f)
 {
         const struct mpf_ops *o = f->ops;
-        size_t n_parts;
         int r;
 
         f->targets = mfree(f->targets);
@@ -302,8 +301,7 @@ static int scan_in_use(struct flush *f)
         if (r < 0)
                 return r;
 
-        n_parts = f->n_targets - 1;
-        (void) n_parts; /* partition maps are among the map's holders, counted by the scan */
+        /* partition maps are among the map's holders: the scan counts them as explained */
         if (f->map.open_count > 0 && (unsigned) f->map.open_count > f->explained)
                 f->res->blockers.unexplained_opens = (unsigned) f->map.open_count - f->explained;
         return 0;
@@ -495,10 +493,14 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
         _cleanup_(freep) char *who = NULL;
         struct backoff b;
         struct mpf_dm_info info;
+        usec_t until = f->p->deadline;
         int r;
 
         *done = true;
         *ret_still_open = false;
+        /* with --deferred, a lasting opener is no reason to spend the whole deadline here */
+        if (f->p->deferred)
+                until = MIN(until, usec_add(now(f), SOLE_OPENER_DEFERRED_WAIT_USEC));
         backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
         for (;;) {
                 usec_t t, d;
@@ -516,7 +518,7 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
                         return 0;
                 }
                 t = now(f);
-                d = backoff_step(&b, f->p->deadline, t);
+                d = backoff_step(&b, until, t);
                 if (d == 0)
                         break;
                 log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "sole-opener", "open count %d, waiting %llu us",

@@ -12,6 +12,8 @@
 /* sole-opener: transient openers (blkid run by udev) get this long to go away */
 #define SOLE_OPENER_BACKOFF_FIRST_USEC (5 * USEC_PER_MSEC)
 #define SOLE_OPENER_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)
+/* sole-opener with --deferred: how long transient openers get before we defer instead */
+#define SOLE_OPENER_DEFERRED_WAIT_USEC (1 * USEC_PER_SEC)
 /* remove: someone opened the map between our close and DM_DEV_REMOVE */
 #define REMOVE_BACKOFF_FIRST_USEC (10 * USEC_PER_MSEC)
 #define REMOVE_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)

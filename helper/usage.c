@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,7 +43,7 @@ static int read_attr(const char *sysfs, const char *dev, const char *attr, char 
 
 int mpf_sysfs_dm_kname(const char *sysfs, dev_t devt, char *ret, size_t size)
 {
-        _cleanup_(freep) char *p = NULL, *name = NULL;
+        _cleanup_(freep) char *p = NULL;
         char link[PATH_MAX];
         const char *base;
         ssize_t n;

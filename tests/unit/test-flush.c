@@ -817,6 +817,7 @@ START_TEST(test_deferred_sole_opener)
         F.deferred_stays = true;
         flush("mpatha", true, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_DEFERRED);
+        ck_assert_uint_eq(F.clock, START + SOLE_OPENER_DEFERRED_WAIT_USEC); /* not the whole deadline */
         /* the deferred remove is queued while we still hold the fd */
         ck_assert_int_lt(call_index("remove deferred mpatha"), call_index("release"));
         assert_restored();
