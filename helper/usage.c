@@ -216,12 +216,13 @@ static bool path_is_target(const char *path, const struct mpf_target *t)
         struct stat st;
         const char *s;
 
-        if (stat(path, &st) >= 0 && S_ISBLK(st.st_mode))
-                return st.st_rdev == t->devt;
-        /* not resolvable here (deleted node, captured fixture): compare names */
+        /* device nodes live in /dev; never stat() anything else (it may hang on a dead NFS) */
         s = startswith(path, "/dev/");
         if (!s)
                 return false;
+        if (stat(path, &st) >= 0 && S_ISBLK(st.st_mode))
+                return st.st_rdev == t->devt;
+        /* not resolvable here (deleted node, captured fixture): compare names */
         if (strcmp(s, t->kname) == 0)
                 return true;
         s = startswith(s, "mapper/");
@@ -378,9 +379,13 @@ static int scan_fds(const struct mpf_usage_roots *roots, pid_t pid, const struct
                         continue;
                 if (asprintf_safe(&p, "%s/%s", dir, de->d_name) < 0)
                         return -ENOMEM;
-                have_stat = stat(p, &st) >= 0 && S_ISBLK(st.st_mode);
                 n = readlink(p, link, sizeof(link) - 1);
                 link[n < 0 ? 0 : n] = 0;
+                /* Only device nodes can be our map. Never stat() other files: a file on a hung
+                 * network file system would hang us. */
+                if (n <= 0 || !startswith(link, "/dev/"))
+                        continue;
+                have_stat = stat(p, &st) >= 0 && S_ISBLK(st.st_mode);
                 for (size_t i = 0; i < n_targets; i++) {
                         _cleanup_(freep) char *comm = NULL;
                         bool match;
@@ -389,7 +394,7 @@ static int scan_fds(const struct mpf_usage_roots *roots, pid_t pid, const struct
                         if (have_stat)
                                 match = st.st_rdev == targets[i].devt;
                         else
-                                match = n > 0 && path_is_target(link, &targets[i]);
+                                match = path_is_target(link, &targets[i]);
                         if (!match)
                                 continue;
                         r = read_comm(roots->procfs, pid, &comm);
