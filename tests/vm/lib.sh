@@ -30,6 +30,7 @@
 #   lab_udev_stop
 #   lab_settle                udevadm settle (no-op without udevd)
 #   lab_san [LUNS]            scsi_debug: two paths (two hosts) to each of LUNS LUNs (default 1)
+#   lab_qemu_san              use the qemu disks the header asked for (disks=N): two paths each
 #   lab_mpathd_start          start multipathd (fast guest: as a daemon; full: systemctl)
 #   lab_mpathd_stop
 #   lab_mpathd_running        exit 0 if multipathd answers
@@ -140,8 +141,15 @@ lab_san() {
         lab_settle
 }
 
+lab_qemu_san() {
+        modprobe -a dm-multipath dm-round-robin virtio_scsi sd_mod
+        LAB_LUNS=$(($(ls /sys/bus/scsi/devices/*/wwid 2>/dev/null | wc -l) / 2))
+        lab_settle
+}
+
 lab_mpathd_running() { multipathd show daemon > /dev/null 2>&1; }
 lab_mpathd_start() {
+        modprobe -a dm-multipath dm-round-robin
         if lab_full; then systemctl start multipathd.service
         else multipathd; fi
         _i=0
