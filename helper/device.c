@@ -334,7 +334,7 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
                         return 0;
                 if (deadline_passed(deadline, t)) {
                         log_warning("%s: udev did not process the removal before the deadline, releasing cookie 0x%x",
-                                    map->name, cookie);
+                                    map ? map->name : "maps", cookie);
                         r = mpf_dm_cookie_abandon(cookie);
                         if (r < 0)
                                 log_warning_errno(r, "Failed to release udev cookie 0x%x: %m, ignoring", cookie);

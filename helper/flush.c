@@ -39,7 +39,8 @@ struct flush {
         bool kernel_queueing_disabled;
         bool mpathd_queueing_disabled;
         uint32_t cookie;
-        bool udev_pending; /* a remove was issued: udev (or libdm's node fallback) must be waited for */
+        bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
+        bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
         usec_t start;
 };
 
@@ -590,8 +591,14 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
         for (;;) {
                 usec_t t, d;
 
-                r = o->remove(o->userdata, f->map.name, false, &f->cookie);
-                f->udev_pending = true;
+                if (f->p->shared_cookie) {
+                        /* udev is waited for once, for all maps, by our caller */
+                        r = o->remove(o->userdata, f->map.name, false, f->p->shared_cookie);
+                        f->shared_pending = true;
+                } else {
+                        r = o->remove(o->userdata, f->map.name, false, &f->cookie);
+                        f->udev_pending = true;
+                }
                 if (r >= 0 || r == -ENXIO)
                         break;
                 if (r != -EBUSY) {
@@ -803,6 +810,8 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         }
         finish_cookie(&f);
         restore_queueing(&f);
+        if (f.lock && f.shared_pending && ret->result == MPF_RESULT_REMOVED)
+                ret->held_lock = TAKE_PTR(f.lock); /* until udev is done with the shared cookie */
         if (f.lock)
                 ops->unlock(ops->userdata, f.lock);
         free(f.params);
@@ -826,11 +835,42 @@ void mpf_run_done(struct mpf_run *r)
         r->error = mfree(r->error);
 }
 
+/* udev-wait for all maps removed under the shared cookie, then drop their locks. */
+static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
+                          uint32_t cookie)
+{
+        bool any = false;
+        int r;
+
+        for (size_t i = 0; i < run->n_maps; i++)
+                any = any || run->maps[i].held_lock;
+        if (!any)
+                return;
+        r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
+        if (r < 0 && r != -ETIMEDOUT)
+                log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        for (size_t i = 0; i < run->n_maps; i++) {
+                struct mpf_map_result *m = &run->maps[i];
+
+                if (!m->held_lock)
+                        continue;
+                if (r == -ETIMEDOUT) {
+                        free(m->reason);
+                        m->reason = strdup("removed; udev had not finished with it at the deadline (cookie released)");
+                }
+                ops->unlock(ops->userdata, m->held_lock);
+                m->held_lock = NULL;
+        }
+}
+
 int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
                 size_t n_maps, struct mpf_run *ret)
 {
         _cleanup_(strv_freep) char **listed = NULL;
         struct mpf_run run = { .exit_status = MPF_EXIT_OK };
+        struct mpf_flush_params bp;
+        uint32_t shared_cookie = 0;
+        bool batch;
         int r;
 
         r = ops->check(ops->userdata);
@@ -856,17 +896,26 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 maps = listed;
                 n_maps = strv_length(listed);
         }
+        /* several maps: one udev cookie for all their removes, waited for once at the end */
+        batch = p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
+        if (batch) {
+                bp = *p;
+                bp.shared_cookie = &shared_cookie;
+                p = &bp;
+        }
         run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
         if (!run.maps)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_maps; i++) {
+        for (size_t i = 0; i < n_maps && r >= 0; i++) {
                 r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
                 run.n_maps++;
-                if (r < 0) {
-                        mpf_run_done(&run);
-                        return r;
-                }
                 run.exit_status = mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+        }
+        if (batch)
+                finish_shared(ops, p, &run, shared_cookie);
+        if (r < 0) {
+                mpf_run_done(&run);
+                return r;
         }
         *ret = run;
         return 0;

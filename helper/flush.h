@@ -61,6 +61,10 @@ struct mpf_flush_params {
         bool deferred;
         bool dry_run;
         usec_t deadline;
+        /* Several maps (--all): the final remove of each map joins this udev cookie instead of
+         * waiting for udev itself; the map's locks are then kept in the result (held_lock) until
+         * the caller has waited for the cookie once, for all maps. NULL: wait per map. */
+        uint32_t *shared_cookie;
 };
 
 /* The ordered flush of one map, arg as given on the command line. Always fills *ret (its

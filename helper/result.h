@@ -94,6 +94,7 @@ struct mpf_map_result {
         uint64_t elapsed_ms;
         bool restore_failed; /* queueing could not be restored: exit 7 */
         char **plan;         /* --dry-run: the steps that would run */
+        void *held_lock;     /* internal: locks kept until the shared udev wait (--all) */
 };
 
 void mpf_map_result_done(struct mpf_map_result *r);

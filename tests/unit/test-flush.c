@@ -914,6 +914,51 @@ START_TEST(test_run_precedence)
 }
 END_TEST
 
+START_TEST(test_run_all_one_udev_wait)
+{
+        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_run run;
+        static const char *const expected_tail[] = {
+                "remove mpathb", "udev_wait", "unlock", "unlock", NULL,
+        };
+        size_t waits = 0, k = 0;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_OK);
+        /* one udev wait for the partition map of mpatha, one at the end for both maps */
+        for (size_t i = 0; i < F.n_calls; i++)
+                waits += strcmp(F.calls[i], "udev_wait") == 0;
+        ck_assert_uint_eq(waits, 2);
+        /* the locks are held until udev is done with both maps */
+        ck_assert_uint_ge(F.n_calls, 4);
+        for (size_t i = F.n_calls - 4; i < F.n_calls; i++, k++)
+                ck_assert_str_eq(F.calls[i], expected_tail[k]);
+        ck_assert_ptr_null(run.maps[0].held_lock);
+        mpf_run_done(&run);
+}
+END_TEST
+
+START_TEST(test_run_all_udev_late)
+{
+        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.udev_wait_r = -ETIMEDOUT;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_ptr_nonnull(strstr(run.maps[1].reason, "udev"));
+        ck_assert(called("unlock"));
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* The program level: options in, one JSON document on stdout, the exit status out. */
 START_TEST(test_run_json_document)
 {
@@ -991,6 +1036,8 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_independent);
         tcase_add_test(tc, test_run_precedence);
         tcase_add_test(tc, test_run_json_document);
+        tcase_add_test(tc, test_run_all_one_udev_wait);
+        tcase_add_test(tc, test_run_all_udev_late);
         suite_add_tcase(s, tc);
         return s;
 }
