@@ -421,7 +421,9 @@ END_TEST
 
 START_TEST(test_resolve_forms)
 {
-        static const char *const forms[] = { "mpatha", "/dev/mapper/mpatha", "/dev/dm-0", WWID, "mpath-" WWID };
+        static const char *const forms[] = {
+                "mpatha", "/dev/mapper/mpatha", "/dev/dm-0", WWID, ("mpath-" WWID),
+        };
 
         for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
                 _cleanup_(mpf_map_result_done) struct mpf_map_result r;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,6 +17,16 @@ static char rundir[] = "/tmp/mpf-test-lock-XXXXXX";
 static void setup(void)
 {
         ck_assert_ptr_nonnull(mkdtemp(rundir));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static void teardown(void)
+{
+        (void) nftw(rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int open_lockfile(const char *uuid)
@@ -182,7 +194,7 @@ static Suite *lock_suite(void)
         Suite *s = suite_create("lock");
         TCase *tc = tcase_create("lock");
 
-        tcase_add_unchecked_fixture(tc, setup, NULL);
+        tcase_add_unchecked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_map_lock_created);
         tcase_add_test(tc, test_map_lock_timeout);
         tcase_add_test(tc, test_map_lock_waits_for_release);
