@@ -707,14 +707,14 @@ static int dry_run(struct flush *f)
             plan(f, "in-use: %s", *who ? who : "not in use") < 0)
                 return -ENOMEM;
         if (in_use && !f->p->deferred)
-                return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "dry run: would stop, in use: %s", who);
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "in use: %s", who);
         if (in_use) {
                 for (size_t i = 1; i < f->n_targets; i++)
                         if (plan(f, "remove: deferred remove of partition map %s", f->targets[i].name) < 0)
                                 return -ENOMEM;
                 if (plan(f, "remove: deferred remove of %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
                         return -ENOMEM;
-                return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_IN_USE, "dry run: would defer the removal, in use: %s",
+                return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_IN_USE, "in use: %s",
                             who);
         }
         if (plan(f, "queueing: %s",
@@ -728,7 +728,7 @@ static int dry_run(struct flush *f)
             plan(f, "flush: fsync") < 0 || plan(f, "sole-opener: open count must be 1") < 0 ||
             plan(f, "remove: %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
                 return -ENOMEM;
-        return stop(f, MPF_RESULT_REMOVED, MPF_STEP_IN_USE, "dry run: nothing blocks the removal");
+        return stop(f, MPF_RESULT_REMOVED, MPF_STEP_IN_USE, "nothing blocks the removal");
 }
 
 /* ---- the whole flush ---- */

@@ -167,7 +167,9 @@ char *mpf_map_result_line(const struct mpf_map_result *r)
         const char *res = mpf_result_to_string(r->result), *step = mpf_step_to_string(r->step);
         const char *reason = strempty(r->reason);
 
-        if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE && strcmp(reason, "removed") == 0)
+        if (r->plan) /* --dry-run: a prediction, nothing was done */
+                (void) asprintf_safe(&s, "dry run: would be %s: %s", res, reason);
+        else if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE && strcmp(reason, "removed") == 0)
                 (void) asprintf_safe(&s, "removed (%llu ms)", (unsigned long long) r->elapsed_ms);
         else
                 (void) asprintf_safe(&s, "%s at %s: %s%s", res, step, reason,

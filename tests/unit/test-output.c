@@ -137,7 +137,7 @@ END_TEST
 START_TEST(test_result_line)
 {
         struct mpf_run run;
-        _cleanup_(freep) char *l1 = NULL, *l2 = NULL, *l3 = NULL;
+        _cleanup_(freep) char *l1 = NULL, *l2 = NULL, *l3 = NULL, *l4 = NULL;
         struct mpf_map_result ok = { .result = MPF_RESULT_REMOVED, .step = MPF_STEP_DONE, .reason = (char *) "removed",
                                      .elapsed_ms = 7 };
 
@@ -149,6 +149,10 @@ START_TEST(test_result_line)
         ck_assert_ptr_nonnull(strstr(l2, "QUEUEING COULD NOT BE RESTORED"));
         l3 = mpf_map_result_line(&ok);
         ck_assert_str_eq(l3, "removed (7 ms)");
+        run.maps[0].restore_failed = false;
+        ck_assert_int_eq(strv_extend(&run.maps[0].plan, "lock"), 0);
+        l4 = mpf_map_result_line(&run.maps[0]);
+        ck_assert_str_eq(l4, "dry run: would be busy: mpatha mounted on /mnt/\"quoted\" \\ dir (pid 123)");
         mpf_run_done(&run);
 }
 END_TEST
