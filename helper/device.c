@@ -149,9 +149,13 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
         int r;
 
         r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r == -ENODEV)
+                return -ENXIO; /* the map is gone */
         if (r < 0)
                 return r;
         r = mpf_sysfs_slaves(d->roots.sysfs, kname, &names, &devts, &n);
+        if (r == -ENOENT)
+                return -ENXIO;
         if (r < 0)
                 return r;
         STRV_FOREACH(s, names) {

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <libdevmapper.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -208,6 +209,11 @@ int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
         return 0;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 int mpf_dm_list_multipath(char ***ret_names)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_LIST);
@@ -252,6 +258,7 @@ int mpf_dm_list_multipath(char ***ret_names)
                 if (!names)
                         return -ENOMEM;
         }
+        qsort(names, strv_length(names), sizeof(char *), cmp_names); /* stable output order */
         *ret_names = TAKE_PTR(names);
         return 0;
 }

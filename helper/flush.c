@@ -256,6 +256,8 @@ static int step_lock(struct flush *f, bool *done)
         if (r == -ETIMEDOUT)
                 return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
                             "could not take the map and path locks before the deadline");
+        if (r == -ENXIO)
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_LOCK, "the map disappeared");
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_LOCK, "cannot take the locks: %s", strerror(-r));
 

@@ -40,6 +40,7 @@ struct mpf_ops {
         int (*targets)(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n);
         int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, struct mpf_blockers *ret,
                           unsigned *ret_explained);
+        /* -ETIMEDOUT at the deadline, -ENXIO when the map vanished */
         int (*lock)(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock);
         void (*unlock)(void *u, void *lock);
         int (*message)(void *u, const char *name, const char *msg);

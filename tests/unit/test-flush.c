@@ -196,10 +196,10 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mp
 static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret)
 {
         record("lock %s", map->uuid);
-        if (F.lock_r < 0) {
+        if (F.lock_r == -ETIMEDOUT)
                 F.clock = deadline;
+        if (F.lock_r < 0)
                 return F.lock_r;
-        }
         if (F.lock_removes_map)
                 F.maps[0].info.exists = false;
         *ret = &F;
@@ -489,6 +489,27 @@ START_TEST(test_lock_timeout)
         ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
         assert_untouched();
         ck_assert(!called("unlock"));
+}
+END_TEST
+
+START_TEST(test_lock_map_vanished_or_error)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2;
+
+        setup_standard();
+        F.lock_r = -ENXIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(r.step, MPF_STEP_LOCK);
+        assert_untouched();
+
+        setup_standard();
+        F.lock_r = -EROFS; /* cannot create the lock file */
+        flush("mpatha", false, false, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r2.step, MPF_STEP_LOCK);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r2), MPF_EXIT_FAILED);
+        assert_untouched();
 }
 END_TEST
 
@@ -1012,6 +1033,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_refused);
         tcase_add_test(tc, test_lock_timeout);
         tcase_add_test(tc, test_lock_recheck_absent);
+        tcase_add_test(tc, test_lock_map_vanished_or_error);
         tcase_add_test(tc, test_in_use_busy);
         tcase_add_test(tc, test_unexplained_opens_proceed);
         tcase_add_test(tc, test_queueing_off_untouched);
