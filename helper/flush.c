@@ -320,6 +320,8 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
         r = scan_in_use(f);
         if (r == -ENOMEM)
                 return r;
+        if (r == -ENXIO)
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, "the map disappeared");
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
 
@@ -601,8 +603,11 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                         r = o->remove(o->userdata, f->map.name, false, &f->cookie);
                         f->udev_pending = true;
                 }
-                if (r >= 0 || r == -ENXIO)
+                if (r >= 0 || r == -ENXIO) {
+                        /* gone: its queueing went with it, nothing to restore any more */
+                        f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false;
                         break;
+                }
                 if (r != -EBUSY) {
                         finish_cookie(f);
                         restore_queueing(f);

@@ -49,9 +49,20 @@ struct fake {
         int udev_wait_r;
         bool claimed;
         int part_open_count;
+        const char *fail_op; /* this op fails with fail_r from its fail_after-th call on (0: first) */
+        unsigned fail_after;
+        int fail_r;
+        unsigned fail_count;
 };
 
 static struct fake F;
+
+static bool should_fail(const char *op)
+{
+        if (!F.fail_op || strcmp(op, F.fail_op) != 0)
+                return false;
+        return F.fail_count++ >= F.fail_after;
+}
 
 _printf_(1, 2) static void record(const char *fmt, ...)
 {
@@ -125,12 +136,16 @@ static void fill(struct fake_map *m, struct mpf_dm_info *ret)
 
 static int f_info_by_name(void *u, const char *name, struct mpf_dm_info *ret)
 {
+        if (should_fail("info_by_name"))
+                return F.fail_r;
         fill(find_name(name), ret);
         return 0;
 }
 
 static int f_info_by_uuid(void *u, const char *uuid, struct mpf_dm_info *ret)
 {
+        if (should_fail("info_by_uuid"))
+                return F.fail_r;
         fill(find_uuid(uuid), ret);
         return 0;
 }
@@ -155,6 +170,8 @@ static int f_info_by_path(void *u, const char *path, struct mpf_dm_info *ret)
 static int f_table(void *u, const char *name, unsigned *n, char **type, char **params)
 {
         struct fake_map *m = find_name(name);
+        if (should_fail("table"))
+                return F.fail_r;
         if (!m)
                 return -ENXIO;
         *n = 1;
@@ -165,8 +182,12 @@ static int f_table(void *u, const char *name, unsigned *n, char **type, char **p
 
 static int f_targets(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n)
 {
-        struct mpf_target *t = calloc(F.n_maps, sizeof(*t));
+        struct mpf_target *t;
         size_t n = 0;
+
+        if (should_fail("targets"))
+                return F.fail_r;
+        t = calloc(F.n_maps, sizeof(*t));
 
         for (size_t i = 0; i < F.n_maps; i++) {
                 const struct mpf_dm_info *x = &F.maps[i].info;
@@ -187,6 +208,8 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mp
 {
         *ret = (struct mpf_blockers) {};
         record("scan");
+        if (should_fail("scan"))
+                return F.fail_r;
         if (F.mounted)
                 ck_assert_int_eq(mpf_blockers_add_mount(ret, t[0].name, "/mnt/data", 123), 0);
         *explained = F.explained + (unsigned) (n - 1);
@@ -215,6 +238,8 @@ static void f_unlock(void *u, void *l)
 static int f_message(void *u, const char *name, const char *msg)
 {
         record("message %s %s", name, msg);
+        if (!find_name(name))
+                return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0)
                 return F.message_restore_r;
         return F.message_r;
@@ -261,6 +286,8 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         int r = 0;
 
         record("remove%s %s", deferred ? " deferred" : "", name);
+        if (should_fail("remove"))
+                return F.fail_r;
         if (!m)
                 return -ENXIO;
         if (m == &F.maps[0] && F.n_remove_seq > 0) {
@@ -982,6 +1009,72 @@ START_TEST(test_run_all_udev_late)
 }
 END_TEST
 
+/* Every remaining failure branch: which op fails, on which call, what the result must be. */
+START_TEST(test_failure_branches)
+{
+        static const struct {
+                const char *op;
+                unsigned after;
+                int r;
+                bool deferred;
+                MpfResult result;
+                MpfStep step;
+                bool restored; /* queueing had been disabled and must be restored */
+        } cases[] = {
+                { "info_by_name", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false },
+                { "table", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false },
+                { "table", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, false },
+                { "info_by_uuid", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_LOCK, false },
+                { "targets", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, false },
+                { "targets", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false },
+                { "scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false },
+                /* 1st info_by_name: resolve; 2nd: partition check; 3rd: sole-opener */
+                { "info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true },
+                { "remove", 0, -EBUSY, false, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, true },
+                { "remove", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true },
+                { "info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true },
+                /* 1st info_by_uuid: lock re-check; 2nd: is it gone? */
+                { "info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false },
+                { "remove", 0, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false },
+                { "remove", 1, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                if (cases[i].deferred)
+                        F.mounted = true;
+                F.fail_op = cases[i].op;
+                F.fail_after = cases[i].after;
+                F.fail_r = cases[i].r;
+                flush("mpatha", cases[i].deferred, false, &r);
+                ck_assert_msg(r.result == cases[i].result && r.step == cases[i].step,
+                              "case %zu (%s #%u): got %s at %s (%s)", i, cases[i].op, cases[i].after,
+                              mpf_result_to_string(r.result), mpf_step_to_string(r.step), r.reason);
+                ck_assert_msg(called("message mpatha queue_if_no_path") == cases[i].restored, "case %zu", i);
+                ck_assert_msg(!F.claimed, "case %zu left the map open", i);
+                ck_assert_ptr_nonnull(r.reason);
+                if (called("lock mpath-" WWID))
+                        ck_assert_msg(called("unlock"), "case %zu kept the lock", i);
+        }
+}
+END_TEST
+
+START_TEST(test_unparsable_features_disable_anyway)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].params = "garbage";
+        F.claim_r = -EBUSY;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.queueing_before, -1);
+        ck_assert(called("message mpatha fail_if_no_path"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
 /* The program level: options in, one JSON document on stdout, the exit status out. */
 START_TEST(test_run_json_document)
 {
@@ -1060,6 +1153,8 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_independent);
         tcase_add_test(tc, test_run_precedence);
         tcase_add_test(tc, test_run_json_document);
+        tcase_add_test(tc, test_failure_branches);
+        tcase_add_test(tc, test_unparsable_features_disable_anyway);
         tcase_add_test(tc, test_run_all_one_udev_wait);
         tcase_add_test(tc, test_run_all_udev_late);
         suite_add_tcase(s, tc);
