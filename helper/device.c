@@ -247,8 +247,12 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
         pid = fork();
         if (pid < 0)
                 return negative_errno();
-        if (pid == 0)
+        if (pid == 0) {
+                /* The child may hang in D state for good: it must not keep copies of our lock
+                 * fds (a flock lives as long as any copy of its open file description). */
+                close_all_but(fd);
                 _exit(fsync(fd) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0);
+        }
 
         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0) {

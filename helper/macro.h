@@ -98,3 +98,5 @@ static inline const char *strempty(const char *s)
 const char *startswith(const char *s, const char *prefix) _pure_;
 int read_one_line(const char *path, char **ret);
 int asprintf_safe(char **ret, const char *fmt, ...) _printf_(2, 3);
+/* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
+void close_all_but(int keep);

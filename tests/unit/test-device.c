@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/wait.h>
+
+#include "macro.h"
 #include <unistd.h>
 
 #include "device.h"
@@ -47,6 +50,37 @@ START_TEST(test_fsync_deadline_passed)
 }
 END_TEST
 
+/* The fsync child keeps nothing but the fd it syncs: an abandoned child must not hold our flocks. */
+START_TEST(test_close_all_but)
+{
+        int a = open("/dev/null", O_RDONLY | O_CLOEXEC), keep = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int b = open("/dev/null", O_RDONLY | O_CLOEXEC), st;
+        pid_t pid;
+
+        ck_assert_int_ge(a, 3);
+        ck_assert_int_gt(keep, a);
+        ck_assert_int_gt(b, keep);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close_all_but(keep);
+                if (fcntl(keep, F_GETFD) < 0)
+                        _exit(1);
+                if (fcntl(a, F_GETFD) >= 0 || fcntl(b, F_GETFD) >= 0)
+                        _exit(2);
+                if (fcntl(STDERR_FILENO, F_GETFD) < 0)
+                        _exit(3);
+                _exit(0);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        close(a);
+        close(b);
+        close(keep);
+}
+END_TEST
+
 static Suite *device_suite(void)
 {
         Suite *s = suite_create("device");
@@ -55,6 +89,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_fsync_file);
         tcase_add_test(tc, test_fsync_error_passed_up);
         tcase_add_test(tc, test_fsync_deadline_passed);
+        tcase_add_test(tc, test_close_all_but);
         suite_add_tcase(s, tc);
         return s;
 }
