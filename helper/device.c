@@ -238,6 +238,28 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
         return 0;
 }
 
+/* Exit status of the sync child: 0; an errno (< 128) when dirty data could not be written back;
+ * FLUSH_ONLY_FAILED | errno when all data was written back but the device cache flush failed. */
+#define FLUSH_ONLY_FAILED 128
+
+static int sync_child(int fd)
+{
+        /* Write back and wait for the dirty pages: an error here is data that did not reach the paths. */
+        if (sync_file_range(fd, 0, 0,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+                if (errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
+                        return errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO;
+                /* not supported here: fsync alone decides */
+                return fsync(fd) < 0 ? (errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO) : 0;
+        }
+        /* Then fsync: writes back what was dirtied meanwhile and flushes the device's write cache.
+         * A failure now, with the write-back clean, is the cache flush (e.g. a map without any
+         * usable path fails the empty flush request). */
+        if (fsync(fd) < 0)
+                return FLUSH_ONLY_FAILED | (errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO);
+        return 0;
+}
+
 int mpf_fsync_bounded(int fd, usec_t deadline)
 {
         _cleanup_(closep) int pidfd = -EBADF;
@@ -251,7 +273,7 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
                 /* The child may hang in D state for good: it must not keep copies of our lock
                  * fds (a flock lives as long as any copy of its open file description). */
                 close_all_but(fd);
-                _exit(fsync(fd) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0);
+                _exit(sync_child(fd));
         }
 
         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
@@ -282,6 +304,10 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
                 return negative_errno();
         if (si.si_code != CLD_EXITED)
                 return -EINTR; /* killed by someone */
+        if (si.si_status & FLUSH_ONLY_FAILED) {
+                log_debug_errno(si.si_status & ~FLUSH_ONLY_FAILED, "Device cache flush failed: %m");
+                return 1;
+        }
         return si.si_status == 0 ? 0 : -si.si_status;
 }
 

@@ -24,6 +24,9 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
 /* Is udevd running (and --no-udev-sync not given)? */
 bool mpf_udev_running(void);
 
-/* fsync(fd) in a child process, waited for with pidfd + poll until the deadline. On timeout the
- * child is killed (SIGKILL; a child stuck in D state is left behind) and -ETIMEDOUT returned. */
+/* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER) then fsync(fd), in a child process (holding no
+ * fd but this one), waited for with pidfd + poll until the deadline. Returns 0; 1 when all dirty
+ * data was written back but the device cache flush failed; -errno (-EIO) when data could not be
+ * written back; -ETIMEDOUT at the deadline (the child is killed, and left behind if it is stuck
+ * in D state). */
 int mpf_fsync_bounded(int fd, usec_t deadline);

@@ -41,6 +41,7 @@ struct flush {
         uint32_t cookie;
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
+        bool cache_flush_failed;
         usec_t start;
 };
 
@@ -475,6 +476,14 @@ static int step_flush(struct flush *f, bool *done)
 
         *done = true;
         r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline);
+        if (r > 0) {
+                /* Every dirty page reached the paths; only the empty cache-flush request failed, as it
+                 * does on a map without a usable path now that queueing is off. Removing the map
+                 * loses nothing that keeping it would save. */
+                log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
+                        "data written back, but the device cache flush failed (no usable path?), ignoring");
+                f->cache_flush_failed = true;
+        }
         if (r >= 0) {
                 step_debug(f, MPF_STEP_FLUSH, "fsync done");
                 *done = false;
@@ -674,6 +683,9 @@ static int step_udev_wait(struct flush *f, bool deferred)
         if (udev_late)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; udev had not finished with it at the deadline (cookie released)");
+        if (f->cache_flush_failed)
+                return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
+                            "removed; all data was written back, the device cache flush failed (no usable path)");
         return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE, "removed");
 }
 

@@ -48,7 +48,8 @@ struct mpf_ops {
         int (*mpathd)(void *u, const char *cmd, usec_t deadline);
         /* open the map O_RDONLY|O_EXCL|O_CLOEXEC */
         int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
-        /* fsync bounded by the deadline: -ETIMEDOUT, -EIO */
+        /* write back + fsync bounded by the deadline: 0; 1 written back but the device cache
+         * flush failed; -EIO data could not be written; -ETIMEDOUT */
         int (*flush)(void *u, int fd, usec_t deadline);
         void (*release)(void *u, int fd);
         int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);

@@ -697,6 +697,20 @@ START_TEST(test_flush_eio)
 }
 END_TEST
 
+START_TEST(test_flush_cache_flush_failed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = 1; /* written back, cache flush failed (pathless map) */
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(r.step, MPF_STEP_DONE);
+        ck_assert_ptr_nonnull(strstr(r.reason, "cache flush"));
+        ck_assert(!called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
 START_TEST(test_flush_timeout)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -1137,6 +1151,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_claim_other_error_failed);
         tcase_add_test(tc, test_flush_eio);
         tcase_add_test(tc, test_flush_timeout);
+        tcase_add_test(tc, test_flush_cache_flush_failed);
         tcase_add_test(tc, test_restore_fails_exit_7);
         tcase_add_test(tc, test_sole_opener_transient);
         tcase_add_test(tc, test_sole_opener_busy_at_deadline);
