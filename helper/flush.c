@@ -311,6 +311,67 @@ static int scan_in_use(struct flush *f)
         return 0;
 }
 
+static bool only_openers(const struct mpf_blockers *b)
+{
+        return b->n_openers > 0 && strv_length(b->holders) == 0 && b->n_mounts == 0 && strv_length(b->swaps) == 0;
+}
+
+/* Drop the openers of a that are not in b (same pid and device). */
+static void keep_common_openers(struct mpf_blockers *a, const struct mpf_blockers *b)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < a->n_openers; i++) {
+                bool found = false;
+
+                for (size_t j = 0; j < b->n_openers && !found; j++)
+                        found = a->openers[i].pid == b->openers[j].pid &&
+                                strcmp(a->openers[i].device, b->openers[j].device) == 0;
+                if (found)
+                        a->openers[k++] = a->openers[i];
+                else {
+                        free(a->openers[i].comm);
+                        free(a->openers[i].device);
+                }
+        }
+        a->n_openers = k;
+}
+
+/* Only processes have it open: are they lasting users or passers-by like blkid? Re-scan until
+ * IN_USE_SETTLE_USEC has passed; what is left in f->res->blockers is the lasting users (none:
+ * not in use). Mounts, holders or swaps showing up meanwhile count at once. */
+static int settle_openers(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        usec_t until = MIN(f->p->deadline, usec_add(now(f), IN_USE_SETTLE_USEC));
+        struct backoff b;
+
+        backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
+        while (f->res->blockers.n_openers > 0) {
+                struct mpf_blockers cur = {};
+                unsigned explained;
+                usec_t t = now(f), d;
+                int r;
+
+                d = backoff_step(&b, until, t);
+                if (d == 0)
+                        break;
+                o->sleep_until(o->userdata, t + d);
+                r = o->scan_usage(o->userdata, f->targets, f->n_targets, &cur, &explained);
+                if (r < 0)
+                        return r;
+                if (!only_openers(&cur) && mpf_blockers_any(&cur)) {
+                        cur.unexplained_opens = f->res->blockers.unexplained_opens;
+                        mpf_blockers_done(&f->res->blockers);
+                        f->res->blockers = cur;
+                        return 0;
+                }
+                keep_common_openers(&f->res->blockers, &cur);
+                mpf_blockers_done(&cur);
+        }
+        return 0;
+}
+
 static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 {
         _cleanup_(freep) char *who = NULL;
@@ -325,6 +386,15 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
                 return stop(f, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, "the map disappeared");
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
+
+        if (only_openers(&f->res->blockers)) {
+                r = settle_openers(f);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
+                                    strerror(-r));
+        }
 
         if (f->res->blockers.unexplained_opens > 0)
                 log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
@@ -713,6 +783,8 @@ static int dry_run(struct flush *f)
         int r;
 
         r = scan_in_use(f);
+        if (r >= 0 && only_openers(&f->res->blockers))
+                r = settle_openers(f);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)

@@ -9,6 +9,9 @@
 #include "result.h"
 #include "usage.h"
 
+/* in-use: a process that has the map open only counts as a user if it still has it open after
+ * this long (blkid run by udev comes and goes); mounts, holders and swaps count at once */
+#define IN_USE_SETTLE_USEC (500 * USEC_PER_MSEC)
 /* sole-opener: transient openers (blkid run by udev) get this long to go away */
 #define SOLE_OPENER_BACKOFF_FIRST_USEC (5 * USEC_PER_MSEC)
 #define SOLE_OPENER_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)

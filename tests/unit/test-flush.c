@@ -49,6 +49,8 @@ struct fake {
         int udev_wait_r;
         bool claimed;
         int part_open_count;
+        int opener_seq[SEQ_MAX]; /* pid of a process opener per scan (0: none), the last one repeats */
+        size_t n_opener_seq, opener_pos;
         const char *fail_op; /* this op fails with fail_r from its fail_after-th call on (0: first) */
         unsigned fail_after;
         int fail_r;
@@ -212,6 +214,13 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mp
                 return F.fail_r;
         if (F.mounted)
                 ck_assert_int_eq(mpf_blockers_add_mount(ret, t[0].name, "/mnt/data", 123), 0);
+        if (F.n_opener_seq > 0) {
+                int pid = F.opener_seq[F.opener_pos < F.n_opener_seq ? F.opener_pos : F.n_opener_seq - 1];
+                F.opener_pos++;
+                if (pid > 0)
+                        ck_assert_int_eq(mpf_blockers_add_opener(ret, pid, pid == 200 ? "sleep" : "blkid", t[0].name),
+                                         0);
+        }
         *explained = F.explained + (unsigned) (n - 1);
         return 0;
 }
@@ -571,6 +580,52 @@ START_TEST(test_in_use_busy)
         ck_assert_int_eq(r.queueing_after, 1);
         assert_untouched();
         ck_assert(called("unlock"));
+}
+END_TEST
+
+START_TEST(test_in_use_transient_openers_proceed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.opener_seq[0] = 101; /* a blkid storm: another process each time, then none */
+        F.opener_seq[1] = 102;
+        F.opener_seq[2] = 0;
+        F.n_opener_seq = 3;
+        flush("mpatha", false, false, &r);
+        ck_assert_msg(r.result == MPF_RESULT_REMOVED, "%s", r.reason);
+        ck_assert_uint_le(F.clock, START + IN_USE_SETTLE_USEC);
+}
+END_TEST
+
+START_TEST(test_in_use_lasting_opener_busy)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.opener_seq[0] = 200; /* sleep < /dev/mapper/mpatha: seen by every scan */
+        F.n_opener_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE);
+        ck_assert_uint_eq(r.blockers.n_openers, 1);
+        ck_assert_int_eq(r.blockers.openers[0].pid, 200);
+        ck_assert_str_eq(r.blockers.openers[0].comm, "sleep");
+        ck_assert_uint_eq(F.clock, START + IN_USE_SETTLE_USEC);
+        assert_untouched();
+}
+END_TEST
+
+START_TEST(test_dry_run_deferred_lasting_opener)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.opener_seq[0] = 101;
+        F.n_opener_seq = 1;
+        flush("mpatha", true, true, &r); /* dry run, --deferred: the plan defers */
+        ck_assert_int_eq(r.result, MPF_RESULT_DEFERRED);
+        assert_untouched();
 }
 END_TEST
 
@@ -1143,6 +1198,9 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_lock_map_vanished_or_error);
         tcase_add_test(tc, test_in_use_busy);
         tcase_add_test(tc, test_unexplained_opens_proceed);
+        tcase_add_test(tc, test_in_use_transient_openers_proceed);
+        tcase_add_test(tc, test_in_use_lasting_opener_busy);
+        tcase_add_test(tc, test_dry_run_deferred_lasting_opener);
         tcase_add_test(tc, test_queueing_off_untouched);
         tcase_add_test(tc, test_fail_if_no_path_fails);
         tcase_add_test(tc, test_mpathd_not_running);
