@@ -90,6 +90,16 @@ static int set_identity(struct flush *f, const struct mpf_dm_info *info)
 
 /* ---- restore: undo the queueing step ---- */
 
+/* Has someone else (multipath -f, dmsetup) removed the map meanwhile? Errors count as "no". */
+static bool map_gone(struct flush *f)
+{
+        struct mpf_dm_info info;
+
+        if (f->ops->info_by_uuid(f->ops->userdata, f->map.uuid, &info) < 0)
+                return false;
+        return !info.exists || info.devt != f->map.devt;
+}
+
 static void restore_queueing(struct flush *f)
 {
         const struct mpf_ops *o = f->ops;
@@ -99,6 +109,11 @@ static void restore_queueing(struct flush *f)
 
         if (!f->kernel_queueing_disabled && !f->mpathd_queueing_disabled)
                 return;
+        if (map_gone(f)) {
+                /* its queueing went with it */
+                f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false;
+                return;
+        }
 
         if (f->mpathd_queueing_disabled) {
                 _cleanup_(freep) char *cmd = NULL;
@@ -449,6 +464,8 @@ static int step_queueing(struct flush *f, bool *done)
         r = o->message(o->userdata, f->map.name, "fail_if_no_path");
         if (r < 0) {
                 restore_queueing(f);
+                if (map_gone(f))
+                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_QUEUEING, "the map was removed by someone else");
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "fail_if_no_path failed: %s", strerror(-r));
         }
         f->kernel_queueing_disabled = true;
@@ -532,6 +549,8 @@ static int step_claim(struct flush *f, bool *done)
         }
         if (r < 0) {
                 restore_queueing(f);
+                if (map_gone(f))
+                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_CLAIM, "the map was removed by someone else");
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_CLAIM, "cannot open the map: %s", strerror(-r));
         }
         *done = false;

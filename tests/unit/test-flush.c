@@ -45,6 +45,7 @@ struct fake {
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
         size_t n_remove_seq, remove_pos;
         bool deferred_stays;    /* a deferred remove leaves the map (still open) */
+        const char *vanish_at;  /* before this op runs, someone else removes the map (and partitions) */
         bool remove_keeps_map;  /* remove "succeeds" but the map is still there */
         int udev_wait_r;
         bool claimed;
@@ -58,6 +59,13 @@ struct fake {
 };
 
 static struct fake F;
+
+static void maybe_vanish(const char *op)
+{
+        if (F.vanish_at && strcmp(op, F.vanish_at) == 0)
+                for (size_t i = 0; i < F.n_maps; i++)
+                        F.maps[i].info.exists = false;
+}
 
 static bool should_fail(const char *op)
 {
@@ -247,6 +255,7 @@ static void f_unlock(void *u, void *l)
 static int f_message(void *u, const char *name, const char *msg)
 {
         record("message %s %s", name, msg);
+        maybe_vanish("message");
         if (!find_name(name))
                 return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0)
@@ -257,6 +266,8 @@ static int f_message(void *u, const char *name, const char *msg)
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 {
         record("mpathd %s", cmd);
+        if (startswith(cmd, "restorequeueing") && F.vanish_at)
+                return -EBADMSG; /* multipathd no longer knows the map */
         if (startswith(cmd, "restorequeueing"))
                 return F.mpathd_restore_r;
         return F.mpathd_r;
@@ -265,6 +276,9 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
 {
         record("claim %s", map->name);
+        maybe_vanish("claim");
+        if (F.vanish_at && strcmp(F.vanish_at, "claim") == 0)
+                return -ENOENT;
         if (F.claim_r < 0)
                 return F.claim_r;
         F.claimed = true;
@@ -1130,6 +1144,26 @@ START_TEST(test_failure_branches)
 }
 END_TEST
 
+/* multipath -f or dmsetup removes the map while we work on it: absent (or removed), never 1 or 7 */
+START_TEST(test_removed_by_someone_else)
+{
+        static const char *const when[] = { "message", "claim" };
+
+        for (size_t i = 0; i < ELEMENTSOF(when); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                F.vanish_at = when[i];
+                flush("mpatha", false, false, &r);
+                ck_assert_msg(r.result == MPF_RESULT_ABSENT, "%s: %s at %s: %s", when[i],
+                              mpf_result_to_string(r.result), mpf_step_to_string(r.step), r.reason);
+                ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
+                ck_assert(!r.restore_failed);
+                ck_assert(called("unlock"));
+        }
+}
+END_TEST
+
 START_TEST(test_unparsable_features_disable_anyway)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -1228,6 +1262,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_json_document);
         tcase_add_test(tc, test_failure_branches);
         tcase_add_test(tc, test_unparsable_features_disable_anyway);
+        tcase_add_test(tc, test_removed_by_someone_else);
         tcase_add_test(tc, test_run_all_one_udev_wait);
         tcase_add_test(tc, test_run_all_udev_late);
         suite_add_tcase(s, tc);
