@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,7 +31,22 @@ static struct udev_monitor *get_monitor(struct mpf_device *d);
 
 bool mpf_udev_running(void)
 {
-        return access(UDEV_CONTROL_PATH, F_OK) >= 0;
+        return mpf_socket_listening(UDEV_CONTROL_PATH);
+}
+
+bool mpf_socket_listening(const char *path)
+{
+        _cleanup_(closep) int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        /* The socket file outlives a killed udevd: only a successful connect says it runs. */
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return false;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return false;
+        return connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0 || errno == EINPROGRESS || errno == EAGAIN;
 }
 
 int mpf_device_new(bool udev_sync, struct mpf_device **ret)

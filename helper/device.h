@@ -21,8 +21,10 @@ static inline void mpf_device_freep(struct mpf_device **d)
 }
 /* Fill ops with the real implementation, userdata d. */
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
-/* Is udevd running (and --no-udev-sync not given)? */
+/* Does udevd answer on its control socket? */
 bool mpf_udev_running(void);
+/* Does something accept connections on this AF_UNIX SOCK_SEQPACKET socket path? */
+bool mpf_socket_listening(const char *path);
 
 /* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER) then fsync(fd), in a child process (holding no
  * fd but this one), waited for with pidfd + poll until the deadline. Returns 0; 1 when all dirty

@@ -44,7 +44,7 @@ int mpf_run(const struct mpf_options *o)
         udev_sync = !o->no_udev_sync && mpf_udev_running();
         if (!udev_sync)
                 log_debug("Not synchronising with udev (%s)",
-                          o->no_udev_sync ? "--no-udev-sync" : UDEV_CONTROL_PATH " does not exist");
+                          o->no_udev_sync ? "--no-udev-sync" : "udevd does not answer on " UDEV_CONTROL_PATH);
         r = mpf_device_new(udev_sync, &d);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");

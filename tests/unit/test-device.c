@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "macro.h"
@@ -81,6 +83,30 @@ START_TEST(test_close_all_but)
 }
 END_TEST
 
+/* A socket file left behind by a killed udevd does not count as a running udevd. */
+START_TEST(test_socket_listening)
+{
+        char dir[] = "/tmp/mpf-test-sock-XXXXXX", path[128];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/control", dir);
+        ck_assert(!mpf_socket_listening(path)); /* no file */
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert(!mpf_socket_listening(path)); /* bound, not listening */
+        ck_assert_int_eq(listen(fd, 4), 0);
+        ck_assert(mpf_socket_listening(path));
+        close(fd);
+        ck_assert(!mpf_socket_listening(path)); /* stale file */
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *device_suite(void)
 {
         Suite *s = suite_create("device");
@@ -90,6 +116,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_fsync_error_passed_up);
         tcase_add_test(tc, test_fsync_deadline_passed);
         tcase_add_test(tc, test_close_all_but);
+        tcase_add_test(tc, test_socket_listening);
         suite_add_tcase(s, tc);
         return s;
 }
