@@ -4,17 +4,19 @@
  *
  *   resolve      find the map; only "mpath-" maps with one multipath target are ours
  *   lock         map lock, then path device locks (doc/CONTRACT.md); re-check the map
- *   in-use       holders, mounts in every namespace, swaps, open fds: named, or busy
+ *   in-use       holders, mounts in every namespace, swaps, lasting open fds: named, or busy
  *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
- *   flush        fsync, in a child, bounded by the deadline
+ *   flush        write back and fsync, in a child, bounded by the deadline
  *   sole-opener  our fd must be the only open; transient openers get a bounded backoff
  *   remove       DM_DEV_REMOVE (or deferred remove), never a suspend
  *   udev-wait    bounded wait for udev to finish with the removed node
  *   done
  *
  * On failure after queueing was disabled, queueing is restored before returning.
+ * With --deferred, a map in use goes from in-use straight to a deferred remove.
+ * Running several maps (and the shared udev cookie of --all) is run.c's business.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -931,102 +933,5 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
                 (void) stop(&f, MPF_RESULT_FAILED, ret->step, "%s", strerror(-r));
                 return r;
         }
-        return 0;
-}
-
-void mpf_run_done(struct mpf_run *r)
-{
-        if (!r)
-                return;
-        for (size_t i = 0; i < r->n_maps; i++)
-                mpf_map_result_done(&r->maps[i]);
-        r->maps = mfree(r->maps);
-        r->n_maps = 0;
-        r->error = mfree(r->error);
-}
-
-/* udev-wait for all maps removed under the shared cookie, then drop their locks. */
-static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
-                          uint32_t cookie)
-{
-        bool any = false;
-        int r;
-
-        for (size_t i = 0; i < run->n_maps; i++)
-                any = any || run->maps[i].held_lock;
-        if (!any)
-                return;
-        r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
-        if (r < 0 && r != -ETIMEDOUT)
-                log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
-        for (size_t i = 0; i < run->n_maps; i++) {
-                struct mpf_map_result *m = &run->maps[i];
-
-                if (!m->held_lock)
-                        continue;
-                if (r == -ETIMEDOUT) {
-                        free(m->reason);
-                        m->reason = strdup("removed; udev had not finished with it at the deadline (cookie released)");
-                }
-                ops->unlock(ops->userdata, m->held_lock);
-                m->held_lock = NULL;
-        }
-}
-
-int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
-                size_t n_maps, struct mpf_run *ret)
-{
-        _cleanup_(strv_freep) char **listed = NULL;
-        struct mpf_run run = { .exit_status = MPF_EXIT_OK };
-        struct mpf_flush_params bp;
-        uint32_t shared_cookie = 0;
-        bool batch;
-        int r;
-
-        r = ops->check(ops->userdata);
-        if (r < 0) {
-                run.exit_status = MPF_EXIT_ENVIRONMENT;
-                if (asprintf_safe(&run.error, "%s: %s",
-                                  r == -EPERM || r == -EACCES ? "must be root (device-mapper not permitted)"
-                                                              : "device-mapper is not available (/dev/mapper/control)",
-                                  strerror(-r)) < 0)
-                        return -ENOMEM;
-                *ret = run;
-                return 0;
-        }
-        if (all) {
-                r = ops->list(ops->userdata, &listed);
-                if (r < 0) {
-                        run.exit_status = r == -EPERM || r == -EACCES ? MPF_EXIT_ENVIRONMENT : MPF_EXIT_FAILED;
-                        if (asprintf_safe(&run.error, "cannot list the multipath maps: %s", strerror(-r)) < 0)
-                                return -ENOMEM;
-                        *ret = run;
-                        return 0;
-                }
-                maps = listed;
-                n_maps = strv_length(listed);
-        }
-        /* several maps: one udev cookie for all their removes, waited for once at the end */
-        batch = p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
-        if (batch) {
-                bp = *p;
-                bp.shared_cookie = &shared_cookie;
-                p = &bp;
-        }
-        run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
-        if (!run.maps)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_maps && r >= 0; i++) {
-                r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
-                run.n_maps++;
-                run.exit_status = mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
-        }
-        if (batch)
-                finish_shared(ops, p, &run, shared_cookie);
-        if (r < 0) {
-                mpf_run_done(&run);
-                return r;
-        }
-        *ret = run;
         return 0;
 }

@@ -76,15 +76,3 @@ struct mpf_flush_params {
  * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */
 int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
                   struct mpf_map_result *ret);
-
-struct mpf_run {
-        struct mpf_map_result *maps;
-        size_t n_maps;
-        int exit_status;
-        char *error; /* environment error (exit 6), else NULL */
-};
-void mpf_run_done(struct mpf_run *r);
-
-/* Flush every MAP (or all multipath maps), one after another; the deadline covers the run. */
-int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
-                size_t n_maps, struct mpf_run *ret);

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "flush.h"
+#include "run.h"
 
 struct json_object;
 

@@ -7,6 +7,103 @@
 #include "output.h"
 #include "run.h"
 
+void mpf_run_done(struct mpf_run *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_maps; i++)
+                mpf_map_result_done(&r->maps[i]);
+        r->maps = mfree(r->maps);
+        r->n_maps = 0;
+        r->error = mfree(r->error);
+}
+
+/* udev-wait for all maps removed under the shared cookie, then drop their locks. */
+static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
+                          uint32_t cookie)
+{
+        bool any = false;
+        int r;
+
+        for (size_t i = 0; i < run->n_maps; i++)
+                any = any || run->maps[i].held_lock;
+        if (!any)
+                return;
+        r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
+        if (r < 0 && r != -ETIMEDOUT)
+                log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        for (size_t i = 0; i < run->n_maps; i++) {
+                struct mpf_map_result *m = &run->maps[i];
+
+                if (!m->held_lock)
+                        continue;
+                if (r == -ETIMEDOUT) {
+                        free(m->reason);
+                        m->reason = strdup("removed; udev had not finished with it at the deadline (cookie released)");
+                }
+                ops->unlock(ops->userdata, m->held_lock);
+                m->held_lock = NULL;
+        }
+}
+
+int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
+                size_t n_maps, struct mpf_run *ret)
+{
+        _cleanup_(strv_freep) char **listed = NULL;
+        struct mpf_run run = { .exit_status = MPF_EXIT_OK };
+        struct mpf_flush_params bp;
+        uint32_t shared_cookie = 0;
+        bool batch;
+        int r;
+
+        r = ops->check(ops->userdata);
+        if (r < 0) {
+                run.exit_status = MPF_EXIT_ENVIRONMENT;
+                if (asprintf_safe(&run.error, "%s: %s",
+                                  r == -EPERM || r == -EACCES ? "must be root (device-mapper not permitted)"
+                                                              : "device-mapper is not available (/dev/mapper/control)",
+                                  strerror(-r)) < 0)
+                        return -ENOMEM;
+                *ret = run;
+                return 0;
+        }
+        if (all) {
+                r = ops->list(ops->userdata, &listed);
+                if (r < 0) {
+                        run.exit_status = r == -EPERM || r == -EACCES ? MPF_EXIT_ENVIRONMENT : MPF_EXIT_FAILED;
+                        if (asprintf_safe(&run.error, "cannot list the multipath maps: %s", strerror(-r)) < 0)
+                                return -ENOMEM;
+                        *ret = run;
+                        return 0;
+                }
+                maps = listed;
+                n_maps = strv_length(listed);
+        }
+        /* several maps: one udev cookie for all their removes, waited for once at the end */
+        batch = p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
+        if (batch) {
+                bp = *p;
+                bp.shared_cookie = &shared_cookie;
+                p = &bp;
+        }
+        run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
+        if (!run.maps)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_maps && r >= 0; i++) {
+                r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
+                run.n_maps++;
+                run.exit_status = mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+        }
+        if (batch)
+                finish_shared(ops, p, &run, shared_cookie);
+        if (r < 0) {
+                mpf_run_done(&run);
+                return r;
+        }
+        *ret = run;
+        return 0;
+}
+
 int mpf_run_with_ops(const struct mpf_options *o, const struct mpf_ops *ops)
 {
         struct mpf_flush_params p = {

@@ -4,6 +4,18 @@
 #include "flush.h"
 #include "options.h"
 
+struct mpf_run {
+        struct mpf_map_result *maps;
+        size_t n_maps;
+        int exit_status;
+        char *error; /* environment error (exit 6), else NULL */
+};
+void mpf_run_done(struct mpf_run *r);
+
+/* Flush every MAP (or all multipath maps), one after another; the deadline covers the run. */
+int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
+                size_t n_maps, struct mpf_run *ret);
+
 #ifndef MPF_VERSION
 #define MPF_VERSION "0.0.0"
 #endif
