@@ -148,12 +148,13 @@ static void restore_queueing(struct flush *f)
                 f->res->queueing_after = f->res->queueing_before;
 }
 
-/* Give udev's semaphore back even when we stop early. */
+/* When we stop early: let udev finish what was removed (bounded by the deadline, then the
+ * semaphore is released by us) so that no cookie leaks. */
 static void finish_cookie(struct flush *f)
 {
         if (!f->udev_pending)
                 return;
-        (void) f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, now(f));
+        (void) f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, f->p->deadline);
         f->cookie = 0;
         f->udev_pending = false;
 }
