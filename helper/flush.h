@@ -66,7 +66,7 @@ struct mpf_flush_params {
         bool deferred;
         bool dry_run;
         usec_t deadline;
-        /* Several maps (--all): the final remove of each map joins this udev cookie instead of
+        /* --all: the final remove of each map joins this udev cookie instead of
          * waiting for udev itself; the map's locks are then kept in the result (held_lock) until
          * the caller has waited for the cookie once, for all maps. NULL: wait per map. */
         uint32_t *shared_cookie;

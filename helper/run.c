@@ -79,8 +79,10 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 maps = listed;
                 n_maps = strv_length(listed);
         }
-        /* several maps: one udev cookie for all their removes, waited for once at the end */
-        batch = p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
+        /* --all: one udev cookie for all removes, waited for once at the end. Only for --all: it
+         * holds each removed map's locks until then, and only the sorted order of --all makes
+         * taking more than one map lock safe against another flusher doing the same. */
+        batch = all && p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
         if (batch) {
                 bp = *p;
                 bp.shared_cookie = &shared_cookie;
