@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=sh
+# The benchmark's guest side. run-bench prepends a scenario header and the
+# parameters (BENCH_SIZES, BENCH_REPS, BENCH_ALL_REPS, BENCH_CALLGRIND,
+# BENCH_PROFILE) and hands the result to tests/vm/run as one scenario: every
+# measurement below happens in one guest boot.
+#
+# Plan:
+#   1. scsi_debug with max(N) two-path LUNs, multipathd, `multipath` creates the
+#      maps (timed), dm-bench saves each map's name, UUID and table.
+#   2. mpath-flush --all tears the maps `multipath` made down (timed: "orig").
+#   3. Phase A, multipathd running: single-map latency (BENCH_REPS rounds of
+#      mpath-flush MAP, multipath -f MAP, dmsetup remove MAP), then for each N
+#      and BENCH_ALL_REPS rounds: mpath-flush --all, multipath -F,
+#      multipathd del maps, a dmsetup remove loop, the floor.
+#   4. Phase B, multipathd stopped: multipath -F for each N.
+# Before every timed teardown dm-bench re-creates the first N saved maps (same
+# name, UUID, table: queue_if_no_path and both paths), udev settles and, in
+# phase A, multipathd has adopted them. Every timing is "command" and
+# "command + udevadm settle"; after each, the number of maps left is recorded.
+# Phase B never restarts multipathd: with find_multipaths no it would create a
+# map for every LUN, not just the first N.
+#
+# Output in $MPF_LAB_OUT: bench-raw.csv (one line a measurement), maps.txt,
+# callgrind.N.out, strace files, phases.txt.
+. /usr/lib/mpf-lab/lib.sh
+
+out=$MPF_LAB_OUT
+raw=$out/bench-raw.csv
+maps=$out/maps.txt
+tfile=$out/.time
+echo "kind,n,tool,rep,rc,cmd_ms,total_ms,utime_ms,stime_ms,maxrss_kb,left" > "$raw"
+: > "$out/phases.txt"
+max=0
+for n in $BENCH_SIZES; do [ "$n" -gt "$max" ] && max=$n; done
+
+phase() { echo "$(date -u +%T) $*" | tee -a "$out/phases.txt"; }
+nmaps() { lab_maps | grep -c . ; }
+daemon_maps() { multipathd show maps raw format "%n" 2>/dev/null | grep -c . ; }
+
+# measure KIND N TOOL REP CMD...: time CMD then udevadm settle; one CSV line.
+measure() {
+        _k=$1 _n=$2 _tool=$3 _rep=$4; shift 4
+        rm -f "$tfile"
+        dm-bench time "$tfile" --settle -- "$@" >> "$out/tool.log" 2>&1
+        _left=$(nmaps)
+        # rc=R cmd_ms=C total_ms=T utime_ms=U stime_ms=S maxrss_kb=M -> R,C,T,U,S,M
+        _vals=$(sed 's/[a-z_]*=//g; s/ /,/g' "$tfile" 2>/dev/null)
+        [ -n "$_vals" ] || _vals="999,,,,,"
+        echo "$_k,$_n,$_tool,$_rep,$_vals,$_left" >> "$raw"
+        echo "  $_k n=$_n $_tool rep $_rep: $(cat "$tfile" 2>/dev/null) left=$_left"
+        # Never let one tool's leftovers spoil the next measurement.
+        if [ "$_left" -ne 0 ]; then dm-bench remove-all > /dev/null 2>&1; lab_settle; fi
+}
+
+# prepare N: re-create the first N saved maps; in phase A wait until multipathd has them.
+prepare() {
+        dm-bench create "$maps" "$1" > /dev/null || echo "prepare $1: dm-bench create failed"
+        lab_settle
+        if lab_mpathd_running; then
+                _i=0
+                while [ "$(daemon_maps)" -lt "$1" ] && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+                lab_settle
+        fi
+        [ "$(nmaps)" -eq "$1" ]
+}
+
+# check_rows KIND N TOOL REPS: every measurement exited 0 and left zero maps.
+check_rows() {
+        _bad=$(awk -F, -v k="$1" -v n="$2" -v t="$3" \
+                '$1 == k && $2 == n && $3 == t && ($5 != 0 || $11 != 0) { b++ } END { print b + 0 }' "$raw")
+        _cnt=$(awk -F, -v k="$1" -v n="$2" -v t="$3" '$1 == k && $2 == n && $3 == t { c++ } END { print c + 0 }' "$raw")
+        t_is "$1 n=$2 $3: $4 runs, each exit 0 and zero maps left" "$_cnt/$_bad" "$4/0"
+}
+
+# dmsetup loop, udev-synchronised (dmsetup's default), one process per map
+cat > /tmp/dmsetup-loop <<'EOF'
+#!/bin/sh
+for m in $(dmsetup ls --target multipath | awk '$1 != "No" { print $1 }'); do
+        dmsetup remove "$m" || exit 1
+done
+EOF
+chmod +x /tmp/dmsetup-loop
+# the floor: one process, DM ioctls, no udev sync; then one settle (measure adds it)
+cat > /tmp/floor <<'EOF'
+#!/bin/sh
+exec dm-bench remove-all
+EOF
+chmod +x /tmp/floor
+
+phase "setup: udev, scsi_debug with $max LUNs"
+lab_udev_start
+t0=$(lab_ms)
+lab_san "$max"
+udevadm settle -t 1800
+t1=$(lab_ms)
+echo "setup,$max,paths-settle,1,0,$((t1 - t0)),$((t1 - t0)),,,,0" >> "$raw"
+phase "paths settled in $((t1 - t0)) ms ($(ls -d /sys/block/sd* | wc -l) sd devices)"
+t_check "multipathd starts" lab_mpathd_start
+
+phase "setup: multipath creates $max maps"
+t0=$(lab_ms)
+multipath -v0 > /dev/null 2>&1
+i=0
+while [ "$(nmaps)" -lt "$max" ] && [ $i -lt 1800 ]; do
+        sleep 1; i=$((i + 1))
+        [ $((i % 60)) -eq 0 ] && multipath -v0 > /dev/null 2>&1
+done
+udevadm settle -t 1800
+t1=$(lab_ms)
+echo "setup,$max,multipath-create,1,0,$((t1 - t0)),$((t1 - t0)),,,,$(nmaps)" >> "$raw"
+phase "multipath made $(nmaps) maps in $((t1 - t0)) ms"
+t_is "multipath created $max maps" "$(nmaps)" "$max"
+dm-bench save "$maps"
+t_is "$max maps saved" "$(grep -c . "$maps")" "$max"
+t_like "saved maps are multipath maps with mpath- UUIDs, queueing, two paths" \
+        "$(head -n 1 "$maps")" '^[^ ]+ mpath-[^ ]+ 0 [0-9]+ multipath [0-9]+ .*queue_if_no_path'
+i=0
+while [ "$(daemon_maps)" -lt "$max" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+measure orig "$max" mpf-all 1 mpath-flush --all
+check_rows orig "$max" mpf-all 1
+
+phase "faithfulness: re-create $max maps, compare tables"
+t0=$(lab_ms)
+t_check "dm-bench re-creates $max maps" prepare "$max"
+t1=$(lab_ms)
+echo "setup,$max,dm-bench-create,1,0,$((t1 - t0)),$((t1 - t0)),,,,$(nmaps)" >> "$raw"
+dm-bench save "$out/maps-again.txt" > /dev/null
+t_check "re-created maps have the saved names, UUIDs and tables" cmp "$maps" "$out/maps-again.txt"
+t_is "multipathd monitors the re-created maps" "$(daemon_maps)" "$max"
+dm-bench remove-all > /dev/null; lab_settle
+
+phase "phase A (multipathd running): single-map latency, $BENCH_REPS rounds"
+map1=$(head -n 1 "$maps" | cut -d' ' -f1)
+r=1
+while [ $r -le "$BENCH_REPS" ]; do
+        prepare 1 && measure single 1 mpf "$r" mpath-flush "$map1"
+        prepare 1 && measure single 1 multipath-f "$r" multipath -f "$map1"
+        prepare 1 && measure single 1 dmsetup "$r" dmsetup remove "$map1"
+        r=$((r + 1))
+done
+for tool in mpf multipath-f dmsetup; do check_rows single 1 $tool "$BENCH_REPS"; done
+
+for n in $BENCH_SIZES; do
+        phase "phase A: N=$n"
+        for c in $BENCH_CALLGRIND; do
+                [ "$c" = "$n" ] || continue
+                prepare "$n"
+                rm -f "$tfile"
+                dm-bench time "$tfile" -- valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$n.out" \
+                        mpath-flush --dry-run --all --json > "$out/callgrind.$n.json" 2> "$out/callgrind.$n.log"
+                ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$out/callgrind.$n.out" | head -n 1)
+                echo "callgrind,$n,mpf-dryrun-ir,1,$(sed 's/ .*//; s/rc=//' "$tfile"),$ir,$ir,,,,$(nmaps)" >> "$raw"
+                phase "callgrind --dry-run --all at N=$n: $ir instructions"
+                t_like "callgrind counted the instructions of --dry-run --all at N=$n" "$ir" '^[0-9]+$'
+                dm-bench remove-all > /dev/null; lab_settle
+        done
+        rep=1
+        while [ $rep -le "$BENCH_ALL_REPS" ]; do
+                prepare "$n" && measure dryrun "$n" mpf-dryrun "$rep" mpath-flush --dry-run --all --json
+                dm-bench remove-all > /dev/null; lab_settle
+                prepare "$n" && measure all "$n" mpf-all "$rep" mpath-flush --all
+                prepare "$n" && measure all "$n" multipath-F-daemon "$rep" multipath -F
+                prepare "$n" && measure all "$n" multipathd-del-maps "$rep" multipathd del maps
+                prepare "$n" && measure all "$n" dmsetup-loop "$rep" /tmp/dmsetup-loop
+                prepare "$n" && measure all "$n" floor "$rep" /tmp/floor
+                rep=$((rep + 1))
+        done
+        for tool in mpf-all multipath-F-daemon multipathd-del-maps dmsetup-loop floor; do
+                check_rows all "$n" $tool "$BENCH_ALL_REPS"
+        done
+done
+
+if [ -n "$BENCH_PROFILE" ]; then
+        n=$BENCH_PROFILE
+        phase "profile: mpath-flush --all at N=$n under strace"
+        prepare "$n"
+        strace -f -tt -T -o "$out/strace-all.$n.txt" mpath-flush --all -v > "$out/profile-all.$n.log" 2>&1
+        lab_settle
+        t_is "profile run removed every map" "$(nmaps)" 0
+        dm-bench remove-all > /dev/null; lab_settle
+        prepare "$n"
+        strace -c -f -o "$out/strace-c-all.$n.txt" mpath-flush --all > /dev/null 2>&1
+        lab_settle
+        dm-bench remove-all > /dev/null; lab_settle
+fi
+
+phase "phase B (multipathd stopped): multipath -F"
+t_check "multipathd stops" lab_mpathd_stop
+for n in $BENCH_SIZES; do
+        rep=1
+        while [ $rep -le "$BENCH_ALL_REPS" ]; do
+                prepare "$n" && measure all "$n" multipath-F-nodaemon "$rep" multipath -F
+                rep=$((rep + 1))
+        done
+        check_rows all "$n" multipath-F-nodaemon "$BENCH_ALL_REPS"
+done
+phase "done"
+t_done

@@ -1,0 +1,36 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# A1: an unused two-path map is removed, without multipathd and with it; the path
+# devices stay, multipathd forgets the map and does not re-create it during 30 s
+# of path checking.
+# mpf-lab: mode=fast timeout=180
+. /usr/lib/mpf-lab/lib.sh
+
+lab_udev_start
+lab_san 1
+t_check "a two-path map is created" lab_maps_create 1
+map=$(lab_map_first)
+
+lab_run r mpath-flush --json "$map"
+t_is "without multipathd: exit 0" "$r_rc" 0
+t_is "without multipathd: result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
+t_check_fails "without multipathd: the map is gone" lab_map_exists "$map"
+t_check_fails "without multipathd: /dev/mapper/$map is gone" test -e "/dev/mapper/$map"
+t_is "path devices stay" "$(ls -d /sys/block/sd* | wc -l)" 2
+t_diag "mpath-flush without multipathd took $r_ms ms"
+
+t_check "multipathd starts" lab_mpathd_start
+t_check "multipathd re-creates the map" lab_maps_create 1
+map=$(lab_map_first)
+lab_run r mpath-flush --json "$map"
+t_is "with multipathd: exit 0" "$r_rc" 0
+t_is "with multipathd: result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
+t_is "with multipathd: step done" "$(printf '%s' "$r_out" | jq -r '.maps[0].step')" done
+t_check_fails "with multipathd: the map is gone" lab_map_exists "$map"
+t_diag "mpath-flush with multipathd took $r_ms ms"
+sleep 1
+t_is "multipathd no longer lists it" "$(multipathd show maps raw format '%n' | grep -c "^$map\$")" 0
+sleep 30
+t_is "not re-created after 30 s of path checking" "$(lab_maps | wc -l)" 0
+t_is "path devices still there" "$(ls -d /sys/block/sd* | wc -l)" 2
+t_done

@@ -1,0 +1,73 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# B3: the last path of a map is deleted (echo 1 > /sys/block/sdX/device/delete).
+# Unused map: gone within 10 s. Mounted map: it stays, queueing is disabled (I/O
+# fails at once instead of hanging), and what was written and synced before is
+# on the disk (checked from the host, B3-lastpath.host). Both with multipathd
+# running, then again with multipathd stopped (where only our rule acts).
+# Four qemu LUNs: disk K is the map with DM UUID mpath-35000c500a000000K.
+# mpf-lab: mode=full timeout=240 disks=4 disksize=32
+. /usr/lib/mpf-lab/lib.sh
+
+t_check "the system finished booting" systemctl is-system-running --wait
+lab_qemu_san
+t_check "four maps from the qemu disks" lab_maps_create 4
+map_of() {  # disk index -> map name
+        for _m in $(lab_maps); do
+                [ "$(dmsetup info -c --noheadings -o uuid "$_m")" = "mpath-35000c500a000000$1" ] && echo "$_m"
+        done
+}
+delete_paths() {
+        for _p in $(lab_map_paths "$1"); do lab_path_delete "$_p"; done
+}
+lastpath_unit() { echo "mpath-flush-lastpath@35000c500a000000$1.service"; }
+# Wait (bounded) until the lastpath unit for disk $1 has run to the end.
+wait_lastpath() {
+        _i=0
+        while [ $_i -lt 200 ]; do
+                _ts=$(systemctl show -p ExecMainExitTimestampMonotonic --value "$(lastpath_unit "$1")")
+                [ "${_ts:-0}" != 0 ] && [ "$(systemctl is-active "$(lastpath_unit "$1")")" != activating ] && return 0
+                sleep 0.1; _i=$((_i + 1))
+        done
+        return 1
+}
+
+one_round() {  # one_round LABEL UNUSED_DISK MOUNTED_DISK
+        label=$1 u=$(map_of "$2") m=$(map_of "$3")
+        t_diag "$label: unused map $u (disk $2), mounted map $m (disk $3)"
+        mkfs.ext4 -q "/dev/mapper/$m"
+        mkdir -p "/mnt/$m" && mount "/dev/mapper/$m" "/mnt/$m"
+        # A file written and synced before the paths go (the host checks it).
+        printf 'B3 %s written before the last path was deleted\n' "$label" > "/mnt/$m/before"
+        sync -f "/mnt/$m/before"
+        t_check "$label: $m queues before" lab_map_queueing "$m"
+
+        s=$(lab_ms)
+        delete_paths "$u"
+        lab_wait_gone "$u" 10
+        t_check_fails "$label: unused $u is gone within 10 s" lab_map_exists "$u"
+        t_diag "$label: unused $u gone after $(($(lab_ms) - s)) ms"
+
+        s=$(lab_ms)
+        delete_paths "$m"
+        t_check "$label: the lastpath unit ran for mounted $m" wait_lastpath "$3"
+        t_diag "$label: lastpath unit for $m done after $(($(lab_ms) - s)) ms"
+        journalctl -b -u "$(lastpath_unit "$3")" -o short-monotonic --no-pager
+        t_check "$label: mounted $m stays" lab_map_exists "$m"
+        t_check_fails "$label: $m no longer queues" lab_map_queueing "$m"
+        t_like "$label: the journal says why" "$(journalctl -b -u "$(lastpath_unit "$3")" -o cat)" \
+                "$m: .*busy.*|queueing disabled"
+        s=$(lab_ms)
+        lab_run r timeout 20 dd if="/dev/mapper/$m" of=/dev/null bs=4096 count=1 iflag=direct
+        t_check_fails "$label: a read of $m fails" test "$r_rc" -eq 0
+        t_check "$label: ... at once (under 5 s), it does not hang" test "$r_ms" -lt 5000
+        umount "/mnt/$m" 2>/dev/null || umount -l "/mnt/$m"
+}
+
+one_round "with multipathd" 0 1
+t_check "multipathd stops" lab_mpathd_stop
+one_round "without multipathd" 2 3
+j=$(journalctl -b -u "$(lastpath_unit 2)" -o cat)
+printf '%s\n' "$j"
+t_like "without multipathd, our unit removed the unused map" "$j" "removed"
+t_done
