@@ -56,6 +56,7 @@ void mpf_blockers_done(struct mpf_blockers *b)
         if (!b)
                 return;
         b->holders = strv_free(b->holders);
+        b->holder_names = strv_free(b->holder_names);
         for (size_t i = 0; i < b->n_mounts; i++) {
                 free(b->mounts[i].device);
                 free(b->mounts[i].target);
@@ -164,9 +165,11 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
                 if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device, (int) b->openers[i].pid,
                            b->openers[i].comm) < 0)
                         return NULL;
-        STRV_FOREACH(h, b->holders)
-                if (append(&s, &len, "held by %s", *h) < 0)
+        for (size_t i = 0; i < strv_length(b->holders); i++) {
+                const char *name = i < strv_length(b->holder_names) ? b->holder_names[i] : "";
+                if (append(&s, &len, "held by %s%s%s%s", b->holders[i], *name ? " (" : "", name, *name ? ")" : "") < 0)
                         return NULL;
+        }
         STRV_FOREACH(w, b->swaps)
                 if (append(&s, &len, "swap %s", *w) < 0)
                         return NULL;

@@ -61,7 +61,8 @@ struct mpf_opener {
 };
 
 struct mpf_blockers {
-        char **holders; /* kernel claimers other than own partition maps */
+        char **holders;      /* kernel claimers other than own partition maps: "dm-3" */
+        char **holder_names; /* the same, their dm names ("vg0-lv0", "" if none), for humans */
         struct mpf_mount *mounts;
         size_t n_mounts;
         char **swaps;

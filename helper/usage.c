@@ -243,6 +243,7 @@ static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_ta
                 if (!d)
                         continue;
                 while ((de = readdir(d))) {
+                        _cleanup_(freep) char *name = NULL;
                         bool own = false;
                         int r;
 
@@ -259,6 +260,15 @@ static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_ta
                         if (strv_contains(b->holders, de->d_name))
                                 continue;
                         r = strv_extend(&b->holders, de->d_name);
+                        if (r < 0)
+                                return r;
+                        /* LVM, another map: its dm name tells a human more than "dm-3" */
+                        if (read_attr(roots->sysfs, de->d_name, "dm/name", &name) < 0) {
+                                name = strdup("");
+                                if (!name)
+                                        return -ENOMEM;
+                        }
+                        r = strv_push(&b->holder_names, TAKE_PTR(name));
                         if (r < 0)
                                 return r;
                 }

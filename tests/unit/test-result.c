@@ -84,6 +84,10 @@ START_TEST(test_blockers)
         ck_assert_str_eq(s, "mpatha mounted on /mnt (pid 123), mpatha opened by pid 456 (sleep), held by dm-3, "
                             "swap /dev/dm-4, 2 unexplained open(s)");
         free(s);
+        ck_assert_int_eq(strv_extend(&b.holder_names, "vg0-lv0"), 0);
+        s = mpf_blockers_describe(&b);
+        ck_assert_ptr_nonnull(strstr(s, "held by dm-3 (vg0-lv0),"));
+        free(s);
         mpf_blockers_done(&b);
         mpf_blockers_done(&b);
         mpf_blockers_done(NULL);

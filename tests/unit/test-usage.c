@@ -100,6 +100,8 @@ START_TEST(test_scan_everything_named)
         /* LVM on the partition map counts; the partition map itself does not */
         ck_assert_uint_eq(strv_length(b.holders), 1);
         ck_assert_str_eq(b.holders[0], "dm-2");
+        ck_assert_uint_eq(strv_length(b.holder_names), 1);
+        ck_assert_str_eq(b.holder_names[0], "vg0-data");
 
         /* namespace A once (pid 100 or 200, whichever comes first), namespace B */
         ck_assert_uint_eq(b.n_mounts, 2);
