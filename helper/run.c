@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <signal.h>
 #include <string.h>
 
 #include "device.h"
@@ -137,8 +138,9 @@ int mpf_run(const struct mpf_options *o)
 {
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
         struct mpf_ops ops;
+        sigset_t mask, old_mask;
         bool udev_sync;
-        int r;
+        int r, status;
 
         udev_sync = !o->no_udev_sync && mpf_udev_running();
         if (!udev_sync)
@@ -150,5 +152,17 @@ int mpf_run(const struct mpf_options *o)
                 return MPF_EXIT_FAILED;
         }
         mpf_device_ops(d, &ops);
-        return mpf_run_with_ops(o, &ops);
+
+        /* A signal in the middle of a flush would leave queueing disabled or a partition map
+         * gone: SIGINT, SIGTERM and SIGHUP wait until the run is over (it is bounded by the
+         * deadline), then take effect. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        (void) sigprocmask(SIG_BLOCK, &mask, &old_mask);
+        status = mpf_run_with_ops(o, &ops);
+        fflush(stdout);
+        (void) sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return status;
 }
