@@ -10,8 +10,8 @@ usec_t now_monotonic(void)
 {
         struct timespec ts;
 
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
 }
 
 usec_t usec_add(usec_t a, usec_t b)
@@ -44,7 +44,7 @@ int deadline_poll_ms(usec_t deadline, usec_t now)
         if (left == 0)
                 return 0;
         ms = left / USEC_PER_MSEC + (left % USEC_PER_MSEC != 0);
-        return ms > INT_MAX ? INT_MAX : (int) ms;
+        return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 void backoff_init(struct backoff *b, usec_t first, usec_t max)
@@ -74,7 +74,7 @@ int parse_timeout(const char *s, usec_t *ret)
                 return -EINVAL;
         for (; *p >= '0' && *p <= '9'; p++) {
                 digits = true;
-                sec = sec * 10 + (usec_t) (*p - '0');
+                sec = sec * 10 + (usec_t)(*p - '0');
                 if (sec > 3600)
                         return -ERANGE;
         }
@@ -84,7 +84,7 @@ int parse_timeout(const char *s, usec_t *ret)
                         digits = true;
                         if (scale == 0)
                                 return -EINVAL; /* more precision than a microsecond */
-                        frac += (usec_t) (*p - '0') * scale;
+                        frac += (usec_t)(*p - '0') * scale;
                         scale /= 10;
                 }
         }
@@ -100,8 +100,8 @@ int parse_timeout(const char *s, usec_t *ret)
 void sleep_until(usec_t t)
 {
         struct timespec ts = {
-                .tv_sec = (time_t) (t / USEC_PER_SEC),
-                .tv_nsec = (long) (t % USEC_PER_SEC) * 1000,
+                .tv_sec = (time_t)(t / USEC_PER_SEC),
+                .tv_nsec = (long)(t % USEC_PER_SEC) * 1000,
         };
 
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)

@@ -6,9 +6,9 @@
 
 typedef uint64_t usec_t;
 
-#define USEC_INFINITY ((usec_t) UINT64_MAX)
-#define USEC_PER_MSEC ((usec_t) 1000ULL)
-#define USEC_PER_SEC ((usec_t) 1000000ULL)
+#define USEC_INFINITY ((usec_t)UINT64_MAX)
+#define USEC_PER_MSEC ((usec_t)1000ULL)
+#define USEC_PER_SEC ((usec_t)1000000ULL)
 
 /* Longest --timeout we accept, and the default. */
 #define MPF_TIMEOUT_MAX_USEC (3600 * USEC_PER_SEC)

@@ -37,7 +37,7 @@ bool mpf_udev_running(void)
 bool mpf_socket_listening(const char *path)
 {
         _cleanup_(closep) int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
         /* The socket file outlives a killed udevd: only a successful connect says it runs. */
         if (strlen(path) >= sizeof(sa.sun_path))
@@ -46,7 +46,8 @@ bool mpf_socket_listening(const char *path)
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return false;
-        return connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0 || errno == EINPROGRESS || errno == EAGAIN;
+        return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) >= 0 || errno == EINPROGRESS ||
+               errno == EAGAIN;
 }
 
 int mpf_device_new(bool udev_sync, struct mpf_device **ret)
@@ -175,7 +176,7 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
                 return -ENXIO;
         if (r < 0)
                 return r;
-        STRV_FOREACH(s, names) {
+        STRV_FOREACH (s, names) {
                 char *p;
                 /* sysfs spells '/' in kernel names as '!' (cciss!c0d0) */
                 for (char *c = *s; *c; c++)
@@ -263,7 +264,8 @@ static int sync_child(int fd)
 {
         /* Write back and wait for the dirty pages: an error here is data that did not reach the paths. */
         if (sync_file_range(fd, 0, 0,
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
                 if (errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
                         return errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO;
                 /* not supported here: fsync alone decides */
@@ -293,22 +295,22 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
                 _exit(sync_child(fd));
         }
 
-        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0) {
                 int r = negative_errno();
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+                (void)kill(pid, SIGKILL);
+                (void)waitpid(pid, NULL, 0);
                 return r;
         }
         for (;;) {
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                struct pollfd p = {.fd = pidfd, .events = POLLIN};
                 int ms = deadline_poll_ms(deadline, now_monotonic());
                 int k;
 
                 if (ms == 0) {
                         /* fsync on a map without paths can hang for good: leave the child behind */
-                        (void) kill(pid, SIGKILL);
-                        (void) waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG);
+                        (void)kill(pid, SIGKILL);
+                        (void)waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG);
                         return -ETIMEDOUT;
                 }
                 k = poll(&p, 1, ms);
@@ -317,7 +319,7 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
                 if (k > 0)
                         break;
         }
-        if (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
                 return negative_errno();
         if (si.si_code != CLD_EXITED)
                 return -EINTR; /* killed by someone */
@@ -384,23 +386,25 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
                 if (r > 0)
                         return 0;
                 if (deadline_passed(deadline, t)) {
-                        log_warning("%s: udev did not process the removal before the deadline, releasing cookie 0x%x",
+                        log_warning("%s: udev did not process the removal before the deadline, releasing "
+                                    "cookie 0x%x",
                                     map ? map->name : "maps", cookie);
                         r = mpf_dm_cookie_abandon(cookie);
                         if (r < 0)
-                                log_warning_errno(r, "Failed to release udev cookie 0x%x: %m, ignoring", cookie);
+                                log_warning_errno(r, "Failed to release udev cookie 0x%x: %m, ignoring",
+                                                  cookie);
                         return -ETIMEDOUT;
                 }
                 ms = deadline_poll_ms(MIN(deadline, t + UDEV_WAIT_RECHECK_USEC), t);
                 if (m) {
-                        struct pollfd p = { .fd = udev_monitor_get_fd(m), .events = POLLIN };
+                        struct pollfd p = {.fd = udev_monitor_get_fd(m), .events = POLLIN};
                         if (poll(&p, 1, ms) > 0) {
                                 struct udev_device *dev;
                                 while ((dev = udev_monitor_receive_device(m)))
                                         udev_device_unref(dev);
                         }
                 } else
-                        sleep_until(t + (usec_t) ms * USEC_PER_MSEC);
+                        sleep_until(t + (usec_t)ms * USEC_PER_MSEC);
         }
 }
 
@@ -416,7 +420,7 @@ static void dev_sleep_until(void *u, usec_t t)
 
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
 {
-        *ret = (struct mpf_ops) {
+        *ret = (struct mpf_ops){
                 .userdata = d,
                 .check = dev_check,
                 .list = dev_list,

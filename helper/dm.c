@@ -22,7 +22,7 @@ static void dm_task_destroyp(struct dm_task **t)
 }
 
 _printf_(5, 6) static void mpf_dm_log(int level, const char *file, int line, int dm_errno_or_class,
-                                     const char *f, ...)
+                                      const char *f, ...)
 {
         char buf[1024];
         va_list ap;
@@ -30,7 +30,7 @@ _printf_(5, 6) static void mpf_dm_log(int level, const char *file, int line, int
         if (log_get_max_level() < LOG_DEBUG)
                 return;
         va_start(ap, f);
-        (void) vsnprintf(buf, sizeof(buf), f, ap);
+        (void)vsnprintf(buf, sizeof(buf), f, ap);
         va_end(ap);
         log_debug("libdevmapper: %s", buf);
 }
@@ -78,18 +78,18 @@ static int info_run(struct dm_task *dmt, struct mpf_dm_info *ret)
         if (!dm_task_run(dmt)) {
                 int r = task_errno(dmt, -EIO);
                 if (r == -ENXIO || r == -ENODEV) {
-                        *ret = (struct mpf_dm_info) {};
+                        *ret = (struct mpf_dm_info){};
                         return 0;
                 }
                 return r;
         }
         if (!dm_task_get_info(dmt, &i))
                 return -EIO;
-        *ret = (struct mpf_dm_info) {};
+        *ret = (struct mpf_dm_info){};
         if (!i.exists)
                 return 0;
         ret->exists = true;
-        ret->devt = makedev((unsigned) i.major, (unsigned) i.minor);
+        ret->devt = makedev((unsigned)i.major, (unsigned)i.minor);
         ret->open_count = i.open_count;
         ret->suspended = i.suspended;
         ret->deferred_remove = i.deferred_remove;
@@ -130,7 +130,7 @@ int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret)
 
         if (!dmt)
                 return -ENOMEM;
-        if (!dm_task_set_major_minor(dmt, (int) major(devt), (int) minor(devt), 0))
+        if (!dm_task_set_major_minor(dmt, (int)major(devt), (int)minor(devt), 0))
                 return -EINVAL;
         return info_run(dmt, ret);
 }
@@ -211,7 +211,7 @@ int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
 
 static int cmp_names(const void *a, const void *b)
 {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int mpf_dm_list_multipath(char ***ret_names)
@@ -233,7 +233,7 @@ int mpf_dm_list_multipath(char ***ret_names)
                         _cleanup_(freep) char *type = NULL;
                         unsigned n_targets = 0;
 
-                        n = (struct dm_names *) ((char *) n + next);
+                        n = (struct dm_names *)((char *)n + next);
                         next = n->next;
 
                         r = mpf_dm_info_by_name(n->name, &info);
@@ -269,7 +269,7 @@ int mpf_dm_cookie_ready(uint32_t cookie)
 
         if (cookie == 0 || !dm_udev_get_sync_support()) {
                 /* no semaphore to wait for; this also runs libdm's own node updates */
-                (void) dm_udev_wait(cookie);
+                (void)dm_udev_wait(cookie);
                 return 1;
         }
         if (!dm_udev_wait_immediate(cookie, &ready))

@@ -154,7 +154,7 @@ static void finish_cookie(struct flush *f)
 {
         if (!f->udev_pending)
                 return;
-        (void) f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, f->p->deadline);
+        (void)f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, f->p->deadline);
         f->cookie = 0;
         f->udev_pending = false;
 }
@@ -197,7 +197,8 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
         *done = true;
         kind = mpf_arg_classify(arg);
         if (kind < 0)
-                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "not a valid map name, path, WWID or UUID");
+                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
+                            "not a valid map name, path, WWID or UUID");
 
         switch (kind) {
         case MPF_ARG_PATH:
@@ -208,13 +209,15 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
                         if (name && mpf_name_valid(name))
                                 r = o->info_by_name(o->userdata, name, &info);
                         else
-                                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "%s does not exist", arg);
+                                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "%s does not exist",
+                                            arg);
                 }
                 if (r == -ENOTBLK)
-                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "%s is not a block device", arg);
-                if (r == -ENODEV)
-                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "%s is not a device-mapper device",
+                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE, "%s is not a block device",
                                     arg);
+                if (r == -ENODEV)
+                        return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
+                                    "%s is not a device-mapper device", arg);
                 break;
         case MPF_ARG_UUID:
                 r = o->info_by_uuid(o->userdata, arg, &info);
@@ -233,7 +236,8 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
                 break;
         }
         if (r < 0)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot look up the map: %s", strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot look up the map: %s",
+                            strerror(-r));
         if (!info.exists)
                 return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "no such map");
 
@@ -242,14 +246,17 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
                 return r;
 
         if (!mpf_uuid_is_mpath(info.uuid))
-                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
-                            "not a dm-multipath map (DM UUID '%s' does not start with '" MPF_MPATH_UUID_PREFIX "')",
-                            info.uuid);
+                return stop(
+                        f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
+                        "not a dm-multipath map (DM UUID '%s' does not start with '" MPF_MPATH_UUID_PREFIX
+                        "')",
+                        info.uuid);
         r = o->table(o->userdata, info.name, &n_targets, &type, &params);
         if (r == -ENXIO)
                 return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "the map disappeared");
         if (r < 0)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot read the table: %s", strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot read the table: %s",
+                            strerror(-r));
         if (n_targets != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
                 return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
                             "not a dm-multipath map (table has %u target(s), first '%s')", n_targets,
@@ -285,7 +292,8 @@ static int step_lock(struct flush *f, bool *done)
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_LOCK, "cannot look up the map: %s", strerror(-r));
         if (!info.exists)
-                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_LOCK, "the map was removed while we waited for the lock");
+                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_LOCK,
+                            "the map was removed while we waited for the lock");
         r = set_identity(f, &info);
         if (r < 0)
                 return r;
@@ -324,14 +332,15 @@ static int scan_in_use(struct flush *f)
                 return r;
 
         /* partition maps are among the map's holders: the scan counts them as explained */
-        if (f->map.open_count > 0 && (unsigned) f->map.open_count > f->explained)
-                f->res->blockers.unexplained_opens = (unsigned) f->map.open_count - f->explained;
+        if (f->map.open_count > 0 && (unsigned)f->map.open_count > f->explained)
+                f->res->blockers.unexplained_opens = (unsigned)f->map.open_count - f->explained;
         return 0;
 }
 
 static bool only_openers(const struct mpf_blockers *b)
 {
-        return b->n_openers > 0 && strv_length(b->holders) == 0 && b->n_mounts == 0 && strv_length(b->swaps) == 0;
+        return b->n_openers > 0 && strv_length(b->holders) == 0 && b->n_mounts == 0 &&
+               strv_length(b->swaps) == 0;
 }
 
 /* Drop the openers of a that are not in b (same pid and device). */
@@ -403,7 +412,8 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
         if (r == -ENXIO)
                 return stop(f, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, "the map disappeared");
         if (r < 0)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
+                            strerror(-r));
 
         if (only_openers(&f->res->blockers)) {
                 r = settle_openers(f);
@@ -416,7 +426,8 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 
         if (f->res->blockers.unexplained_opens > 0)
                 log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
-                        "%u open(s) nobody accounts for (queued I/O of a closed fd?); proceeding, the flush drains them",
+                        "%u open(s) nobody accounts for (queued I/O of a closed fd?); proceeding, the flush "
+                        "drains them",
                         f->res->blockers.unexplained_opens);
 
         if (mpf_blockers_any(&f->res->blockers)) {
@@ -468,8 +479,10 @@ static int step_queueing(struct flush *f, bool *done)
         if (r < 0) {
                 restore_queueing(f);
                 if (map_gone(f))
-                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_QUEUEING, "the map was removed by someone else");
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "fail_if_no_path failed: %s", strerror(-r));
+                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_QUEUEING,
+                                    "the map was removed by someone else");
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "fail_if_no_path failed: %s",
+                            strerror(-r));
         }
         f->kernel_queueing_disabled = true;
         f->res->queueing_after = 0;
@@ -492,8 +505,8 @@ static int step_partitions(struct flush *f, bool *done)
                 r = o->info_by_name(o->userdata, t->name, &info);
                 if (r < 0) {
                         restore_queueing(f);
-                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot look up %s: %s", t->name,
-                                    strerror(-r));
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot look up %s: %s",
+                                    t->name, strerror(-r));
                 }
                 if (!info.exists)
                         continue;
@@ -511,10 +524,10 @@ static int step_partitions(struct flush *f, bool *done)
                         finish_cookie(f);
                         restore_queueing(f);
                         if (r == -EBUSY)
-                                return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is in use",
-                                            t->name);
-                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot remove %s: %s", t->name,
-                                    strerror(-r));
+                                return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS,
+                                            "partition map %s is in use", t->name);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot remove %s: %s",
+                                    t->name, strerror(-r));
                 }
                 log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "partitions", "removed partition map %s",
                         t->name);
@@ -547,13 +560,14 @@ static int step_claim(struct flush *f, bool *done)
                 r = describe_blockers(f, &who);
                 if (r < 0)
                         return r;
-                return stop(f, MPF_RESULT_BUSY, MPF_STEP_CLAIM, "mounted or claimed (exclusive open failed)%s%s",
-                            *who ? ": " : "", who);
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_CLAIM,
+                            "mounted or claimed (exclusive open failed)%s%s", *who ? ": " : "", who);
         }
         if (r < 0) {
                 restore_queueing(f);
                 if (map_gone(f))
-                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_CLAIM, "the map was removed by someone else");
+                        return stop(f, MPF_RESULT_ABSENT, MPF_STEP_CLAIM,
+                                    "the map was removed by someone else");
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_CLAIM, "cannot open the map: %s", strerror(-r));
         }
         *done = false;
@@ -585,9 +599,11 @@ static int step_flush(struct flush *f, bool *done)
         f->fd = -EBADF;
         restore_queueing(f);
         if (r == -ETIMEDOUT)
-                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH, "fsync did not finish before the deadline");
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH,
+                            "fsync did not finish before the deadline");
         if (r == -EIO)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH, "fsync failed: data could not be written (EIO)");
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
+                            "fsync failed: data could not be written (EIO)");
         return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH, "fsync failed: %s", strerror(-r));
 }
 
@@ -627,8 +643,8 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
                 d = backoff_step(&b, until, t);
                 if (d == 0)
                         break;
-                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "sole-opener", "open count %d, waiting %llu us",
-                        info.open_count, (unsigned long long) d);
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "sole-opener",
+                        "open count %d, waiting %llu us", info.open_count, (unsigned long long)d);
                 o->sleep_until(o->userdata, t + d);
         }
 
@@ -671,7 +687,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                                 finish_cookie(f);
                                 restore_queueing(f);
                                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE,
-                                            "deferred remove of %s failed: %s", f->targets[i].name, strerror(-r));
+                                            "deferred remove of %s failed: %s", f->targets[i].name,
+                                            strerror(-r));
                         }
                 }
                 r = o->remove(o->userdata, f->map.name, true, &f->cookie);
@@ -712,7 +729,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 if (r != -EBUSY) {
                         finish_cookie(f);
                         restore_queueing(f);
-                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE, "remove failed: %s", strerror(-r));
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE, "remove failed: %s",
+                                    strerror(-r));
                 }
                 t = now(f);
                 d = backoff_step(&b, f->p->deadline, t);
@@ -758,8 +776,8 @@ static int step_udev_wait(struct flush *f, bool deferred)
         r = o->info_by_uuid(o->userdata, f->map.uuid, &info);
         if (r < 0) {
                 restore_queueing(f);
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, "cannot check that the map is gone: %s",
-                            strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT,
+                            "cannot check that the map is gone: %s", strerror(-r));
         }
         if (info.exists) {
                 if (deferred && info.deferred_remove) {
@@ -769,7 +787,8 @@ static int step_udev_wait(struct flush *f, bool deferred)
                                     "in use; removal deferred until the last user closes it");
                 }
                 restore_queueing(f);
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, "the map still exists after its removal");
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT,
+                            "the map still exists after its removal");
         }
         f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false; /* gone with the map */
         if (udev_late)
@@ -777,7 +796,8 @@ static int step_udev_wait(struct flush *f, bool deferred)
                             "removed; udev had not finished with it at the deadline (cookie released)");
         if (f->cache_flush_failed)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
-                            "removed; all data was written back, the device cache flush failed (no usable path)");
+                            "removed; all data was written back, the device cache flush failed (no usable "
+                            "path)");
         return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE, "removed");
 }
 
@@ -810,7 +830,8 @@ static int dry_run(struct flush *f)
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s", strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
+                            strerror(-r));
         in_use = mpf_blockers_any(&f->res->blockers);
         r = describe_blockers(f, &who);
         if (r < 0)
@@ -827,8 +848,7 @@ static int dry_run(struct flush *f)
                                 return -ENOMEM;
                 if (plan(f, "remove: deferred remove of %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
                         return -ENOMEM;
-                return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_IN_USE, "in use: %s",
-                            who);
+                return stop(f, MPF_RESULT_DEFERRED, MPF_STEP_IN_USE, "in use: %s", who);
         }
         if (plan(f, "queueing: %s",
                  f->res->queueing_before == 0 ? "queue_if_no_path is off, nothing to do"
@@ -884,8 +904,8 @@ static int flush_steps(struct flush *f, const char *arg)
         r = step_sole_opener(f, &done, &still_open);
         if (r < 0 || done)
                 return r;
-        deferred = still_open; /* only with --deferred */
-        f->n_targets = MIN(f->n_targets, (size_t) 1); /* partition maps are gone already */
+        deferred = still_open;                       /* only with --deferred */
+        f->n_targets = MIN(f->n_targets, (size_t)1); /* partition maps are gone already */
         r = step_remove(f, deferred, &done);
         if (r < 0 || done)
                 return r;
@@ -903,7 +923,7 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         };
         int r;
 
-        *ret = (struct mpf_map_result) {
+        *ret = (struct mpf_map_result){
                 .queueing_before = -1,
                 .queueing_after = -1,
                 .result = MPF_RESULT_FAILED,
@@ -931,7 +951,7 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         free(f.targets);
         ret->elapsed_ms = (now(&f) - f.start) / USEC_PER_MSEC;
         if (r < 0) {
-                (void) stop(&f, MPF_RESULT_FAILED, ret->step, "%s", strerror(-r));
+                (void)stop(&f, MPF_RESULT_FAILED, ret->step, "%s", strerror(-r));
                 return r;
         }
         return 0;

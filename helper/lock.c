@@ -23,13 +23,13 @@ static void alarm_handler(int sig)
 
 static struct timeval usec_to_timeval(usec_t u)
 {
-        return (struct timeval) { .tv_sec = (time_t) (u / USEC_PER_SEC),
-                                  .tv_usec = (suseconds_t) (u % USEC_PER_SEC) };
+        return (struct timeval){.tv_sec = (time_t)(u / USEC_PER_SEC),
+                                .tv_usec = (suseconds_t)(u % USEC_PER_SEC)};
 }
 
 int flock_until(int fd, int op, usec_t deadline)
 {
-        struct sigaction sa = { .sa_handler = alarm_handler }, old_sa;
+        struct sigaction sa = {.sa_handler = alarm_handler}, old_sa;
         struct itimerval it = {}, old_it;
         sigset_t mask, old_mask;
         int r;
@@ -45,7 +45,7 @@ int flock_until(int fd, int op, usec_t deadline)
                 return negative_errno();
         sigemptyset(&mask);
         sigaddset(&mask, SIGALRM);
-        (void) sigprocmask(SIG_UNBLOCK, &mask, &old_mask);
+        (void)sigprocmask(SIG_UNBLOCK, &mask, &old_mask);
 
         for (;;) {
                 usec_t left = deadline_left(deadline, now_monotonic());
@@ -61,14 +61,14 @@ int flock_until(int fd, int op, usec_t deadline)
                         break;
                 }
                 r = flock(fd, op) < 0 ? -errno : 0;
-                it = (struct itimerval) {};
-                (void) setitimer(ITIMER_REAL, &it, NULL);
+                it = (struct itimerval){};
+                (void)setitimer(ITIMER_REAL, &it, NULL);
                 if (r != -EINTR)
                         break;
         }
 
-        (void) sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        (void) sigaction(SIGALRM, &old_sa, NULL);
+        (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        (void)sigaction(SIGALRM, &old_sa, NULL);
         return r;
 }
 
@@ -158,8 +158,8 @@ int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds,
         return 0;
 }
 
-int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths, usec_t deadline,
-                     struct mpf_lock *ret)
+int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths,
+                     usec_t deadline, struct mpf_lock *ret)
 {
         _cleanup_(closep) int map_fd = -EBADF;
         int *fds = NULL;
@@ -172,7 +172,7 @@ int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, s
         r = mpf_lock_paths(paths, n_paths, deadline, &fds, &n);
         if (r < 0)
                 return r;
-        *ret = (struct mpf_lock) { .map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n };
+        *ret = (struct mpf_lock){.map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n};
         return 0;
 }
 

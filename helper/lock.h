@@ -35,6 +35,6 @@ int mpf_lock_map(const char *rundir, const char *uuid, usec_t deadline, int *ret
 int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n);
 
 /* Takes both. *ret is filled only on success. */
-int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths, usec_t deadline,
-                     struct mpf_lock *ret);
+int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths,
+                     usec_t deadline, struct mpf_lock *ret);
 void mpf_lock_release(struct mpf_lock *l);

@@ -41,8 +41,8 @@ void log_open(void)
                 journal = 0;
                 return;
         }
-        journal = journal_stream_matches(getenv("JOURNAL_STREAM"), (unsigned long long) st.st_dev,
-                                         (unsigned long long) st.st_ino);
+        journal = journal_stream_matches(getenv("JOURNAL_STREAM"), (unsigned long long)st.st_dev,
+                                         (unsigned long long)st.st_ino);
 }
 
 bool log_to_journal(void)
@@ -57,7 +57,8 @@ void log_set_journal(bool b)
         journal = b;
 }
 
-int log_internal(int level, int error, const char *map, const char *uuid, const char *step, const char *fmt, ...)
+int log_internal(int level, int error, const char *map, const char *uuid, const char *step, const char *fmt,
+                 ...)
 {
         char buf[2048];
         va_list ap;
@@ -68,19 +69,15 @@ int log_internal(int level, int error, const char *map, const char *uuid, const 
 
         errno = e;
         va_start(ap, fmt);
-        (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+        (void)vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
         if (log_to_journal()) {
-                (void) sd_journal_send("MESSAGE=%s%s%s%s%s", map ? map : "", map ? ": " : "",
-                                       step ? step : "", step ? ": " : "", buf,
-                                       "PRIORITY=%i", level,
-                                       "SYSLOG_IDENTIFIER=mpath-flush",
-                                       "MPATH_FLUSH_MAP=%s", strempty(map),
-                                       "MPATH_FLUSH_UUID=%s", strempty(uuid),
-                                       "MPATH_FLUSH_STEP=%s", strempty(step),
-                                       e > 0 ? "ERRNO=%i" : NULL, e,
-                                       NULL);
+                (void)sd_journal_send("MESSAGE=%s%s%s%s%s", map ? map : "", map ? ": " : "",
+                                      step ? step : "", step ? ": " : "", buf, "PRIORITY=%i", level,
+                                      "SYSLOG_IDENTIFIER=mpath-flush", "MPATH_FLUSH_MAP=%s", strempty(map),
+                                      "MPATH_FLUSH_UUID=%s", strempty(uuid), "MPATH_FLUSH_STEP=%s",
+                                      strempty(step), e > 0 ? "ERRNO=%i" : NULL, e, NULL);
         } else {
                 if (map && step)
                         fprintf(stderr, "mpath-flush: %s: %s: %s\n", map, step, buf);

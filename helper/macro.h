@@ -34,7 +34,7 @@ static inline int safe_close(int fd)
 {
         if (fd >= 0) {
                 int saved = errno;
-                (void) close(fd);
+                (void)close(fd);
                 errno = saved;
         }
         return -EBADF;
@@ -48,14 +48,14 @@ static inline void closep(int *fd)
 static inline void fclosep(FILE **f)
 {
         if (*f)
-                (void) fclose(*f);
+                (void)fclose(*f);
         *f = NULL;
 }
 
 static inline void closedirp(DIR **d)
 {
         if (*d)
-                (void) closedir(*d);
+                (void)closedir(*d);
         *d = NULL;
 }
 
@@ -65,18 +65,18 @@ static inline void *mfree(void *p)
         return NULL;
 }
 
-#define TAKE_PTR(p)                                                                                           \
-        ({                                                                                                    \
-                __typeof__(p) _p_ = (p);                                                                      \
-                (p) = NULL;                                                                                   \
-                _p_;                                                                                          \
+#define TAKE_PTR(p)                                                                                         \
+        ({                                                                                                  \
+                __typeof__(p) _p_ = (p);                                                                    \
+                (p) = NULL;                                                                                 \
+                _p_;                                                                                        \
         })
 
-#define TAKE_FD(fd)                                                                                           \
-        ({                                                                                                    \
-                int _fd_ = (fd);                                                                              \
-                (fd) = -EBADF;                                                                                \
-                _fd_;                                                                                         \
+#define TAKE_FD(fd)                                                                                         \
+        ({                                                                                                  \
+                int _fd_ = (fd);                                                                            \
+                (fd) = -EBADF;                                                                              \
+                _fd_;                                                                                       \
         })
 
 /* NULL-terminated string vectors. */
@@ -86,7 +86,7 @@ static inline void strv_freep(char ***l)
         *l = strv_free(*l);
 }
 size_t strv_length(char *const *l);
-int strv_push(char ***l, char *value);      /* takes ownership of value, also on failure */
+int strv_push(char ***l, char *value); /* takes ownership of value, also on failure */
 int strv_extend(char ***l, const char *value);
 int strv_contains(char *const *l, const char *value);
 

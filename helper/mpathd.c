@@ -13,7 +13,7 @@
 static int connect_to(const char *name, bool abstract)
 {
         _cleanup_(closep) int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         size_t l = strlen(name);
         socklen_t salen;
 
@@ -21,15 +21,15 @@ static int connect_to(const char *name, bool abstract)
                 return -EINVAL;
         if (abstract) {
                 memcpy(sa.sun_path + 1, name, l);
-                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l);
+                salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + l);
         } else {
                 memcpy(sa.sun_path, name, l + 1);
-                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1);
+                salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l + 1);
         }
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
-        if (connect(fd, (struct sockaddr *) &sa, salen) < 0)
+        if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
                 return negative_errno();
         return TAKE_FD(fd);
 }
@@ -49,7 +49,7 @@ int mpathd_connect(void)
 
 static int wait_fd(int fd, short events, usec_t deadline)
 {
-        struct pollfd p = { .fd = fd, .events = events };
+        struct pollfd p = {.fd = fd, .events = events};
         int r;
 
         for (;;) {
@@ -83,7 +83,7 @@ static int write_all(int fd, const void *buf, size_t n, usec_t deadline)
                         return negative_errno();
                 }
                 p += k;
-                n -= (size_t) k;
+                n -= (size_t)k;
         }
         return 0;
 }
@@ -106,7 +106,7 @@ static int read_all(int fd, void *buf, size_t n, usec_t deadline)
                 if (k == 0)
                         return -ECONNRESET;
                 p += k;
-                n -= (size_t) k;
+                n -= (size_t)k;
         }
         return 0;
 }

@@ -9,7 +9,7 @@
 
 static bool has_control_chars(const char *s)
 {
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
                 if (*p < 0x20 || *p == 0x7f)
                         return true;
         return false;

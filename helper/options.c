@@ -9,6 +9,7 @@
 
 const char mpf_short_options[] = "adt:njvqh";
 
+/* clang-format off */
 const struct option mpf_long_options[] = {
         { "all",          no_argument,       NULL, 'a'              },
         { "deferred",     no_argument,       NULL, 'd'              },
@@ -22,28 +23,28 @@ const struct option mpf_long_options[] = {
         { "version",      no_argument,       NULL, ARG_VERSION      },
         {}
 };
+/* clang-format on */
 
 void mpf_help(FILE *f)
 {
-        fprintf(f,
-                "Usage: mpath-flush [OPTIONS] MAP...\n"
-                "       mpath-flush [OPTIONS] --all\n"
-                "\n"
-                "Flush and remove dm-multipath maps safely, one ordered step at a time.\n"
-                "MAP is a map name, /dev/mapper/NAME, /dev/dm-N (any block node), a WWID or mpath-WWID.\n"
-                "\n"
-                "  -a, --all             every multipath map; partition maps go with their map\n"
-                "  -d, --deferred        if the map is in use, schedule a deferred remove\n"
-                "  -t, --timeout SECONDS hard deadline for the whole run (default 30, max 3600)\n"
-                "  -n, --dry-run         print the plan and the blockers; change nothing\n"
-                "  -j, --json            one JSON document on stdout\n"
-                "      --no-udev-sync    never wait for udev\n"
-                "  -v, --verbose         more log (repeatable)\n"
-                "  -q, --quiet           only errors\n"
-                "  -h, --help            show this help\n"
-                "      --version         show the version\n"
-                "\n"
-                "See mpath-flush(8).\n");
+        fprintf(f, "Usage: mpath-flush [OPTIONS] MAP...\n"
+                   "       mpath-flush [OPTIONS] --all\n"
+                   "\n"
+                   "Flush and remove dm-multipath maps safely, one ordered step at a time.\n"
+                   "MAP is a map name, /dev/mapper/NAME, /dev/dm-N (any block node), a WWID or mpath-WWID.\n"
+                   "\n"
+                   "  -a, --all             every multipath map; partition maps go with their map\n"
+                   "  -d, --deferred        if the map is in use, schedule a deferred remove\n"
+                   "  -t, --timeout SECONDS hard deadline for the whole run (default 30, max 3600)\n"
+                   "  -n, --dry-run         print the plan and the blockers; change nothing\n"
+                   "  -j, --json            one JSON document on stdout\n"
+                   "      --no-udev-sync    never wait for udev\n"
+                   "  -v, --verbose         more log (repeatable)\n"
+                   "  -q, --quiet           only errors\n"
+                   "  -h, --help            show this help\n"
+                   "      --version         show the version\n"
+                   "\n"
+                   "See mpath-flush(8).\n");
 }
 
 _printf_(2, 3) static int usage_error(FILE *err, const char *fmt, ...)
@@ -110,7 +111,7 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                 case '?':
                 default:
                         if (optopt > 0 && optopt < 0x100) {
-                                char s[2] = { (char) optopt, 0 };
+                                char s[2] = {(char)optopt, 0};
                                 bool needs_arg = strchr(mpf_short_options, optopt) != NULL;
                                 return usage_error(err,
                                                    needs_arg ? "option -%s requires an argument"
@@ -127,16 +128,16 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
         }
 
         o.maps = argv + optind;
-        o.n_maps = (size_t) (argc - optind);
+        o.n_maps = (size_t)(argc - optind);
         if (o.all && o.n_maps > 0)
                 return usage_error(err, "%s: --all takes no MAP arguments", "usage");
         if (!o.all && o.n_maps == 0)
                 return usage_error(err, "%s: no MAP given (or use --all)", "usage");
         for (size_t i = 0; i < o.n_maps; i++)
                 if (mpf_arg_classify(o.maps[i]) < 0)
-                        return usage_error(err,
-                                           "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
-                                           o.maps[i]);
+                        return usage_error(
+                                err, "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
+                                o.maps[i]);
         *ret = o;
         return 0;
 }

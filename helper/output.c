@@ -52,7 +52,7 @@ static struct json_object *strv_to_json(char *const *l)
 
         if (!a)
                 return NULL;
-        STRV_FOREACH(s, (char **) l)
+        STRV_FOREACH (s, (char **)l)
                 if (!append(a, json_object_new_string(*s))) {
                         json_object_put(a);
                         return NULL;
@@ -69,7 +69,8 @@ static bool add_tristate(struct json_object *obj, const char *key, int v)
 
 static struct json_object *blockers_to_json(const struct mpf_blockers *b)
 {
-        _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *mounts = NULL, *openers = NULL;
+        _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *mounts = NULL,
+                                                *openers = NULL;
 
         if (!o)
                 return NULL;
@@ -79,7 +80,8 @@ static struct json_object *blockers_to_json(const struct mpf_blockers *b)
                 return NULL;
         for (size_t i = 0; i < b->n_mounts; i++) {
                 struct json_object *m = json_object_new_object();
-                if (!m || !append(mounts, m) || !add(m, "device", json_object_new_string(b->mounts[i].device)) ||
+                if (!m || !append(mounts, m) ||
+                    !add(m, "device", json_object_new_string(b->mounts[i].device)) ||
                     !add(m, "target", json_object_new_string(b->mounts[i].target)) ||
                     !add(m, "pid", json_object_new_int(b->mounts[i].pid)))
                         return NULL;
@@ -106,18 +108,20 @@ static struct json_object *map_to_json(const struct mpf_map_result *r, bool dry_
         if (!o)
                 return NULL;
         q = json_object_new_object();
-        if (!q || !add_tristate(q, "before", r->queueing_before) || !add_tristate(q, "after", r->queueing_after))
+        if (!q || !add_tristate(q, "before", r->queueing_before) ||
+            !add_tristate(q, "after", r->queueing_after))
                 return NULL;
         if (r->have_devt)
                 snprintf(dev, sizeof(dev), "%u:%u", major(r->devt), minor(r->devt));
         if (!add_string_or_null(o, "map", r->map) || !add_string_or_null(o, "name", r->name) ||
-            !add_string_or_null(o, "uuid", r->uuid) || !add_string_or_null(o, "dev", r->have_devt ? dev : NULL) ||
+            !add_string_or_null(o, "uuid", r->uuid) ||
+            !add_string_or_null(o, "dev", r->have_devt ? dev : NULL) ||
             !add(o, "result", json_object_new_string(mpf_result_to_string(r->result))) ||
             !add(o, "step", json_object_new_string(mpf_step_to_string(r->step))) ||
             !add(o, "reason", json_object_new_string(strempty(r->reason))) ||
             !add(o, "blockers", blockers_to_json(&r->blockers)) || !add(o, "queueing", TAKE_PTR(q)) ||
             !add(o, "partitions", strv_to_json(r->partitions)) ||
-            !add(o, "elapsed_ms", json_object_new_int64((int64_t) r->elapsed_ms)))
+            !add(o, "elapsed_ms", json_object_new_int64((int64_t)r->elapsed_ms)))
                 return NULL;
         if (dry_run && !add(o, "plan", strv_to_json(r->plan)))
                 return NULL;
@@ -168,12 +172,13 @@ char *mpf_map_result_line(const struct mpf_map_result *r)
         const char *reason = strempty(r->reason);
 
         if (r->plan) /* --dry-run: a prediction, nothing was done */
-                (void) asprintf_safe(&s, "dry run: would be %s: %s", res, reason);
-        else if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE && strcmp(reason, "removed") == 0)
-                (void) asprintf_safe(&s, "removed (%llu ms)", (unsigned long long) r->elapsed_ms);
+                (void)asprintf_safe(&s, "dry run: would be %s: %s", res, reason);
+        else if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE &&
+                 strcmp(reason, "removed") == 0)
+                (void)asprintf_safe(&s, "removed (%llu ms)", (unsigned long long)r->elapsed_ms);
         else
-                (void) asprintf_safe(&s, "%s at %s: %s%s", res, step, reason,
-                                     r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "");
+                (void)asprintf_safe(&s, "%s at %s: %s%s", res, step, reason,
+                                    r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "");
         return s;
 }
 
@@ -192,14 +197,12 @@ void mpf_log_results(const struct mpf_run *run)
                 if (level > log_get_max_level())
                         continue;
                 if (log_to_journal())
-                        (void) sd_journal_send("MESSAGE=%s: %s", label, line,
-                                               "PRIORITY=%i", level,
-                                               "SYSLOG_IDENTIFIER=mpath-flush",
-                                               "MPATH_FLUSH_MAP=%s", label,
-                                               "MPATH_FLUSH_UUID=%s", strempty(r->uuid),
-                                               "MPATH_FLUSH_STEP=%s", mpf_step_to_string(r->step),
-                                               "MPATH_FLUSH_RESULT=%s", mpf_result_to_string(r->result),
-                                               NULL);
+                        (void)sd_journal_send("MESSAGE=%s: %s", label, line, "PRIORITY=%i", level,
+                                              "SYSLOG_IDENTIFIER=mpath-flush", "MPATH_FLUSH_MAP=%s", label,
+                                              "MPATH_FLUSH_UUID=%s", strempty(r->uuid),
+                                              "MPATH_FLUSH_STEP=%s", mpf_step_to_string(r->step),
+                                              "MPATH_FLUSH_RESULT=%s", mpf_result_to_string(r->result),
+                                              NULL);
                 else
                         fprintf(stderr, "mpath-flush: %s: %s\n", label, line);
         }
@@ -212,7 +215,7 @@ void mpf_print_plan(FILE *f, const struct mpf_run *run)
 
                 fprintf(f, "%s (%s): would be %s\n", r->name ? r->name : r->map, strempty(r->uuid),
                         mpf_result_to_string(r->result));
-                STRV_FOREACH(p, r->plan)
+                STRV_FOREACH (p, r->plan)
                         fprintf(f, "  %s\n", *p);
                 if (r->queueing_before >= 0)
                         fprintf(f, "  queueing now: %s\n", r->queueing_before ? "on" : "off");

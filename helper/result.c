@@ -7,30 +7,36 @@
 #include "result.h"
 
 static const char *const step_table[_MPF_STEP_MAX] = {
-        [MPF_STEP_RESOLVE] = "resolve",       [MPF_STEP_LOCK] = "lock",
-        [MPF_STEP_IN_USE] = "in-use",         [MPF_STEP_QUEUEING] = "queueing",
-        [MPF_STEP_PARTITIONS] = "partitions", [MPF_STEP_CLAIM] = "claim",
-        [MPF_STEP_FLUSH] = "flush",           [MPF_STEP_SOLE_OPENER] = "sole-opener",
-        [MPF_STEP_REMOVE] = "remove",         [MPF_STEP_UDEV_WAIT] = "udev-wait",
+        [MPF_STEP_RESOLVE] = "resolve",
+        [MPF_STEP_LOCK] = "lock",
+        [MPF_STEP_IN_USE] = "in-use",
+        [MPF_STEP_QUEUEING] = "queueing",
+        [MPF_STEP_PARTITIONS] = "partitions",
+        [MPF_STEP_CLAIM] = "claim",
+        [MPF_STEP_FLUSH] = "flush",
+        [MPF_STEP_SOLE_OPENER] = "sole-opener",
+        [MPF_STEP_REMOVE] = "remove",
+        [MPF_STEP_UDEV_WAIT] = "udev-wait",
         [MPF_STEP_DONE] = "done",
 };
 
 static const char *const result_table[_MPF_RESULT_MAX] = {
-        [MPF_RESULT_REMOVED] = "removed", [MPF_RESULT_ABSENT] = "absent",   [MPF_RESULT_DEFERRED] = "deferred",
-        [MPF_RESULT_BUSY] = "busy",       [MPF_RESULT_TIMEOUT] = "timeout", [MPF_RESULT_FAILED] = "failed",
+        [MPF_RESULT_REMOVED] = "removed",   [MPF_RESULT_ABSENT] = "absent",
+        [MPF_RESULT_DEFERRED] = "deferred", [MPF_RESULT_BUSY] = "busy",
+        [MPF_RESULT_TIMEOUT] = "timeout",   [MPF_RESULT_FAILED] = "failed",
         [MPF_RESULT_REFUSED] = "refused",
 };
 
 const char *mpf_step_to_string(MpfStep s)
 {
-        if ((unsigned) s >= _MPF_STEP_MAX)
+        if ((unsigned)s >= _MPF_STEP_MAX)
                 return NULL;
         return step_table[s];
 }
 
 const char *mpf_result_to_string(MpfResult r)
 {
-        if ((unsigned) r >= _MPF_RESULT_MAX)
+        if ((unsigned)r >= _MPF_RESULT_MAX)
                 return NULL;
         return result_table[r];
 }
@@ -39,7 +45,7 @@ MpfStep mpf_step_from_string(const char *s)
 {
         for (unsigned i = 0; s && i < _MPF_STEP_MAX; i++)
                 if (strcmp(step_table[i], s) == 0)
-                        return (MpfStep) i;
+                        return (MpfStep)i;
         return _MPF_STEP_MAX;
 }
 
@@ -47,7 +53,7 @@ MpfResult mpf_result_from_string(const char *s)
 {
         for (unsigned i = 0; s && i < _MPF_RESULT_MAX; i++)
                 if (strcmp(result_table[i], s) == 0)
-                        return (MpfResult) i;
+                        return (MpfResult)i;
         return _MPF_RESULT_MAX;
 }
 
@@ -75,7 +81,8 @@ void mpf_blockers_done(struct mpf_blockers *b)
 
 bool mpf_blockers_any(const struct mpf_blockers *b)
 {
-        return strv_length(b->holders) > 0 || b->n_mounts > 0 || strv_length(b->swaps) > 0 || b->n_openers > 0;
+        return strv_length(b->holders) > 0 || b->n_mounts > 0 || strv_length(b->swaps) > 0 ||
+               b->n_openers > 0;
 }
 
 int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const char *target, pid_t pid)
@@ -94,7 +101,7 @@ int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const cha
                 return -ENOMEM;
         }
         b->mounts = m;
-        b->mounts[b->n_mounts++] = (struct mpf_mount) { .device = d, .target = t, .pid = pid };
+        b->mounts[b->n_mounts++] = (struct mpf_mount){.device = d, .target = t, .pid = pid};
         return 0;
 }
 
@@ -118,7 +125,7 @@ int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm,
                 return -ENOMEM;
         }
         b->openers = o;
-        b->openers[b->n_openers++] = (struct mpf_opener) { .pid = pid, .comm = c, .device = d };
+        b->openers[b->n_openers++] = (struct mpf_opener){.pid = pid, .comm = c, .device = d};
         return 0;
 }
 
@@ -159,18 +166,19 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
 
         for (size_t i = 0; i < b->n_mounts; i++)
                 if (append(&s, &len, "%s mounted on %s (pid %d)", b->mounts[i].device, b->mounts[i].target,
-                           (int) b->mounts[i].pid) < 0)
+                           (int)b->mounts[i].pid) < 0)
                         return NULL;
         for (size_t i = 0; i < b->n_openers; i++)
-                if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device, (int) b->openers[i].pid,
-                           b->openers[i].comm) < 0)
+                if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device,
+                           (int)b->openers[i].pid, b->openers[i].comm) < 0)
                         return NULL;
         for (size_t i = 0; i < strv_length(b->holders); i++) {
                 const char *name = i < strv_length(b->holder_names) ? b->holder_names[i] : "";
-                if (append(&s, &len, "held by %s%s%s%s", b->holders[i], *name ? " (" : "", name, *name ? ")" : "") < 0)
+                if (append(&s, &len, "held by %s%s%s%s", b->holders[i], *name ? " (" : "", name,
+                           *name ? ")" : "") < 0)
                         return NULL;
         }
-        STRV_FOREACH(w, b->swaps)
+        STRV_FOREACH (w, b->swaps)
                 if (append(&s, &len, "swap %s", *w) < 0)
                         return NULL;
         if (b->unexplained_opens > 0)
@@ -192,7 +200,7 @@ void mpf_map_result_done(struct mpf_map_result *r)
         mpf_blockers_done(&r->blockers);
         strv_free(r->partitions);
         strv_free(r->plan);
-        *r = (struct mpf_map_result) { .queueing_before = -1, .queueing_after = -1 };
+        *r = (struct mpf_map_result){.queueing_before = -1, .queueing_after = -1};
 }
 
 int mpf_map_result_exit_code(const struct mpf_map_result *r)

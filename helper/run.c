@@ -40,7 +40,8 @@ static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
                         continue;
                 if (r == -ETIMEDOUT) {
                         free(m->reason);
-                        m->reason = strdup("removed; udev had not finished with it at the deadline (cookie released)");
+                        m->reason = strdup(
+                                "removed; udev had not finished with it at the deadline (cookie released)");
                 }
                 ops->unlock(ops->userdata, m->held_lock);
                 m->held_lock = NULL;
@@ -51,7 +52,7 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 size_t n_maps, struct mpf_run *ret)
 {
         _cleanup_(strv_freep) char **listed = NULL;
-        struct mpf_run run = { .exit_status = MPF_EXIT_OK };
+        struct mpf_run run = {.exit_status = MPF_EXIT_OK};
         struct mpf_flush_params bp;
         uint32_t shared_cookie = 0;
         bool batch;
@@ -61,8 +62,9 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         if (r < 0) {
                 run.exit_status = MPF_EXIT_ENVIRONMENT;
                 if (asprintf_safe(&run.error, "%s: %s",
-                                  r == -EPERM || r == -EACCES ? "must be root (device-mapper not permitted)"
-                                                              : "device-mapper is not available (/dev/mapper/control)",
+                                  r == -EPERM || r == -EACCES
+                                          ? "must be root (device-mapper not permitted)"
+                                          : "device-mapper is not available (/dev/mapper/control)",
                                   strerror(-r)) < 0)
                         return -ENOMEM;
                 *ret = run;
@@ -71,8 +73,10 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         if (all) {
                 r = ops->list(ops->userdata, &listed);
                 if (r < 0) {
-                        run.exit_status = r == -EPERM || r == -EACCES ? MPF_EXIT_ENVIRONMENT : MPF_EXIT_FAILED;
-                        if (asprintf_safe(&run.error, "cannot list the multipath maps: %s", strerror(-r)) < 0)
+                        run.exit_status =
+                                r == -EPERM || r == -EACCES ? MPF_EXIT_ENVIRONMENT : MPF_EXIT_FAILED;
+                        if (asprintf_safe(&run.error, "cannot list the multipath maps: %s", strerror(-r)) <
+                            0)
                                 return -ENOMEM;
                         *ret = run;
                         return 0;
@@ -95,7 +99,8 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         for (size_t i = 0; i < n_maps && r >= 0; i++) {
                 r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
                 run.n_maps++;
-                run.exit_status = mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+                run.exit_status =
+                        mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
         }
         if (batch)
                 finish_shared(ops, p, &run, shared_cookie);
@@ -145,7 +150,8 @@ int mpf_run(const struct mpf_options *o)
         udev_sync = !o->no_udev_sync && mpf_udev_running();
         if (!udev_sync)
                 log_debug("Not synchronising with udev (%s)",
-                          o->no_udev_sync ? "--no-udev-sync" : "udevd does not answer on " UDEV_CONTROL_PATH);
+                          o->no_udev_sync ? "--no-udev-sync"
+                                          : "udevd does not answer on " UDEV_CONTROL_PATH);
         r = mpf_device_new(udev_sync, &d);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
@@ -160,9 +166,9 @@ int mpf_run(const struct mpf_options *o)
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGHUP);
-        (void) sigprocmask(SIG_BLOCK, &mask, &old_mask);
+        (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
         status = mpf_run_with_ops(o, &ops);
         fflush(stdout);
-        (void) sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return status;
 }

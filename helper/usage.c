@@ -14,7 +14,7 @@ void mpf_usage_roots_from_env(struct mpf_usage_roots *ret)
 {
         const char *s = getenv(MPF_SYSFS_ENV), *p = getenv(MPF_PROCFS_ENV);
 
-        *ret = (struct mpf_usage_roots) {
+        *ret = (struct mpf_usage_roots){
                 .sysfs = s && *s ? s : "/sys",
                 .procfs = p && *p ? p : "/proc",
                 .self = getpid(),
@@ -105,7 +105,7 @@ int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_u
                         if (!nt)
                                 return -ENOMEM;
                         t = nt;
-                        t[n] = (struct mpf_target) { .devt = devt };
+                        t[n] = (struct mpf_target){.devt = devt};
                         strcpy(t[n].name, name);
                         strcpy(t[n].kname, de->d_name);
                         n++;
@@ -200,9 +200,9 @@ void mpf_unescape_mountinfo(char *s)
         char *w = s;
 
         for (char *r = s; *r;) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-                    r[3] <= '7') {
-                        *w++ = (char) (((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
+                    r[3] >= '0' && r[3] <= '7') {
+                        *w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
                         r += 4;
                 } else
                         *w++ = *r++;
@@ -229,8 +229,8 @@ static bool path_is_target(const char *path, const struct mpf_target *t)
         return s && strcmp(s, t->name) == 0;
 }
 
-static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,
-                        struct mpf_blockers *b, unsigned *explained)
+static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
+                        size_t n_targets, struct mpf_blockers *b, unsigned *explained)
 {
         for (size_t i = 0; i < n_targets; i++) {
                 _cleanup_(freep) char *dir = NULL;
@@ -276,8 +276,8 @@ static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_ta
         return 0;
 }
 
-static int scan_swaps(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,
-                      struct mpf_blockers *b, unsigned *explained)
+static int scan_swaps(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
+                      size_t n_targets, struct mpf_blockers *b, unsigned *explained)
 {
         _cleanup_(freep) char *p = NULL, *line = NULL;
         _cleanup_(fclosep) FILE *f = NULL;
@@ -356,7 +356,7 @@ static int read_comm(const char *procfs, pid_t pid, char **ret)
 {
         _cleanup_(freep) char *p = NULL;
 
-        if (asprintf_safe(&p, "%s/%d/comm", procfs, (int) pid) < 0)
+        if (asprintf_safe(&p, "%s/%d/comm", procfs, (int)pid) < 0)
                 return -ENOMEM;
         if (read_one_line(p, ret) < 0) {
                 *ret = strdup("?");
@@ -373,7 +373,7 @@ static int scan_fds(const struct mpf_usage_roots *roots, pid_t pid, const struct
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
 
-        if (asprintf_safe(&dir, "%s/%d/fd", roots->procfs, (int) pid) < 0)
+        if (asprintf_safe(&dir, "%s/%d/fd", roots->procfs, (int)pid) < 0)
                 return -ENOMEM;
         d = opendir(dir);
         if (!d)
@@ -432,7 +432,7 @@ static int pid_from_name(const char *s, pid_t *ret)
         v = strtol(s, &end, 10);
         if (errno || *end || v <= 0 || v > INT_MAX)
                 return -EINVAL;
-        *ret = (pid_t) v;
+        *ret = (pid_t)v;
         return 0;
 }
 
@@ -472,8 +472,8 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
                         continue;
 
                 /* mounts: once per mount namespace */
-                if (asprintf_safe(&ns, "%s/%d/ns/mnt", roots->procfs, (int) pid) < 0 ||
-                    asprintf_safe(&p, "%s/%d/mountinfo", roots->procfs, (int) pid) < 0) {
+                if (asprintf_safe(&ns, "%s/%d/ns/mnt", roots->procfs, (int)pid) < 0 ||
+                    asprintf_safe(&p, "%s/%d/mountinfo", roots->procfs, (int)pid) < 0) {
                         r = -ENOMEM;
                         goto fail;
                 }

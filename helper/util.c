@@ -126,13 +126,13 @@ void close_all_but(int keep)
         int r = 0;
 
         if (keep > 3)
-                r = close_range(3, (unsigned) keep - 1, 0);
+                r = close_range(3, (unsigned)keep - 1, 0);
         if (r >= 0)
-                r = close_range((unsigned) keep + 1, ~0U, 0);
+                r = close_range((unsigned)keep + 1, ~0U, 0);
         if (r < 0) {
                 long max = sysconf(_SC_OPEN_MAX);
                 for (int i = 3; i < (max > 0 && max < 65536 ? max : 65536); i++)
                         if (i != keep)
-                                (void) close(i);
+                                (void)close(i);
         }
 }

@@ -19,7 +19,7 @@ static char *read_all(int fd)
         ssize_t n;
 
         while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-                fwrite(tmp, 1, (size_t) n, m);
+                fwrite(tmp, 1, (size_t)n, m);
         fclose(m);
         return buf;
 }
@@ -28,13 +28,13 @@ static char *read_all(int fd)
 static int run(char **out, char **err, const char *const *args)
 {
         const char *exe = getenv("MPF_EXE");
-        char *argv[16] = { (char *) "mpath-flush" };
+        char *argv[16] = {(char *)"mpath-flush"};
         int po[2], pe[2], st, n = 1;
         pid_t pid;
 
         ck_assert_msg(exe && *exe, "MPF_EXE not set by meson");
         for (; args[n - 1]; n++)
-                argv[n] = (char *) args[n - 1];
+                argv[n] = (char *)args[n - 1];
         ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
         ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
         pid = fork();
@@ -67,10 +67,10 @@ START_TEST(test_help_version)
 {
         _cleanup_(freep) char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
 
-        ck_assert_int_eq(run(&out, &err, (const char *[]) { "--help", NULL }), 0);
+        ck_assert_int_eq(run(&out, &err, (const char *[]){"--help", NULL}), 0);
         ck_assert_ptr_nonnull(strstr(out, "Usage: mpath-flush"));
         ck_assert_str_eq(err, "");
-        ck_assert_int_eq(run(&out2, &err2, (const char *[]) { "--version", NULL }), 0);
+        ck_assert_int_eq(run(&out2, &err2, (const char *[]){"--version", NULL}), 0);
         ck_assert_ptr_nonnull(startswith(out2, "mpath-flush "));
 }
 END_TEST
@@ -78,12 +78,12 @@ END_TEST
 START_TEST(test_usage_exit_2)
 {
         static const char *const cases[][4] = {
-                { NULL },
-                { "-t", "0", "mpatha", NULL },
-                { "--timeout=3601", "mpatha", NULL },
-                { "--bogus", "mpatha", NULL },
-                { "bad/name", NULL },
-                { "--all", "mpatha", NULL },
+                {NULL},
+                {"-t", "0", "mpatha", NULL},
+                {"--timeout=3601", "mpatha", NULL},
+                {"--bogus", "mpatha", NULL},
+                {"bad/name", NULL},
+                {"--all", "mpatha", NULL},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -103,9 +103,9 @@ START_TEST(test_environment_exit_6)
 
         if (access("/dev/mapper/control", R_OK | W_OK) >= 0)
                 return; /* device-mapper usable here: not this test's business */
-        ck_assert_int_eq(run(&out, &err, (const char *[]) { "mpatha", NULL }), 6);
+        ck_assert_int_eq(run(&out, &err, (const char *[]){"mpatha", NULL}), 6);
         ck_assert(one_line(err));
-        ck_assert_int_eq(run(&out2, &err2, (const char *[]) { "--json", "--all", NULL }), 6);
+        ck_assert_int_eq(run(&out2, &err2, (const char *[]){"--json", "--all", NULL}), 6);
         doc = json_tokener_parse(out2);
         ck_assert_ptr_nonnull(doc);
         ck_assert(json_object_object_get_ex(doc, "exit_status", &v));

@@ -87,7 +87,7 @@ END_TEST
 START_TEST(test_socket_listening)
 {
         char dir[] = "/tmp/mpf-test-sock-XXXXXX", path[128];
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         int fd;
 
         ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -96,7 +96,7 @@ START_TEST(test_socket_listening)
         strcpy(sa.sun_path, path);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         ck_assert(!mpf_socket_listening(path)); /* bound, not listening */
         ck_assert_int_eq(listen(fd, 4), 0);
         ck_assert(mpf_socket_listening(path));

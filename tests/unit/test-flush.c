@@ -44,9 +44,9 @@ struct fake {
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
         size_t n_remove_seq, remove_pos;
-        bool deferred_stays;    /* a deferred remove leaves the map (still open) */
-        const char *vanish_at;  /* before this op runs, someone else removes the map (and partitions) */
-        bool remove_keeps_map;  /* remove "succeeds" but the map is still there */
+        bool deferred_stays;   /* a deferred remove leaves the map (still open) */
+        const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
+        bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
         bool claimed;
         int part_open_count;
@@ -98,7 +98,7 @@ static ssize_t call_index(const char *s)
 {
         for (size_t i = 0; i < F.n_calls; i++)
                 if (strcmp(F.calls[i], s) == 0)
-                        return (ssize_t) i;
+                        return (ssize_t)i;
         return -1;
 }
 
@@ -137,7 +137,7 @@ static int f_list(void *u, char ***ret)
 
 static void fill(struct fake_map *m, struct mpf_dm_info *ret)
 {
-        *ret = m ? m->info : (struct mpf_dm_info) {};
+        *ret = m ? m->info : (struct mpf_dm_info){};
         if (m && F.claimed && m == &F.maps[0] && F.n_open_seq > 0) {
                 ret->open_count = F.open_seq[F.open_pos < F.n_open_seq ? F.open_pos : F.n_open_seq - 1];
                 F.open_pos++;
@@ -216,7 +216,7 @@ static int f_targets(void *u, const struct mpf_dm_info *map, struct mpf_target *
 static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mpf_blockers *ret,
                         unsigned *explained)
 {
-        *ret = (struct mpf_blockers) {};
+        *ret = (struct mpf_blockers){};
         record("scan");
         if (should_fail("scan"))
                 return F.fail_r;
@@ -226,10 +226,11 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mp
                 int pid = F.opener_seq[F.opener_pos < F.n_opener_seq ? F.opener_pos : F.n_opener_seq - 1];
                 F.opener_pos++;
                 if (pid > 0)
-                        ck_assert_int_eq(mpf_blockers_add_opener(ret, pid, pid == 200 ? "sleep" : "blkid", t[0].name),
-                                         0);
+                        ck_assert_int_eq(
+                                mpf_blockers_add_opener(ret, pid, pid == 200 ? "sleep" : "blkid", t[0].name),
+                                0);
         }
-        *explained = F.explained + (unsigned) (n - 1);
+        *explained = F.explained + (unsigned)(n - 1);
         return 0;
 }
 
@@ -376,7 +377,7 @@ static void add_map(const char *name, const char *uuid, unsigned minor, int open
                     const char *params)
 {
         struct fake_map *m = &F.maps[F.n_maps++];
-        *m = (struct fake_map) { .type = type, .params = params };
+        *m = (struct fake_map){.type = type, .params = params};
         m->info.exists = true;
         snprintf(m->info.name, sizeof(m->info.name), "%s", name);
         snprintf(m->info.uuid, sizeof(m->info.uuid), "%s", uuid);
@@ -388,7 +389,7 @@ static void setup(void)
 {
         for (size_t i = 0; i < F.n_calls; i++)
                 free(F.calls[i]);
-        F = (struct fake) { .clock = START, .mpathd_r = 0 };
+        F = (struct fake){.clock = START, .mpathd_r = 0};
         log_set_max_level(LOG_EMERG - 1); /* quiet */
 }
 
@@ -402,7 +403,7 @@ static void setup_standard(void)
 
 static void flush(const char *arg, bool deferred, bool dry_run, struct mpf_map_result *res)
 {
-        struct mpf_flush_params p = { .deferred = deferred, .dry_run = dry_run, .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deferred = deferred, .dry_run = dry_run, .deadline = START + TIMEOUT};
         ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, arg, res), 0);
         ck_assert_uint_le(F.clock, START + TIMEOUT + RESTORE_GRACE_USEC);
 }
@@ -508,7 +509,7 @@ END_TEST
 
 START_TEST(test_refused)
 {
-        static const char *const refused[] = { "vg-lv", "mpatha-part1", "notmp", "/etc/passwd", "/dev/sda" };
+        static const char *const refused[] = {"vg-lv", "mpatha-part1", "notmp", "/etc/passwd", "/dev/sda"};
 
         for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
                 _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -649,7 +650,7 @@ START_TEST(test_unexplained_opens_proceed)
 
         setup_standard();
         F.maps[0].info.open_count = 4; /* 1 partition map + 3 nobody accounts for */
-        F.open_seq[0] = 1;                /* drained by the flush: only our fd is left */
+        F.open_seq[0] = 1;             /* drained by the flush: only our fd is left */
         F.n_open_seq = 1;
         flush("mpatha", false, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
@@ -994,9 +995,9 @@ END_TEST
 
 START_TEST(test_run_environment)
 {
-        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
         struct mpf_run run;
-        char *maps[] = { (char *) "mpatha", NULL };
+        char *maps[] = {(char *)"mpatha", NULL};
 
         setup_standard();
         F.check_r = -EACCES;
@@ -1011,7 +1012,7 @@ END_TEST
 
 START_TEST(test_run_all_independent)
 {
-        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
         struct mpf_run run;
 
         setup_standard();
@@ -1031,9 +1032,9 @@ END_TEST
 
 START_TEST(test_run_precedence)
 {
-        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
         struct mpf_run run;
-        char *maps[] = { (char *) "absent", (char *) "vg-lv", (char *) "mpatha", NULL };
+        char *maps[] = {(char *)"absent", (char *)"vg-lv", (char *)"mpatha", NULL};
 
         setup_standard();
         add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
@@ -1049,7 +1050,7 @@ END_TEST
 
 START_TEST(test_run_all_one_udev_wait)
 {
-        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
         struct mpf_run run;
         static const char *const expected_tail[] = {
                 "remove mpathb", "udev_wait", "unlock", "unlock", NULL,
@@ -1078,7 +1079,7 @@ END_TEST
 
 START_TEST(test_run_all_udev_late)
 {
-        struct mpf_flush_params p = { .deadline = START + TIMEOUT };
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
         struct mpf_run run;
 
         setup_standard();
@@ -1104,22 +1105,22 @@ START_TEST(test_failure_branches)
                 MpfStep step;
                 bool restored; /* queueing had been disabled and must be restored */
         } cases[] = {
-                { "info_by_name", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false },
-                { "table", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false },
-                { "table", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, false },
-                { "info_by_uuid", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_LOCK, false },
-                { "targets", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, false },
-                { "targets", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false },
-                { "scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false },
+                {"info_by_name", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false},
+                {"table", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false},
+                {"table", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, false},
+                {"info_by_uuid", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_LOCK, false},
+                {"targets", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, false},
+                {"targets", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
+                {"scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
                 /* 1st info_by_name: resolve; 2nd: partition check; 3rd: sole-opener */
-                { "info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true },
-                { "remove", 0, -EBUSY, false, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, true },
-                { "remove", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true },
-                { "info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true },
+                {"info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
+                {"remove", 0, -EBUSY, false, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, true},
+                {"remove", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
+                {"info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true},
                 /* 1st info_by_uuid: lock re-check; 2nd: is it gone? */
-                { "info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false },
-                { "remove", 0, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false },
-                { "remove", 1, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false },
+                {"info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false},
+                {"remove", 0, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false},
+                {"remove", 1, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -1147,7 +1148,7 @@ END_TEST
 /* multipath -f or dmsetup removes the map while we work on it: absent (or removed), never 1 or 7 */
 START_TEST(test_removed_by_someone_else)
 {
-        static const char *const when[] = { "message", "claim" };
+        static const char *const when[] = {"message", "claim"};
 
         for (size_t i = 0; i < ELEMENTSOF(when); i++) {
                 _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -1182,8 +1183,8 @@ END_TEST
 START_TEST(test_run_json_document)
 {
         char path[] = "/tmp/mpf-test-run-XXXXXX";
-        char *maps[] = { (char *) "mpatha", (char *) "nothere", NULL };
-        struct mpf_options o = { .json = true, .timeout = TIMEOUT, .maps = maps, .n_maps = 2, .verbose = -1 };
+        char *maps[] = {(char *)"mpatha", (char *)"nothere", NULL};
+        struct mpf_options o = {.json = true, .timeout = TIMEOUT, .maps = maps, .n_maps = 2, .verbose = -1};
         struct json_object *doc, *arr, *v;
         int fd, saved, status;
 

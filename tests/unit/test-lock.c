@@ -26,7 +26,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 static void teardown(void)
 {
-        (void) nftw(rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        (void)nftw(rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int open_lockfile(const char *uuid)
@@ -119,7 +119,7 @@ static void make_file(char *buf, size_t sz, const char *name)
 START_TEST(test_path_locks)
 {
         char a[256], b[256], gone[256];
-        char *paths[] = { a, gone, b, NULL };
+        char *paths[] = {a, gone, b, NULL};
         _cleanup_(freep) int *fds = NULL;
         size_t n = 0;
         int other;
@@ -142,7 +142,7 @@ END_TEST
 START_TEST(test_path_lock_timeout)
 {
         char a[256];
-        char *paths[] = { a, NULL };
+        char *paths[] = {a, NULL};
         int *fds = NULL;
         size_t n = 0;
         int holder;
@@ -163,12 +163,13 @@ END_TEST
 START_TEST(test_acquire_release)
 {
         char a[256];
-        char *paths[] = { a, NULL };
+        char *paths[] = {a, NULL};
         struct mpf_lock l;
         int other;
 
         make_file(a, sizeof(a), "sdd");
-        ck_assert_int_eq(mpf_lock_acquire(rundir, "mpath-3600d", paths, 1, now_monotonic() + USEC_PER_SEC, &l), 0);
+        ck_assert_int_eq(
+                mpf_lock_acquire(rundir, "mpath-3600d", paths, 1, now_monotonic() + USEC_PER_SEC, &l), 0);
         ck_assert_uint_eq(l.n_path_fds, 1);
         other = open_lockfile("mpath-3600d");
         ck_assert_int_eq(flock(other, LOCK_EX | LOCK_NB), -1);

@@ -18,9 +18,9 @@ static usec_t soon(void)
 
 static void raw_send(int fd, size_t len, const void *data, size_t n)
 {
-        ck_assert_int_eq(write(fd, &len, sizeof(len)), (ssize_t) sizeof(len));
+        ck_assert_int_eq(write(fd, &len, sizeof(len)), (ssize_t)sizeof(len));
         if (n > 0)
-                ck_assert_int_eq(write(fd, data, n), (ssize_t) n);
+                ck_assert_int_eq(write(fd, data, n), (ssize_t)n);
 }
 
 START_TEST(test_framing)
@@ -32,9 +32,9 @@ START_TEST(test_framing)
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         ck_assert_int_eq(mpathd_send(sv[0], "show maps", soon()), 0);
-        ck_assert_int_eq(read(sv[1], &len, sizeof(len)), (ssize_t) sizeof(len));
+        ck_assert_int_eq(read(sv[1], &len, sizeof(len)), (ssize_t)sizeof(len));
         ck_assert_uint_eq(len, strlen("show maps") + 1); /* includes the NUL */
-        ck_assert_int_eq(read(sv[1], buf, len), (ssize_t) len);
+        ck_assert_int_eq(read(sv[1], buf, len), (ssize_t)len);
         ck_assert_str_eq(buf, "show maps");
         ck_assert_int_eq(buf[len - 1], 0);
 
@@ -88,15 +88,15 @@ END_TEST
 /* A one-shot multipathd on an abstract socket: checks the command, sends reply. */
 static pid_t fake_server(const char *name, const char *expect, const char *reply)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         int fd;
         pid_t pid;
 
         memcpy(sa.sun_path + 1, name, strlen(name));
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa,
-                              (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))),
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa,
+                              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))),
                          0);
         ck_assert_int_eq(listen(fd, 1), 0);
         pid = fork();
@@ -107,12 +107,12 @@ static pid_t fake_server(const char *name, const char *expect, const char *reply
                 int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
                 if (c < 0 || read(c, &len, sizeof(len)) != sizeof(len) || len >= sizeof(buf) ||
-                    read(c, buf, len) != (ssize_t) len)
+                    read(c, buf, len) != (ssize_t)len)
                         _exit(2);
                 if (strcmp(buf, expect) != 0)
                         _exit(3);
                 len = strlen(reply) + 1;
-                if (write(c, &len, sizeof(len)) != sizeof(len) || write(c, reply, len) != (ssize_t) len)
+                if (write(c, &len, sizeof(len)) != sizeof(len) || write(c, reply, len) != (ssize_t)len)
                         _exit(4);
                 _exit(0);
         }
@@ -134,7 +134,7 @@ START_TEST(test_command_ok)
         _cleanup_(freep) char *reply = NULL;
         pid_t pid;
 
-        snprintf(name, sizeof(name), "/mpath-flush-test/%d/ok", (int) getpid());
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/ok", (int)getpid());
         pid = fake_server(name, "disablequeueing map mpatha", "ok\n");
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         ck_assert_int_eq(mpathd_command("disablequeueing map mpatha", soon(), &reply), 0);
@@ -149,7 +149,7 @@ START_TEST(test_command_fail)
         _cleanup_(freep) char *reply = NULL;
         pid_t pid;
 
-        snprintf(name, sizeof(name), "/mpath-flush-test/%d/fail", (int) getpid());
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/fail", (int)getpid());
         pid = fake_server(name, "restorequeueing map mpathb", "fail\nno such map\n");
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         ck_assert_int_eq(mpathd_command("restorequeueing map mpathb", soon(), &reply), -EBADMSG);
@@ -163,7 +163,7 @@ START_TEST(test_not_running)
         char name[64];
         int r;
 
-        snprintf(name, sizeof(name), "/mpath-flush-test/%d/nobody", (int) getpid());
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/nobody", (int)getpid());
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         r = mpathd_command("show maps", soon(), NULL);
         ck_assert_msg(r == -ECONNREFUSED || r == -ENOENT, "got %d", r);

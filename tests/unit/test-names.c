@@ -62,7 +62,8 @@ END_TEST
 
 START_TEST(test_features)
 {
-        ck_assert_int_eq(mpf_features_queue_if_no_path("1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1"), 1);
+        ck_assert_int_eq(
+                mpf_features_queue_if_no_path("1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1"), 1);
         ck_assert_int_eq(mpf_features_queue_if_no_path("0 1 alua 1 1 service-time 0 1 1 8:0 1"), 0);
         ck_assert_int_eq(mpf_features_queue_if_no_path("3 queue_if_no_path queue_mode bio 0 1 1"), 1);
         ck_assert_int_eq(mpf_features_queue_if_no_path("2 pg_init_retries 50 0 1 1"), 0);

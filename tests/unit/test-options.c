@@ -17,7 +17,7 @@ static int parse(struct mpf_options *o, char **err, ...)
         va_list ap;
 
         memset(argv, 0, sizeof(argv));
-        argv[0] = (char *) "mpath-flush";
+        argv[0] = (char *)"mpath-flush";
         va_start(ap, err);
         for (char *a; (a = va_arg(ap, char *));)
                 argv[argc++] = a;
@@ -50,16 +50,16 @@ START_TEST(test_all_options)
         struct mpf_options o;
         _cleanup_(freep) char *err = NULL, *err2 = NULL;
 
-        ck_assert_int_eq(parse(&o, &err, "-a", "-d", "-t", "1.5", "-n", "-j", "--no-udev-sync", "-v", "-v", "-v",
-                               NULL),
+        ck_assert_int_eq(parse(&o, &err, "-a", "-d", "-t", "1.5", "-n", "-j", "--no-udev-sync", "-v", "-v",
+                               "-v", NULL),
                          0);
         ck_assert(o.all && o.deferred && o.dry_run && o.json && o.no_udev_sync);
         ck_assert_uint_eq(o.timeout, 1500 * USEC_PER_MSEC);
         ck_assert_int_eq(o.verbose, 2);
         ck_assert_uint_eq(o.n_maps, 0);
 
-        ck_assert_int_eq(parse(&o, &err2, "--all", "--deferred", "--timeout=7", "--dry-run", "--json", "--quiet",
-                               NULL),
+        ck_assert_int_eq(parse(&o, &err2, "--all", "--deferred", "--timeout=7", "--dry-run", "--json",
+                               "--quiet", NULL),
                          0);
         ck_assert(o.all && o.deferred && o.dry_run && o.json);
         ck_assert_uint_eq(o.timeout, 7 * USEC_PER_SEC);
@@ -82,23 +82,23 @@ END_TEST
 START_TEST(test_usage_errors)
 {
         static const char *const cases[][4] = {
-                { NULL },                          /* no MAP */
-                { "--all", "mpatha", NULL },       /* --all with MAP */
-                { "-t", "0", "mpatha", NULL },
-                { "-t", "3601", "mpatha", NULL },
-                { "-t", "abc", "mpatha", NULL },
-                { "-t", "-1", "mpatha", NULL },
-                { "--timeout", NULL },
-                { "-x", "mpatha", NULL },
-                { "--bogus", "mpatha", NULL },
-                { "--all=1", NULL },
-                { "a/b", NULL },
-                { "", NULL },
-                { "mpath-", NULL },
+                {NULL},                    /* no MAP */
+                {"--all", "mpatha", NULL}, /* --all with MAP */
+                {"-t", "0", "mpatha", NULL},
+                {"-t", "3601", "mpatha", NULL},
+                {"-t", "abc", "mpatha", NULL},
+                {"-t", "-1", "mpatha", NULL},
+                {"--timeout", NULL},
+                {"-x", "mpatha", NULL},
+                {"--bogus", "mpatha", NULL},
+                {"--all=1", NULL},
+                {"a/b", NULL},
+                {"", NULL},
+                {"mpath-", NULL},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                char *argv[8] = { (char *) "mpath-flush" };
+                char *argv[8] = {(char *)"mpath-flush"};
                 int argc = 1;
                 struct mpf_options o;
                 _cleanup_(freep) char *err = NULL;
@@ -106,7 +106,7 @@ START_TEST(test_usage_errors)
                 FILE *f;
 
                 for (size_t k = 0; k < 4 && cases[i][k]; k++)
-                        argv[argc++] = (char *) cases[i][k];
+                        argv[argc++] = (char *)cases[i][k];
                 f = open_memstream(&err, &sz);
                 ck_assert_int_eq(mpf_parse_options(argc, argv, &o, f), -EINVAL);
                 fclose(f);
@@ -125,9 +125,9 @@ static void collect_long(const char *text, char ***ret)
                 char buf[64];
                 size_t n = 0;
 
-                if (p > text && (isalnum((unsigned char) p[-1]) || p[-1] == '-'))
+                if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '-'))
                         continue;
-                while (n < sizeof(buf) - 1 && (isalnum((unsigned char) p[2 + n]) || p[2 + n] == '-'))
+                while (n < sizeof(buf) - 1 && (isalnum((unsigned char)p[2 + n]) || p[2 + n] == '-'))
                         buf[n] = p[2 + n], n++;
                 buf[n] = 0;
                 if (n == 0)
@@ -150,8 +150,9 @@ static void check_document(const char *what, const char *text, bool man)
         _cleanup_(strv_freep) char **found = NULL;
 
         collect_long(text, &found);
-        STRV_FOREACH(s, found)
-                ck_assert_msg(table_has(*s), "%s documents --%s, which the option table does not accept", what, *s);
+        STRV_FOREACH (s, found)
+                ck_assert_msg(table_has(*s), "%s documents --%s, which the option table does not accept",
+                              what, *s);
         for (const struct option *o = mpf_long_options; o->name; o++) {
                 char needle[64];
 

@@ -19,12 +19,12 @@ static void make_run(struct mpf_run *run)
 {
         struct mpf_map_result *a, *b;
 
-        *run = (struct mpf_run) { .exit_status = 4 };
+        *run = (struct mpf_run){.exit_status = 4};
         run->maps = calloc(2, sizeof(*run->maps));
         run->n_maps = 2;
         a = &run->maps[0];
         b = &run->maps[1];
-        *a = (struct mpf_map_result) {
+        *a = (struct mpf_map_result){
                 .map = strdup("/dev/mapper/mpatha"),
                 .name = strdup("mpatha"),
                 .uuid = strdup("mpath-3600a"),
@@ -37,13 +37,14 @@ static void make_run(struct mpf_run *run)
                 .queueing_after = 1,
                 .elapsed_ms = 12,
         };
-        ck_assert_int_eq(mpf_blockers_add_mount(&a->blockers, "mpatha-part1", "/mnt/\"quoted\" \\ dir", 123), 0);
+        ck_assert_int_eq(mpf_blockers_add_mount(&a->blockers, "mpatha-part1", "/mnt/\"quoted\" \\ dir", 123),
+                         0);
         ck_assert_int_eq(mpf_blockers_add_opener(&a->blockers, 456, "sleep", "mpatha"), 0);
         ck_assert_int_eq(strv_extend(&a->blockers.holders, "dm-3"), 0);
         ck_assert_int_eq(strv_extend(&a->blockers.swaps, "/dev/dm-4"), 0);
         ck_assert_int_eq(strv_extend(&a->partitions, "mpatha-part1"), 0);
         a->blockers.unexplained_opens = 2;
-        *b = (struct mpf_map_result) {
+        *b = (struct mpf_map_result){
                 .map = strdup("mpathz"),
                 .result = MPF_RESULT_ABSENT,
                 .step = MPF_STEP_RESOLVE,
@@ -80,11 +81,13 @@ START_TEST(test_json_roundtrip)
         ck_assert_str_eq(json_object_get_string(get(a, "dev")), "254:0");
         ck_assert_str_eq(json_object_get_string(get(a, "result")), "busy");
         ck_assert_str_eq(json_object_get_string(get(a, "step")), "in-use");
-        ck_assert_str_eq(json_object_get_string(get(a, "reason")), "mpatha mounted on /mnt/\"quoted\" \\ dir (pid 123)");
+        ck_assert_str_eq(json_object_get_string(get(a, "reason")),
+                         "mpatha mounted on /mnt/\"quoted\" \\ dir (pid 123)");
         ck_assert_int_eq(json_object_get_int(get(a, "elapsed_ms")), 12);
         bl = get(a, "blockers");
         ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(get(bl, "holders"), 0)), "dm-3");
-        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(get(bl, "swaps"), 0)), "/dev/dm-4");
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(get(bl, "swaps"), 0)),
+                         "/dev/dm-4");
         m = json_object_array_get_idx(get(bl, "mounts"), 0);
         ck_assert_str_eq(json_object_get_string(get(m, "device")), "mpatha-part1");
         ck_assert_str_eq(json_object_get_string(get(m, "target")), "/mnt/\"quoted\" \\ dir");
@@ -97,7 +100,8 @@ START_TEST(test_json_roundtrip)
         q = get(a, "queueing");
         ck_assert(json_object_get_boolean(get(q, "before")));
         ck_assert(json_object_get_boolean(get(q, "after")));
-        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(get(a, "partitions"), 0)), "mpatha-part1");
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(get(a, "partitions"), 0)),
+                         "mpatha-part1");
         ck_assert(!json_object_object_get_ex(a, "plan", NULL));
 
         b = json_object_array_get_idx(maps, 1);
@@ -120,7 +124,7 @@ END_TEST
 
 START_TEST(test_json_error_and_dry_run)
 {
-        struct mpf_run run = { .exit_status = 6, .error = strdup("must be root") };
+        struct mpf_run run = {.exit_status = 6, .error = strdup("must be root")};
         struct json_object *doc;
 
         doc = mpf_run_to_json(&run, "0.1.0", true);
@@ -138,8 +142,10 @@ START_TEST(test_result_line)
 {
         struct mpf_run run;
         _cleanup_(freep) char *l1 = NULL, *l2 = NULL, *l3 = NULL, *l4 = NULL;
-        struct mpf_map_result ok = { .result = MPF_RESULT_REMOVED, .step = MPF_STEP_DONE, .reason = (char *) "removed",
-                                     .elapsed_ms = 7 };
+        struct mpf_map_result ok = {.result = MPF_RESULT_REMOVED,
+                                    .step = MPF_STEP_DONE,
+                                    .reason = (char *)"removed",
+                                    .elapsed_ms = 7};
 
         make_run(&run);
         l1 = mpf_map_result_line(&run.maps[0]);

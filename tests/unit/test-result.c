@@ -7,18 +7,20 @@
 
 START_TEST(test_strings)
 {
-        static const char *const steps[] = { "resolve",    "lock",  "in-use",      "queueing", "partitions", "claim",
-                                             "flush",      "sole-opener", "remove", "udev-wait", "done" };
-        static const char *const results[] = { "removed", "absent", "deferred", "busy", "timeout", "failed", "refused" };
+        static const char *const steps[] = {"resolve",    "lock",      "in-use", "queueing",
+                                            "partitions", "claim",     "flush",  "sole-opener",
+                                            "remove",     "udev-wait", "done"};
+        static const char *const results[] = {"removed", "absent", "deferred", "busy",
+                                              "timeout", "failed", "refused"};
 
         ck_assert_uint_eq(ELEMENTSOF(steps), _MPF_STEP_MAX);
         for (unsigned i = 0; i < ELEMENTSOF(steps); i++) {
-                ck_assert_str_eq(mpf_step_to_string((MpfStep) i), steps[i]);
+                ck_assert_str_eq(mpf_step_to_string((MpfStep)i), steps[i]);
                 ck_assert_int_eq(mpf_step_from_string(steps[i]), i);
         }
         ck_assert_uint_eq(ELEMENTSOF(results), _MPF_RESULT_MAX);
         for (unsigned i = 0; i < ELEMENTSOF(results); i++) {
-                ck_assert_str_eq(mpf_result_to_string((MpfResult) i), results[i]);
+                ck_assert_str_eq(mpf_result_to_string((MpfResult)i), results[i]);
                 ck_assert_int_eq(mpf_result_from_string(results[i]), i);
         }
         ck_assert_ptr_null(mpf_step_to_string(_MPF_STEP_MAX));
@@ -34,9 +36,9 @@ START_TEST(test_exit_codes)
                 MpfResult result;
                 int code;
         } table[] = {
-                { MPF_RESULT_REMOVED, 0 }, { MPF_RESULT_ABSENT, 0 },  { MPF_RESULT_DEFERRED, 0 },
-                { MPF_RESULT_BUSY, 4 },    { MPF_RESULT_TIMEOUT, 5 }, { MPF_RESULT_FAILED, 1 },
-                { MPF_RESULT_REFUSED, 3 },
+                {MPF_RESULT_REMOVED, 0}, {MPF_RESULT_ABSENT, 0},  {MPF_RESULT_DEFERRED, 0},
+                {MPF_RESULT_BUSY, 4},    {MPF_RESULT_TIMEOUT, 5}, {MPF_RESULT_FAILED, 1},
+                {MPF_RESULT_REFUSED, 3},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
@@ -52,7 +54,7 @@ END_TEST
 START_TEST(test_precedence)
 {
         /* 7 > 1 > 5 > 4 > 3 > 0 */
-        static const int order[] = { 0, 3, 4, 5, 1, 7 };
+        static const int order[] = {0, 3, 4, 5, 1, 7};
 
         for (size_t i = 0; i < ELEMENTSOF(order); i++)
                 for (size_t j = 0; j < ELEMENTSOF(order); j++) {
@@ -81,8 +83,9 @@ START_TEST(test_blockers)
         ck_assert(mpf_blockers_any(&b));
         ck_assert_uint_eq(b.n_openers, 1);
         s = mpf_blockers_describe(&b);
-        ck_assert_str_eq(s, "mpatha mounted on /mnt (pid 123), mpatha opened by pid 456 (sleep), held by dm-3, "
-                            "swap /dev/dm-4, 2 unexplained open(s)");
+        ck_assert_str_eq(s,
+                         "mpatha mounted on /mnt (pid 123), mpatha opened by pid 456 (sleep), held by dm-3, "
+                         "swap /dev/dm-4, 2 unexplained open(s)");
         free(s);
         ck_assert_int_eq(strv_extend(&b.holder_names, "vg0-lv0"), 0);
         s = mpf_blockers_describe(&b);

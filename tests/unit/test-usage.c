@@ -22,8 +22,8 @@ static void setup(void)
 }
 
 static const struct mpf_target targets[] = {
-        { .name = "mpatha", .kname = "dm-0", .devt = 0 },
-        { .name = "mpatha-part1", .kname = "dm-1", .devt = 0 },
+        {.name = "mpatha", .kname = "dm-0", .devt = 0},
+        {.name = "mpatha-part1", .kname = "dm-1", .devt = 0},
 };
 
 static void make_targets(struct mpf_target t[2])
@@ -88,7 +88,7 @@ END_TEST
 
 START_TEST(test_scan_everything_named)
 {
-        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 400 };
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 400};
         struct mpf_target t[2];
         struct mpf_blockers b;
         unsigned explained = 0;
@@ -142,7 +142,7 @@ END_TEST
 
 START_TEST(test_scan_self_counts_when_not_self)
 {
-        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 0 };
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 0};
         struct mpf_target t[2];
         struct mpf_blockers b;
         unsigned explained = 0;
@@ -162,8 +162,8 @@ END_TEST
 
 START_TEST(test_scan_unused_map)
 {
-        struct mpf_usage_roots roots = { .sysfs = sysfs, .procfs = procfs, .self = 400 };
-        struct mpf_target t = { .name = "mpathb", .kname = "dm-3", .devt = makedev(254, 3) };
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 400};
+        struct mpf_target t = {.name = "mpathb", .kname = "dm-3", .devt = makedev(254, 3)};
         struct mpf_blockers b;
         unsigned explained = 7;
 
@@ -176,7 +176,7 @@ END_TEST
 
 START_TEST(test_scan_errors)
 {
-        struct mpf_usage_roots roots = { .sysfs = sysfs_empty, .procfs = "/nonexistent/proc", .self = 0 };
+        struct mpf_usage_roots roots = {.sysfs = sysfs_empty, .procfs = "/nonexistent/proc", .self = 0};
         struct mpf_target t[2];
         struct mpf_blockers b;
 
