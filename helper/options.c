@@ -47,6 +47,25 @@ void mpf_help(FILE *f)
                    "See mpath-flush(8).\n");
 }
 
+/* Control characters as \xNN, long arguments cut with "...". */
+static void escape_for_display(const char *s, char *buf, size_t size)
+{
+        size_t k = 0;
+
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (k + 8 >= size) {
+                        memcpy(buf + k, "...", 3);
+                        k += 3;
+                        break;
+                }
+                if (*p < 0x20 || *p == 0x7f)
+                        k += (size_t)snprintf(buf + k, size - k, "\\x%02x", *p);
+                else
+                        buf[k++] = (char)*p;
+        }
+        buf[k] = 0;
+}
+
 _printf_(2, 3) static int usage_error(FILE *err, const char *fmt, ...)
 {
         va_list ap;
@@ -134,10 +153,15 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
         if (!o.all && o.n_maps == 0)
                 return usage_error(err, "%s: no MAP given (or use --all)", "usage");
         for (size_t i = 0; i < o.n_maps; i++)
-                if (mpf_arg_classify(o.maps[i]) < 0)
+                if (mpf_arg_classify(o.maps[i]) < 0) {
+                        char shown[64];
+
+                        /* one line, whatever the argument contains */
+                        escape_for_display(o.maps[i], shown, sizeof(shown));
                         return usage_error(
                                 err, "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
-                                o.maps[i]);
+                                shown);
+                }
         *ret = o;
         return 0;
 }

@@ -67,6 +67,24 @@ START_TEST(test_all_options)
 }
 END_TEST
 
+START_TEST(test_usage_error_escapes)
+{
+        struct mpf_options o;
+        _cleanup_(freep) char *err = NULL, *err2 = NULL;
+        char longname[300];
+
+        ck_assert_int_eq(parse(&o, &err, "bad\nname\001", NULL), -EINVAL);
+        ck_assert_str_eq(err,
+                         "mpath-flush: invalid MAP 'bad\\x0aname\\x01': not a map name, /dev path, WWID or "
+                         "mpath- UUID (see --help)\n");
+        memset(longname, 'm', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = 0;
+        ck_assert_int_eq(parse(&o, &err2, longname, NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err2, "mmm...'"));
+        ck_assert_uint_lt(strlen(err2), 200);
+}
+END_TEST
+
 START_TEST(test_help_version)
 {
         struct mpf_options o;
@@ -214,6 +232,7 @@ static Suite *options_suite(void)
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_all_options);
         tcase_add_test(tc, test_help_version);
+        tcase_add_test(tc, test_usage_error_escapes);
         tcase_add_test(tc, test_usage_errors);
         tcase_add_test(tc, test_help_lists_table);
         tcase_add_test(tc, test_man_lists_table);
