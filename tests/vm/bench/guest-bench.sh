@@ -21,6 +21,9 @@
 # Phase B never restarts multipathd: with find_multipaths no it would create a
 # map for every LUN, not just the first N.
 #
+# mpath-flush --all runs with --timeout 600: its default 30 s deadline is meant for
+# one run on real hardware, not for 256 maps under emulation.
+#
 # Output in $MPF_LAB_OUT: bench-raw.csv (one line a measurement), maps.txt,
 # callgrind.N.out, strace files, phases.txt.
 . /usr/lib/mpf-lab/lib.sh
@@ -54,14 +57,20 @@ measure() {
 }
 
 # prepare N: re-create the first N saved maps; in phase A wait until multipathd has them.
+# Its time goes to bench-raw.csv as kind "prepare" (cmd_ms: created and udev settled,
+# total_ms: multipathd has them too).
 prepare() {
+        _p0=$(lab_ms)
         dm-bench create "$maps" "$1" > /dev/null || echo "prepare $1: dm-bench create failed"
-        lab_settle
+        udevadm settle -t 900
+        _p1=$(lab_ms)
         if lab_mpathd_running; then
                 _i=0
-                while [ "$(daemon_maps)" -lt "$1" ] && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
-                lab_settle
+                while [ "$(daemon_maps)" -lt "$1" ] && [ $_i -lt 1200 ]; do sleep 0.1; _i=$((_i + 1)); done
+                udevadm settle -t 900
         fi
+        _p2=$(lab_ms)
+        echo "prepare,$1,dm-bench-create,1,0,$((_p1 - _p0)),$((_p2 - _p0)),,,,$(nmaps)" >> "$raw"
         [ "$(nmaps)" -eq "$1" ]
 }
 
@@ -117,7 +126,7 @@ t_like "saved maps are multipath maps with mpath- UUIDs, queueing, two paths" \
         "$(head -n 1 "$maps")" '^[^ ]+ mpath-[^ ]+ 0 [0-9]+ multipath [0-9]+ .*queue_if_no_path'
 i=0
 while [ "$(daemon_maps)" -lt "$max" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-measure orig "$max" mpf-all 1 mpath-flush --all
+measure orig "$max" mpf-all 1 mpath-flush --all --timeout 600
 check_rows orig "$max" mpf-all 1
 
 phase "faithfulness: re-create $max maps, compare tables"
@@ -159,7 +168,7 @@ for n in $BENCH_SIZES; do
         while [ $rep -le "$BENCH_ALL_REPS" ]; do
                 prepare "$n" && measure dryrun "$n" mpf-dryrun "$rep" mpath-flush --dry-run --all --json
                 dm-bench remove-all > /dev/null; lab_settle
-                prepare "$n" && measure all "$n" mpf-all "$rep" mpath-flush --all
+                prepare "$n" && measure all "$n" mpf-all "$rep" mpath-flush --all --timeout 600
                 prepare "$n" && measure all "$n" multipath-F-daemon "$rep" multipath -F
                 prepare "$n" && measure all "$n" multipathd-del-maps "$rep" multipathd del maps
                 prepare "$n" && measure all "$n" dmsetup-loop "$rep" /tmp/dmsetup-loop
@@ -175,12 +184,12 @@ if [ -n "$BENCH_PROFILE" ]; then
         n=$BENCH_PROFILE
         phase "profile: mpath-flush --all at N=$n under strace"
         prepare "$n"
-        strace -f -tt -T -o "$out/strace-all.$n.txt" mpath-flush --all -v > "$out/profile-all.$n.log" 2>&1
+        strace -f -tt -T -o "$out/strace-all.$n.txt" mpath-flush --all --timeout 600 -v > "$out/profile-all.$n.log" 2>&1
         lab_settle
         t_is "profile run removed every map" "$(nmaps)" 0
         dm-bench remove-all > /dev/null; lab_settle
         prepare "$n"
-        strace -c -f -o "$out/strace-c-all.$n.txt" mpath-flush --all > /dev/null 2>&1
+        strace -c -f -o "$out/strace-c-all.$n.txt" mpath-flush --all --timeout 600 > /dev/null 2>&1
         lab_settle
         dm-bench remove-all > /dev/null; lab_settle
 fi
