@@ -66,6 +66,10 @@ one_round() {  # one_round LABEL UNUSED_DISK MOUNTED_DISK
 
 one_round "with multipathd" 0 1
 t_check "multipathd stops" lab_mpathd_stop
+# multipathd switches queueing off on every map when it stops (queue_without_daemon
+# no, the default); a map that queues without multipathd (queue_without_daemon yes,
+# or multipathd killed) is the case that matters here: make the two maps queue.
+for k in 2 3; do dmsetup message "$(map_of $k)" 0 queue_if_no_path; done
 one_round "without multipathd" 2 3
 j=$(journalctl -b -u "$(lastpath_unit 2)" -o cat)
 printf '%s\n' "$j"

@@ -19,7 +19,7 @@ for f in "$dir"/mpath-flush*; do
         lab_run r systemd-analyze verify --man=no "$u"
         t_is "systemd-analyze verify $u exits 0" "$r_rc" 0
         t_is "systemd-analyze verify $u prints nothing" "$r_out$r_err" ""
-        for d in $(systemctl show -p Documentation --value "$u"); do
+        for d in $(systemctl show -p Documentation --value "$u" | tr -d '"'); do
                 case $d in
                 man:*)
                         page=${d#man:}; sec=${page##*\(}; sec=${sec%\)}; page=${page%\(*}
