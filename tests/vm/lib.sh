@@ -26,6 +26,9 @@
 #   t_done                    end the scenario: exit 1 if any check failed or none ran
 #
 # The simulated SAN and the daemons:
+#   lab_setup LUNS [multipathd]
+#                             the usual start: udevd, LUNS two-path LUNs, multipathd if asked,
+#                             the maps (each step a TAP check); $map is the first map
 #   lab_udev_start            start systemd-udevd, trigger, settle (fast guest)
 #   lab_udev_stop
 #   lab_settle                udevadm settle (no-op without udevd)
@@ -178,6 +181,14 @@ lab_maps_create() {
         done
         lab_settle
         [ "$(lab_maps | wc -l)" -ge "$_want" ]
+}
+lab_setup() {
+        lab_udev_start
+        lab_san "$1"
+        if [ "${2:-}" = multipathd ]; then t_check "multipathd starts" lab_mpathd_start; fi
+        if [ "$1" -eq 1 ]; then t_check "a two-path map is created" lab_maps_create 1
+        else t_check "$1 two-path maps are created" lab_maps_create "$1"; fi
+        map=$(lab_map_first)
 }
 lab_map_dev() { basename "$(readlink -f "/dev/mapper/$1")"; }
 lab_map_devt() { dmsetup info -c --noheadings -o major,minor --separator : "$1" 2>/dev/null; }

@@ -6,10 +6,7 @@
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1
 
 lab_run r mpath-flush --json "$map"
 t_is "without multipathd: exit 0" "$r_rc" 0

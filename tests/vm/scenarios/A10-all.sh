@@ -4,10 +4,7 @@
 # mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 16
-t_check "multipathd starts" lab_mpathd_start
-t_check "16 maps are created" lab_maps_create 16
+lab_setup 16 multipathd
 set -- $(lab_maps)
 # scsi_debug LUNs share one store: one mkfs shows on every LUN; mount read-only.
 mkfs.ext4 -q -F "/dev/mapper/$1"

@@ -6,10 +6,7 @@
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "multipathd starts" lab_mpathd_start
-t_check "a two-path map is created" lab_maps_create 1
+lab_setup 1 multipathd
 # One LUN for both cases, one after the other: scsi_debug LUNs share one store,
 # so a PV on a second LUN would show up twice and LVM would refuse it.
 mnt=$(lab_map_first) lvm=$(lab_map_first)

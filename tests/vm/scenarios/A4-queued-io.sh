@@ -7,11 +7,7 @@
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "multipathd starts" lab_mpathd_start
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1 multipathd
 t_check "the map queues" lab_map_queueing "$map"
 for p in $(lab_map_paths "$map"); do lab_path_offline "$p"; done
 sleep 3

@@ -5,11 +5,7 @@
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "multipathd starts" lab_mpathd_start
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1 multipathd
 path=$(lab_map_paths "$map" | head -n 1)
 head -c 32M /dev/urandom > /tmp/data
 want=$(sha256sum < /tmp/data | cut -d' ' -f1)

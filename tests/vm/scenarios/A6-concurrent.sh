@@ -6,11 +6,7 @@
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "multipathd starts" lab_mpathd_start
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1 multipathd
 for i in 1 2 3 4; do
         (mpath-flush --json "$map" > "$MPF_LAB_OUT/f$i.json" 2> "$MPF_LAB_OUT/f$i.err"; echo $? > "$MPF_LAB_OUT/f$i.rc") &
 done

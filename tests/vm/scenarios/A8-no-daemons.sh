@@ -5,9 +5,7 @@
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 2
-t_check "two maps are created" lab_maps_create 2
+lab_setup 2
 set -- $(lab_maps)
 t_check "udevd stops" lab_udev_stop
 sleep 1

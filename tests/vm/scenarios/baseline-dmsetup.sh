@@ -5,9 +5,7 @@
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 2
-t_check "two maps are created" lab_maps_create 2
+lab_setup 2
 set -- $(lab_maps)
 exec 7< "/dev/mapper/$2"
 lab_run d dmsetup remove "$2"

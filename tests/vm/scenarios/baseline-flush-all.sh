@@ -5,9 +5,7 @@
 # mpf-lab: mode=fast timeout=240
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 4
-t_check "four maps are created" lab_maps_create 4
+lab_setup 4
 busy=$(lab_map_first)
 mkfs.ext4 -q -F "/dev/mapper/$busy" && mkdir -p /mnt/a && mount "/dev/mapper/$busy" /mnt/a
 lab_run f multipath -F

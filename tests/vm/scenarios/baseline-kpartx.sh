@@ -4,10 +4,7 @@
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1
 t_check "two partition maps exist" lab_partition "$map" 2
 dmsetup ls --tree
 

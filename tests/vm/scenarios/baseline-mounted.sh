@@ -5,11 +5,7 @@
 # mpf-lab: mode=fast timeout=150
 . /usr/lib/mpf-lab/lib.sh
 
-lab_udev_start
-lab_san 1
-t_check "multipathd starts" lab_mpathd_start
-t_check "a two-path map is created" lab_maps_create 1
-map=$(lab_map_first)
+lab_setup 1 multipathd
 t_check "the map queues (multipathd set queue_if_no_path)" lab_map_queueing "$map"
 t_check "ext4 is made on the map" mkfs.ext4 -q -F "/dev/mapper/$map"
 mkdir -p /mnt/a
