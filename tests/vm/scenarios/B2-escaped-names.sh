@@ -73,6 +73,11 @@ lab_wait_gone last-path-map 30
 e=$(($(lab_ms) - s))
 t_check_fails "after its paths were deleted, last-path-map is gone" lab_map_exists last-path-map
 t_diag "gone after $e ms"
+# The map goes before the helper writes its result line: wait for the unit.
+i=0
+while [ "$(systemctl is-active "mpath-flush-lastpath@$wwid.service")" = activating ] && [ $i -lt 300 ]; do
+        sleep 0.1; i=$((i + 1))
+done
 j=$(journalctl -b -u "mpath-flush-lastpath@$wwid.service" -o cat)
 printf '%s\n' "$j"
 t_like "mpath-flush-lastpath@$wwid removed last-path-map" "$j" "last-path-map: .*removed"
