@@ -46,6 +46,29 @@ def load(path):
         return list(csv.DictReader(f))
 
 
+def from_console(path):
+    """Rebuild bench-raw.csv's rows from the measurement lines the guest echoes to its
+    console (for a run whose results disk never came back, e.g. it ran past its timeout)."""
+    import re
+    rows = []
+    meas = re.compile(r"^  (\w+) n=(\d+) (\S+) rep (\d+): rc=(\d+) cmd_ms=([\d.]+) total_ms=([\d.]+) "
+                      r"utime_ms=([\d.]+) stime_ms=([\d.]+) maxrss_kb=(\d+) left=(\d+)")
+    cg = re.compile(r"callgrind --dry-run --all at N=(\d+): (\d+) instructions")
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            m = meas.match(line.rstrip("\r\n"))
+            if m:
+                rows.append(dict(zip(["kind", "n", "tool", "rep", "rc", "cmd_ms", "total_ms", "utime_ms",
+                                      "stime_ms", "maxrss_kb", "left"], m.groups())))
+                continue
+            m = cg.search(line)
+            if m:
+                rows.append(dict(kind="callgrind", n=m.group(1), tool="mpf-dryrun-ir", rep="1", rc="0",
+                                 cmd_ms=m.group(2), total_ms=m.group(2), utime_ms="", stime_ms="",
+                                 maxrss_kb="", left="0"))
+    return rows
+
+
 def rows_of(raw, kind, n, tool):
     return [r for r in raw if r["kind"] == kind and int(r["n"]) == n and r["tool"] == tool]
 
@@ -83,11 +106,16 @@ def main():
     ap.add_argument("--sizes", required=True)
     ap.add_argument("--reps", type=int, required=True)
     ap.add_argument("--all-reps", type=int, required=True)
+    ap.add_argument("--from-console", action="store_true",
+                    help="rebuild the measurements from console.log (the results disk did not come back)")
     ap.add_argument("results")
     a = ap.parse_args()
     sizes = sorted(int(s) for s in a.sizes.split())
     res = a.results
-    raw = load(os.path.join(res, "bench-raw.csv"))
+    if a.from_console:
+        raw = from_console(os.path.join(res, "console.log"))
+    else:
+        raw = load(os.path.join(res, "bench-raw.csv"))
     checks = []
 
     def check(ok, desc):
