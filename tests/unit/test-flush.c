@@ -138,6 +138,11 @@ static int f_list(void *u, char ***ret)
 static void fill(struct fake_map *m, struct mpf_dm_info *ret)
 {
         *ret = m ? m->info : (struct mpf_dm_info){};
+        /* As in the kernel, a faked mount or opener holds the map open once more than its
+         * partition maps do, so the in-use step cannot take the "nobody opens it" short cut. */
+        if (m && m == &F.maps[0] && !F.claimed && (F.mounted || F.n_opener_seq > 0) &&
+            (size_t)ret->open_count < F.n_maps)
+                ret->open_count = (int)F.n_maps;
         if (m && F.claimed && m == &F.maps[0] && F.n_open_seq > 0) {
                 ret->open_count = F.open_seq[F.open_pos < F.n_open_seq ? F.open_pos : F.n_open_seq - 1];
                 F.open_pos++;
@@ -438,7 +443,7 @@ START_TEST(test_happy_path_order)
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
         static const char *const expected[] = {
                 "lock mpath-" WWID,
-                "scan",
+                /* open once, by its unused partition map: nobody else, no scan */
                 "mpathd disablequeueing map mpatha",
                 "message mpatha fail_if_no_path",
                 "remove mpatha-part1",
@@ -575,6 +580,30 @@ START_TEST(test_lock_recheck_absent)
         ck_assert_int_eq(r.step, MPF_STEP_LOCK);
         assert_untouched();
         ck_assert(called("unlock"));
+}
+END_TEST
+
+START_TEST(test_in_use_scan_when_partition_open)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[1].info.open_count = 1; /* mpatha-part1 is open: someone uses the map through it */
+        flush("mpatha", false, true, &r);
+        ck_assert(called("scan"));
+}
+END_TEST
+
+START_TEST(test_in_use_no_scan_when_nobody_opens)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1; /* only its partition map's table holds it */
+        flush("mpatha", false, true, &r);
+        ck_assert(!called("scan"));
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_uint_eq(r.blockers.unexplained_opens, 0);
 }
 END_TEST
 
@@ -1016,7 +1045,7 @@ START_TEST(test_run_all_independent)
         struct mpf_run run;
 
         setup_standard();
-        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        add_map("mpathb", "mpath-3600b", 7, 1, "multipath", NO_QUEUEING_PARAMS); /* its mount's open */
         add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
         F.mounted = true; /* both maps look mounted to the fake scan */
         ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
@@ -1103,7 +1132,8 @@ START_TEST(test_failure_branches)
                 bool deferred;
                 MpfResult result;
                 MpfStep step;
-                bool restored; /* queueing had been disabled and must be restored */
+                bool restored;  /* queueing had been disabled and must be restored */
+                int open_count; /* of the map, when not the standard 1 (its partition map) */
         } cases[] = {
                 {"info_by_name", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false},
                 {"table", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, false},
@@ -1111,12 +1141,15 @@ START_TEST(test_failure_branches)
                 {"info_by_uuid", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_LOCK, false},
                 {"targets", 0, -ENXIO, false, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, false},
                 {"targets", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
-                {"scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
-                /* 1st info_by_name: resolve; 2nd: partition check; 3rd: sole-opener */
-                {"info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
+                /* the scan runs only for a map open more often than its partition maps explain */
+                {"scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false, 2},
+                /* 1st info_by_name: resolve; 2nd: in-use (is the partition map open?);
+                 * 3rd: partition check; 4th: sole-opener */
+                {"info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
+                {"info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
                 {"remove", 0, -EBUSY, false, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, true},
                 {"remove", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
-                {"info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true},
+                {"info_by_name", 3, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true},
                 /* 1st info_by_uuid: lock re-check; 2nd: is it gone? */
                 {"info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false},
                 {"remove", 0, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false},
@@ -1127,6 +1160,8 @@ START_TEST(test_failure_branches)
                 _cleanup_(mpf_map_result_done) struct mpf_map_result r;
 
                 setup_standard();
+                if (cases[i].open_count > 0)
+                        F.maps[0].info.open_count = cases[i].open_count;
                 if (cases[i].deferred)
                         F.mounted = true;
                 F.fail_op = cases[i].op;
@@ -1231,6 +1266,8 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_lock_timeout);
         tcase_add_test(tc, test_lock_recheck_absent);
         tcase_add_test(tc, test_lock_map_vanished_or_error);
+        tcase_add_test(tc, test_in_use_scan_when_partition_open);
+        tcase_add_test(tc, test_in_use_no_scan_when_nobody_opens);
         tcase_add_test(tc, test_in_use_busy);
         tcase_add_test(tc, test_unexplained_opens_proceed);
         tcase_add_test(tc, test_in_use_transient_openers_proceed);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A10: --all with 16 maps, two of them mounted: 14 removed, 2 busy, exit 4.
-# mpf-lab: mode=fast timeout=300
+# mpf-lab: mode=fast timeout=480
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 16 multipathd
