@@ -5,7 +5,7 @@
 # journal say why (the mount point, the opener). Also records the unit's
 # systemd-analyze security exposure (the sandbox must leave the helper able to
 # see mounts and openers: the busy cases prove it).
-# mpf-lab: mode=full timeout=200
+# mpf-lab: mode=full timeout=360
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait

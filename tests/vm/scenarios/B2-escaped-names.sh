@@ -7,7 +7,7 @@
 # its real name, an unescaped instance is refused without touching any map, and
 # the last-path rule (instance = WWID, the script resolves the name) removes an
 # aliased map too.
-# mpf-lab: mode=full timeout=240
+# mpf-lab: mode=full timeout=400
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait

@@ -6,7 +6,7 @@
 # on the disk (checked from the host, B3-lastpath.host). Both with multipathd
 # running, then again with multipathd stopped (where only our rule acts).
 # Four qemu LUNs: disk K is the map with DM UUID mpath-35000c500a000000K.
-# mpf-lab: mode=full timeout=240 disks=4 disksize=32
+# mpf-lab: mode=full timeout=400 disks=4 disksize=32
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait

@@ -8,7 +8,7 @@
 # journal line from mpath-flush at shutdown, that mpath-flush@.service can be
 # started during shutdown, and the poweroff time against the documented bound. B4-baseline.sh is the same set-up without our units.
 # Keep the set-up in step with B4-baseline.sh.
-# mpf-lab: mode=full timeout=420 disks=2 disksize=32
+# mpf-lab: mode=full timeout=480 disks=2 disksize=32
 . /usr/lib/mpf-lab/lib.sh
 B4_OURS=1
 

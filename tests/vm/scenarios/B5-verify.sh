@@ -5,7 +5,7 @@
 # NAME@x.service from the template). The lab has no man-db, so verify runs with
 # --man=no and the scenario checks itself that every Documentation=man: page
 # is installed.
-# mpf-lab: mode=full timeout=150
+# mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait
