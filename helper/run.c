@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <signal.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "device.h"
 #include "log.h"
@@ -101,9 +102,15 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 run.n_maps++;
                 run.exit_status =
                         mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+                /* "systemctl status" of the unit running us shows how far we got (a no-op
+                 * outside a unit with NotifyAccess=) */
+                if (n_maps > 1)
+                        (void)sd_notifyf(false, "STATUS=Flushed %zu of %zu multipath maps", i + 1, n_maps);
         }
-        if (batch)
+        if (batch) {
+                (void)sd_notify(false, "STATUS=Waiting for udev to finish the removals");
                 finish_shared(ops, p, &run, shared_cookie);
+        }
         if (r < 0) {
                 mpf_run_done(&run);
                 return r;

@@ -470,6 +470,11 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
 
                 if (pid_from_name(de->d_name, &pid) < 0)
                         continue;
+                /* Our own fds are our own business, and our own mount namespace is either one
+                 * another process shows first (pid 1's, when run by hand) or a copy systemd made
+                 * for our sandbox, whose mounts are the host's that other processes show. */
+                if (pid == roots->self)
+                        continue;
 
                 /* mounts: once per mount namespace */
                 if (asprintf_safe(&ns, "%s/%d/ns/mnt", roots->procfs, (int)pid) < 0 ||
@@ -491,8 +496,6 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
                 if (r < 0)
                         goto fail;
         fds:
-                if (pid == roots->self)
-                        continue;
                 r = scan_fds(roots, pid, targets, n_targets, &b, &explained);
                 if (r < 0)
                         goto fail;

@@ -140,6 +140,24 @@ START_TEST(test_scan_everything_named)
 }
 END_TEST
 
+START_TEST(test_scan_skips_own_mount_namespace)
+{
+        /* As if we were pid 300, alone in namespace B: a sandboxed unit's private copy of the
+         * host's mounts. What it shows, the host shows too; only namespace A's mount is named. */
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 300};
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+        unsigned explained = 0;
+
+        make_targets(t);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+        ck_assert_uint_eq(b.n_mounts, 1);
+        ck_assert_str_eq(b.mounts[0].device, "mpatha-part1");
+        ck_assert_int_ne(b.mounts[0].pid, 300);
+        mpf_blockers_done(&b);
+}
+END_TEST
+
 START_TEST(test_scan_self_counts_when_not_self)
 {
         struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 0};
@@ -226,6 +244,7 @@ static Suite *usage_suite(void)
         tcase_add_test(tc, test_partitions);
         tcase_add_test(tc, test_slaves_sorted);
         tcase_add_test(tc, test_scan_everything_named);
+        tcase_add_test(tc, test_scan_skips_own_mount_namespace);
         tcase_add_test(tc, test_scan_self_counts_when_not_self);
         tcase_add_test(tc, test_scan_unused_map);
         tcase_add_test(tc, test_scan_errors);
