@@ -165,7 +165,8 @@ static int cmd_create(const char *file, long want)
 
                 line[strcspn(line, "\n")] = '\0';
                 if (sscanf(line, "%255s %255s %" SCNu64 " %" SCNu64 " %63s %n", name, uuid, &start, &length,
-                           type, &off) != 5 || off == 0) {
+                           type, &off) != 5 ||
+                    off == 0) {
                         fprintf(stderr, "dm-bench: %s: bad line: %s\n", file, line);
                         failed++;
                         continue;
