@@ -74,12 +74,20 @@ prepare() {
         [ "$(nmaps)" -eq "$1" ]
 }
 
-# check_rows KIND N TOOL REPS: every measurement exited 0 and left zero maps.
+# check_rows KIND N TOOL REPS: every measurement exited 0 and left zero maps. A check for
+# our own tools (mpath-flush, the floor); for the tools we compare with, what they did is
+# recorded as a diagnostic: their failures are findings about them, not about this project.
 check_rows() {
         _bad=$(awk -F, -v k="$1" -v n="$2" -v t="$3" \
                 '$1 == k && $2 == n && $3 == t && ($5 != 0 || $11 != 0) { b++ } END { print b + 0 }' "$raw")
         _cnt=$(awk -F, -v k="$1" -v n="$2" -v t="$3" '$1 == k && $2 == n && $3 == t { c++ } END { print c + 0 }' "$raw")
-        t_is "$1 n=$2 $3: $4 runs, each exit 0 and zero maps left" "$_cnt/$_bad" "$4/0"
+        case $3 in
+        mpf*|floor)
+                t_is "$1 n=$2 $3: $4 runs, each exit 0 and zero maps left" "$_cnt/$_bad" "$4/0" ;;
+        *)
+                t_is "$1 n=$2 $3: $4 runs measured" "$_cnt" "$4"
+                [ "$_bad" -eq 0 ] || t_diag "$1 n=$2 $3: $_bad of $_cnt runs failed or left maps (see bench-raw.csv)" ;;
+        esac
 }
 
 # dmsetup loop, udev-synchronised (dmsetup's default), one process per map
