@@ -164,10 +164,20 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
         _cleanup_(freep) char *s = NULL;
         size_t len = 0;
 
-        for (size_t i = 0; i < b->n_mounts; i++)
+        for (size_t i = 0; i < b->n_mounts; i++) {
+                bool seen = false;
+
+                /* Services with private mount namespaces hold propagated copies of the same
+                 * mount: name each device and mount point once here; the JSON lists them all. */
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = strcmp(b->mounts[j].device, b->mounts[i].device) == 0 &&
+                               strcmp(b->mounts[j].target, b->mounts[i].target) == 0;
+                if (seen)
+                        continue;
                 if (append(&s, &len, "%s mounted on %s (pid %d)", b->mounts[i].device, b->mounts[i].target,
                            (int)b->mounts[i].pid) < 0)
                         return NULL;
+        }
         for (size_t i = 0; i < b->n_openers; i++)
                 if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device,
                            (int)b->openers[i].pid, b->openers[i].comm) < 0)

@@ -91,6 +91,13 @@ START_TEST(test_blockers)
         s = mpf_blockers_describe(&b);
         ck_assert_ptr_nonnull(strstr(s, "held by dm-3 (vg0-lv0),"));
         free(s);
+        /* the same mount seen from another (service's) mount namespace: kept, named once */
+        ck_assert_int_eq(mpf_blockers_add_mount(&b, "mpatha", "/mnt", 153), 0);
+        ck_assert_uint_eq(b.n_mounts, 2);
+        s = mpf_blockers_describe(&b);
+        ck_assert_ptr_nonnull(strstr(s, "mpatha mounted on /mnt (pid 123), mpatha opened by"));
+        ck_assert_ptr_null(strstr(s, "pid 153"));
+        free(s);
         mpf_blockers_done(&b);
         mpf_blockers_done(&b);
         mpf_blockers_done(NULL);

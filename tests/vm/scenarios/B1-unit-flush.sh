@@ -39,6 +39,9 @@ t_like "systemctl status names the mount point" "$st" "/mnt/b"
 j=$(journalctl -b -u "$(unit "$m2")" -o cat --no-pager)
 t_like "the journal says busy" "$j" "$m2: .*busy"
 t_like "the journal names the mount point" "$j" "/mnt/b"
+# Once: the helper's own sandbox mount namespace is a copy of the host's and is not named.
+t_is "the busy line names the mount once" \
+        "$(printf '%s\n' "$j" | grep -m 1 "$m2: .*busy" | grep -o '/mnt/b' | wc -l)" 1
 t_check "mpath-flush's journal entry carries MPATH_FLUSH_RESULT=busy" \
         sh -c "journalctl -b -u '$(unit "$m2")' MPATH_FLUSH_RESULT=busy -o cat | grep -q ."
 umount /mnt/b
