@@ -2,14 +2,11 @@
 #include <fcntl.h>
 #include <libudev.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -18,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mpathd.h"
+#include "syncer.h"
 #include "usage.h"
 
 struct mpf_device {
@@ -25,6 +23,7 @@ struct mpf_device {
         bool udev_sync;
         struct udev *udev;
         struct udev_monitor *monitor;
+        struct mpf_syncer *syncer; /* the write-back worker, started at the first flush */
 };
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
@@ -70,6 +69,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
 {
         if (!d)
                 return NULL;
+        mpf_syncer_free(d->syncer);
         if (d->monitor)
                 udev_monitor_unref(d->monitor);
         if (d->udev)
@@ -256,83 +256,17 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
         return 0;
 }
 
-/* Exit status of the sync child: 0; an errno (< 128) when dirty data could not be written back;
- * FLUSH_ONLY_FAILED | errno when all data was written back but the device cache flush failed. */
-#define FLUSH_ONLY_FAILED 128
-
-static int sync_child(int fd)
-{
-        /* Write back and wait for the dirty pages: an error here is data that did not reach the paths. */
-        if (sync_file_range(fd, 0, 0,
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                    SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
-                if (errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
-                        return errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO;
-                /* not supported here: fsync alone decides */
-                return fsync(fd) < 0 ? (errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO) : 0;
-        }
-        /* Then fsync: writes back what was dirtied meanwhile and flushes the device's write cache.
-         * A failure now, with the write-back clean, is the cache flush (e.g. a map without any
-         * usable path fails the empty flush request). */
-        if (fsync(fd) < 0)
-                return FLUSH_ONLY_FAILED | (errno > 0 && errno < FLUSH_ONLY_FAILED ? errno : EIO);
-        return 0;
-}
-
-int mpf_fsync_bounded(int fd, usec_t deadline)
-{
-        _cleanup_(closep) int pidfd = -EBADF;
-        siginfo_t si = {};
-        pid_t pid;
-
-        pid = fork();
-        if (pid < 0)
-                return negative_errno();
-        if (pid == 0) {
-                /* The child may hang in D state for good: it must not keep copies of our lock
-                 * fds (a flock lives as long as any copy of its open file description). */
-                close_all_but(fd);
-                _exit(sync_child(fd));
-        }
-
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                int r = negative_errno();
-                (void)kill(pid, SIGKILL);
-                (void)waitpid(pid, NULL, 0);
-                return r;
-        }
-        for (;;) {
-                struct pollfd p = {.fd = pidfd, .events = POLLIN};
-                int ms = deadline_poll_ms(deadline, now_monotonic());
-                int k;
-
-                if (ms == 0) {
-                        /* fsync on a map without paths can hang for good: leave the child behind */
-                        (void)kill(pid, SIGKILL);
-                        (void)waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG);
-                        return -ETIMEDOUT;
-                }
-                k = poll(&p, 1, ms);
-                if (k < 0 && errno != EINTR)
-                        return negative_errno();
-                if (k > 0)
-                        break;
-        }
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
-                return negative_errno();
-        if (si.si_code != CLD_EXITED)
-                return -EINTR; /* killed by someone */
-        if (si.si_status & FLUSH_ONLY_FAILED) {
-                log_debug_errno(si.si_status & ~FLUSH_ONLY_FAILED, "Device cache flush failed: %m");
-                return 1;
-        }
-        return si.si_status == 0 ? 0 : -si.si_status;
-}
-
 static int dev_flush(void *u, int fd, usec_t deadline)
 {
-        return mpf_fsync_bounded(fd, deadline);
+        struct mpf_device *d = u;
+        int r;
+
+        if (!d->syncer) {
+                r = mpf_syncer_new(&d->syncer);
+                if (r < 0)
+                        return r;
+        }
+        return mpf_syncer_sync(d->syncer, fd, deadline);
 }
 
 static void dev_release(void *u, int fd)

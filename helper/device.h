@@ -25,10 +25,3 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
 bool mpf_udev_running(void);
 /* Does something accept connections on this AF_UNIX SOCK_SEQPACKET socket path? */
 bool mpf_socket_listening(const char *path);
-
-/* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER) then fsync(fd), in a child process (holding no
- * fd but this one), waited for with pidfd + poll until the deadline. Returns 0; 1 when all dirty
- * data was written back but the device cache flush failed; -errno (-EIO) when data could not be
- * written back; -ETIMEDOUT at the deadline (the child is killed, and left behind if it is stuck
- * in D state). */
-int mpf_fsync_bounded(int fd, usec_t deadline);

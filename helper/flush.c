@@ -8,7 +8,7 @@
  *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
- *   flush        write back and fsync, in a child, bounded by the deadline
+ *   flush        write back and fsync, in a worker process, bounded by the deadline
  *   sole-opener  our fd must be the only open; transient openers get a bounded backoff
  *   remove       DM_DEV_REMOVE (or deferred remove), never a suspend
  *   udev-wait    bounded wait for udev to finish with the removed node

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The parts of the real device layer that need no device-mapper: the bounded fsync. */
+/* The parts of the real device layer that need no device-mapper. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,46 +13,7 @@
 #include "device.h"
 #include "tests.h"
 
-START_TEST(test_fsync_file)
-{
-        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
-        int fd = mkstemp(p);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(write(fd, "x", 1), 1);
-        ck_assert_int_eq(mpf_fsync_bounded(fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
-        close(fd);
-        unlink(p);
-}
-END_TEST
-
-START_TEST(test_fsync_error_passed_up)
-{
-        int pipefd[2];
-
-        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        /* fsync on a pipe fails with EINVAL in the child; the parent reports it */
-        ck_assert_int_eq(mpf_fsync_bounded(pipefd[0], now_monotonic() + 5 * USEC_PER_SEC), -EINVAL);
-        close(pipefd[0]);
-        close(pipefd[1]);
-}
-END_TEST
-
-START_TEST(test_fsync_deadline_passed)
-{
-        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
-        int fd = mkstemp(p);
-        usec_t t = now_monotonic();
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(mpf_fsync_bounded(fd, t), -ETIMEDOUT);
-        ck_assert_uint_lt(now_monotonic(), t + USEC_PER_SEC);
-        close(fd);
-        unlink(p);
-}
-END_TEST
-
-/* The fsync child keeps nothing but the fd it syncs: an abandoned child must not hold our flocks. */
+/* The write-back worker keeps nothing but its socket: an abandoned worker must not hold our flocks. */
 START_TEST(test_close_all_but)
 {
         int a = open("/dev/null", O_RDONLY | O_CLOEXEC), keep = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -110,11 +71,8 @@ END_TEST
 static Suite *device_suite(void)
 {
         Suite *s = suite_create("device");
-        TCase *tc = tcase_create("fsync");
+        TCase *tc = tcase_create("device");
 
-        tcase_add_test(tc, test_fsync_file);
-        tcase_add_test(tc, test_fsync_error_passed_up);
-        tcase_add_test(tc, test_fsync_deadline_passed);
         tcase_add_test(tc, test_close_all_but);
         tcase_add_test(tc, test_socket_listening);
         suite_add_tcase(s, tc);

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "macro.h"
+#include "syncer.h"
+
+/* The worker's answer: 0; an errno (< 128) when dirty data could not be written back;
+ * FLUSH_ONLY_FAILED | errno when all data was written back but the device cache flush failed. */
+#define FLUSH_ONLY_FAILED 128
+
+struct mpf_syncer {
+        pid_t pid; /* 0: no worker */
+        int sock;  /* our end of the worker's socket pair */
+};
+
+static int errno_status(int e)
+{
+        return e > 0 && e < FLUSH_ONLY_FAILED ? e : EIO;
+}
+
+static int sync_one(int fd)
+{
+        /* Write back and wait for the dirty pages: an error here is data that did not reach the paths. */
+        if (sync_file_range(fd, 0, 0,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+                if (errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
+                        return errno_status(errno);
+                /* not supported here: fsync alone decides */
+                return fsync(fd) < 0 ? errno_status(errno) : 0;
+        }
+        /* Then fsync: writes back what was dirtied meanwhile and flushes the device's write cache.
+         * A failure now, with the write-back clean, is the cache flush (e.g. a map without any
+         * usable path fails the empty flush request). */
+        if (fsync(fd) < 0)
+                return FLUSH_ONLY_FAILED | errno_status(errno);
+        return 0;
+}
+
+/* One fd from the socket: >= 0; -ECONNRESET when the other end is gone. */
+static int receive_fd(int sock)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        char byte;
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *c;
+        ssize_t n;
+        int fd;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if (n == 0)
+                return -ECONNRESET;
+        c = CMSG_FIRSTHDR(&mh);
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int)))
+                return -EBADMSG;
+        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+        return fd;
+}
+
+static int send_fd(int sock, int fd)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        char byte = 'S';
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        ssize_t n;
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+        do
+                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? negative_errno() : 0;
+}
+
+_Noreturn static void worker(int sock)
+{
+        for (;;) {
+                int fd = receive_fd(sock), status;
+
+                if (fd < 0)
+                        _exit(fd == -ECONNRESET ? EXIT_SUCCESS : EXIT_FAILURE);
+                status = sync_one(fd);
+                (void)close(fd);
+                if (send(sock, &status, sizeof(status), MSG_NOSIGNAL) != sizeof(status))
+                        _exit(EXIT_FAILURE);
+        }
+}
+
+static int spawn(struct mpf_syncer *s)
+{
+        int pair[2];
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return negative_errno();
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+                (void)close(pair[0]);
+                (void)close(pair[1]);
+                return r;
+        }
+        if (pid == 0) {
+                /* The worker may hang in D state for good: it must not keep copies of our lock
+                 * fds (a flock lives as long as any copy of its open file description). */
+                close_all_but(pair[1]);
+                worker(pair[1]);
+        }
+        (void)close(pair[1]);
+        s->pid = pid;
+        s->sock = pair[0];
+        return 0;
+}
+
+/* Kill the worker and forget it; reap it only if it is already dead (it may be stuck in D state). */
+static void discard(struct mpf_syncer *s)
+{
+        if (s->pid <= 0)
+                return;
+        (void)kill(s->pid, SIGKILL);
+        (void)waitpid(s->pid, NULL, WNOHANG);
+        s->sock = safe_close(s->sock);
+        s->pid = 0;
+}
+
+int mpf_syncer_new(struct mpf_syncer **ret)
+{
+        struct mpf_syncer *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        s->sock = -EBADF;
+        *ret = s;
+        return 0;
+}
+
+struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
+{
+        if (!s)
+                return NULL;
+        if (s->pid > 0) {
+                /* idle (a busy worker is always discarded): it exits when its socket closes */
+                s->sock = safe_close(s->sock);
+                (void)waitpid(s->pid, NULL, 0);
+        }
+        free(s);
+        return NULL;
+}
+
+pid_t mpf_syncer_pid(const struct mpf_syncer *s)
+{
+        return s->pid;
+}
+
+/* The worker's answer, or -ETIMEDOUT, or -EINTR if it died. */
+static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status)
+{
+        for (;;) {
+                struct pollfd p = {.fd = s->sock, .events = POLLIN};
+                int ms = deadline_poll_ms(deadline, now_monotonic());
+                ssize_t n;
+                int k;
+
+                if (ms == 0)
+                        return -ETIMEDOUT;
+                k = poll(&p, 1, ms);
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (k <= 0)
+                        continue;
+                n = recv(s->sock, ret_status, sizeof(*ret_status), MSG_DONTWAIT);
+                if (n == sizeof(*ret_status))
+                        return 0;
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                return -EINTR; /* the worker went away: killed by someone */
+        }
+}
+
+int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline)
+{
+        int status = 0, r;
+
+        if (deadline_passed(deadline, now_monotonic()))
+                return -ETIMEDOUT;
+        for (int attempt = 0;; attempt++) {
+                if (s->pid <= 0) {
+                        r = spawn(s);
+                        if (r < 0)
+                                return r;
+                }
+                r = send_fd(s->sock, fd);
+                if (r >= 0)
+                        break;
+                /* a worker that died while idle (killed by someone): one new one */
+                discard(s);
+                if (attempt > 0 || (r != -EPIPE && r != -ECONNRESET && r != -ECONNREFUSED))
+                        return r;
+        }
+        r = receive_status(s, deadline, &status);
+        if (r < 0) {
+                /* fsync on a map without paths can hang for good: leave the worker behind */
+                discard(s);
+                return r;
+        }
+        if (status & FLUSH_ONLY_FAILED) {
+                log_debug_errno(status & ~FLUSH_ONLY_FAILED, "Device cache flush failed: %m");
+                return 1;
+        }
+        return -status;
+}
+
+int mpf_fsync_bounded(int fd, usec_t deadline)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        int r;
+
+        r = mpf_syncer_new(&s);
+        if (r < 0)
+                return r;
+        return mpf_syncer_sync(s, fd, deadline);
+}

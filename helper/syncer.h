@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <sys/types.h>
+
+#include "deadline.h"
+
+/*
+ * Bounded write-back. fsync() on a multipath map can block in D state for as long as its paths
+ * take to time out, and a thread stuck there would keep the whole process from exiting. So the
+ * write-back runs in a worker process that holds no fd of ours but a socket: each map's fd is
+ * passed to it (SCM_RIGHTS), and its answer is waited for until the deadline. A worker that misses
+ * a deadline is killed and left behind; the next map gets a new one. One worker serves every map
+ * of a run, so --all forks once, not once a map.
+ */
+struct mpf_syncer;
+
+/* No process is started until the first mpf_syncer_sync(). */
+int mpf_syncer_new(struct mpf_syncer **ret);
+/* Ends an idle worker (it exits when its socket closes) and reaps it. */
+struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s);
+static inline void mpf_syncer_freep(struct mpf_syncer **s)
+{
+        *s = mpf_syncer_free(*s);
+}
+
+/* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), then fsync(fd), in the worker. Returns 0; 1 when
+ * all dirty data was written back but the device cache flush failed; -errno (-EIO) when data could
+ * not be written back; -ETIMEDOUT at the deadline (the worker is killed, and left behind if it is
+ * stuck in D state); -EINTR when someone else killed the worker. */
+int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline);
+/* The worker's pid, 0 if none runs (tests). */
+pid_t mpf_syncer_pid(const struct mpf_syncer *s);
+
+/* One-shot: a syncer for one fd. */
+int mpf_fsync_bounded(int fd, usec_t deadline);

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The bounded write-back worker, on ordinary files and pipes (no device-mapper needed). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "syncer.h"
+#include "tests.h"
+
+static int temp_file(char *p)
+{
+        int fd = mkstemp(p);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "x", 1), 1);
+        return fd;
+}
+
+START_TEST(test_fsync_file)
+{
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+
+        ck_assert_int_eq(mpf_fsync_bounded(fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+START_TEST(test_fsync_error_passed_up)
+{
+        int pipefd[2];
+
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        /* fsync on a pipe fails with EINVAL in the worker; the caller gets it */
+        ck_assert_int_eq(mpf_fsync_bounded(pipefd[0], now_monotonic() + 5 * USEC_PER_SEC), -EINVAL);
+        close(pipefd[0]);
+        close(pipefd[1]);
+}
+END_TEST
+
+START_TEST(test_fsync_deadline_passed)
+{
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        usec_t t = now_monotonic();
+
+        ck_assert_int_eq(mpf_fsync_bounded(fd, t), -ETIMEDOUT);
+        ck_assert_uint_lt(now_monotonic(), t + USEC_PER_SEC);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+/* One worker for all maps of a run: --all forks once. Errors do not cost the worker. */
+START_TEST(test_one_worker_serves_many)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p), pipefd[2];
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_pid(s), 0); /* started lazily */
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, pipefd[0], now_monotonic() + 5 * USEC_PER_SEC), -EINVAL);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_pid(s), pid);
+        s = mpf_syncer_free(s);
+        /* freed: the idle worker exited and was reaped */
+        ck_assert_int_eq(kill(pid, 0), -1);
+        ck_assert_int_eq(errno, ESRCH);
+        close(fd);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        unlink(p);
+}
+END_TEST
+
+/* A worker that does not answer by the deadline (here: stopped) is killed and replaced. */
+START_TEST(test_missed_deadline_replaces_worker)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        usec_t t;
+        pid_t pid, r;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, t + 200 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_uint_ge(now_monotonic(), t + 200 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+        ck_assert_int_eq(mpf_syncer_pid(s), 0);
+        /* it was killed (SIGKILL ends a stopped process), perhaps reaped already */
+        r = waitpid(pid, NULL, 0);
+        ck_assert(r == pid || (r < 0 && errno == ECHILD));
+        ck_assert_int_eq(kill(pid, 0), -1);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_gt(mpf_syncer_pid(s), 0);
+        ck_assert_int_ne(mpf_syncer_pid(s), pid);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+/* A worker killed by someone else while idle is replaced on the next sync. */
+START_TEST(test_killed_worker_replaced)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        pid_t pid;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_ne(mpf_syncer_pid(s), pid);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+/* The worker holds stdio and its socket only: none of the fds we had open when it started
+ * (locks, the map), and after answering not even the fd it synced. */
+START_TEST(test_worker_holds_nothing_of_ours)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX", dir[64];
+        int fd = temp_file(p), lockfd = open("/dev/null", O_RDONLY | O_CLOEXEC), n = 0;
+        DIR *d;
+        struct dirent *de;
+
+        ck_assert_int_ge(lockfd, 0);
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)mpf_syncer_pid(s));
+        d = opendir(dir);
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d))) {
+                int k;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                k = atoi(de->d_name);
+                if (k > 2)
+                        n++;
+        }
+        closedir(d);
+        ck_assert_int_eq(n, 1); /* its socket */
+        close(lockfd);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+static Suite *syncer_suite(void)
+{
+        Suite *s = suite_create("syncer");
+        TCase *tc = tcase_create("syncer");
+
+        tcase_add_test(tc, test_fsync_file);
+        tcase_add_test(tc, test_fsync_error_passed_up);
+        tcase_add_test(tc, test_fsync_deadline_passed);
+        tcase_add_test(tc, test_one_worker_serves_many);
+        tcase_add_test(tc, test_missed_deadline_replaces_worker);
+        tcase_add_test(tc, test_killed_worker_replaced);
+        tcase_add_test(tc, test_worker_holds_nothing_of_ours);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+MPF_TEST_MAIN(syncer_suite)
