@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
 
+#include "journal.h"
 #include "log.h"
 
 static int max_level = LOG_INFO;
@@ -73,19 +73,32 @@ int log_internal(int level, int error, const char *map, const char *uuid, const 
         va_end(ap);
 
         if (log_to_journal()) {
-                (void)sd_journal_send("MESSAGE=%s%s%s%s%s", map ? map : "", map ? ": " : "",
-                                      step ? step : "", step ? ": " : "", buf, "PRIORITY=%i", level,
-                                      "SYSLOG_IDENTIFIER=mpath-flush", "MPATH_FLUSH_MAP=%s", strempty(map),
-                                      "MPATH_FLUSH_UUID=%s", strempty(uuid), "MPATH_FLUSH_STEP=%s",
-                                      strempty(step), e > 0 ? "ERRNO=%i" : NULL, e, NULL);
-        } else {
-                if (map && step)
-                        fprintf(stderr, "mpath-flush: %s: %s: %s\n", map, step, buf);
-                else if (map)
-                        fprintf(stderr, "mpath-flush: %s: %s\n", map, buf);
-                else
-                        fprintf(stderr, "mpath-flush: %s\n", buf);
+                char message[2304], priority[8], errnostr[12];
+                const struct mpf_journal_field fields[] = {
+                        {"MESSAGE", message},
+                        {"PRIORITY", priority},
+                        {"SYSLOG_IDENTIFIER", "mpath-flush"},
+                        {"MPATH_FLUSH_MAP", strempty(map)},
+                        {"MPATH_FLUSH_UUID", strempty(uuid)},
+                        {"MPATH_FLUSH_STEP", strempty(step)},
+                        {"ERRNO", e > 0 ? errnostr : NULL},
+                };
+
+                (void)snprintf(message, sizeof(message), "%s%s%s%s%s", map ? map : "", map ? ": " : "",
+                               step ? step : "", step ? ": " : "", buf);
+                (void)snprintf(priority, sizeof(priority), "%i", level);
+                (void)snprintf(errnostr, sizeof(errnostr), "%i", e);
+                if (mpf_journal_send(fields, ELEMENTSOF(fields)) >= 0)
+                        goto done;
+                /* journald is not there (yet, or any more): stderr it is */
         }
+        if (map && step)
+                fprintf(stderr, "mpath-flush: %s: %s: %s\n", map, step, buf);
+        else if (map)
+                fprintf(stderr, "mpath-flush: %s: %s\n", map, buf);
+        else
+                fprintf(stderr, "mpath-flush: %s\n", buf);
+done:
         errno = e;
         return -e;
 }

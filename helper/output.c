@@ -2,8 +2,8 @@
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/sysmacros.h>
-#include <systemd/sd-journal.h>
 
+#include "journal.h"
 #include "log.h"
 #include "macro.h"
 #include "output.h"
@@ -188,7 +188,7 @@ void mpf_log_results(const struct mpf_run *run)
                 log_error("%s", run->error);
         for (size_t i = 0; i < run->n_maps; i++) {
                 const struct mpf_map_result *r = &run->maps[i];
-                _cleanup_(freep) char *line = mpf_map_result_line(r);
+                _cleanup_(freep) char *line = mpf_map_result_line(r), *message = NULL;
                 const char *label = r->name ? r->name : r->map;
                 int level = mpf_map_result_exit_code(r) == MPF_EXIT_OK ? LOG_INFO : LOG_ERR;
 
@@ -196,15 +196,24 @@ void mpf_log_results(const struct mpf_run *run)
                         continue;
                 if (level > log_get_max_level())
                         continue;
-                if (log_to_journal())
-                        (void)sd_journal_send("MESSAGE=%s: %s", label, line, "PRIORITY=%i", level,
-                                              "SYSLOG_IDENTIFIER=mpath-flush", "MPATH_FLUSH_MAP=%s", label,
-                                              "MPATH_FLUSH_UUID=%s", strempty(r->uuid),
-                                              "MPATH_FLUSH_STEP=%s", mpf_step_to_string(r->step),
-                                              "MPATH_FLUSH_RESULT=%s", mpf_result_to_string(r->result),
-                                              NULL);
-                else
-                        fprintf(stderr, "mpath-flush: %s: %s\n", label, line);
+                if (log_to_journal() && asprintf_safe(&message, "%s: %s", label, line) >= 0) {
+                        char priority[8];
+                        const struct mpf_journal_field fields[] = {
+                                {"MESSAGE", message},
+                                {"PRIORITY", priority},
+                                {"SYSLOG_IDENTIFIER", "mpath-flush"},
+                                {"MPATH_FLUSH_MAP", label},
+                                {"MPATH_FLUSH_UUID", strempty(r->uuid)},
+                                {"MPATH_FLUSH_STEP", mpf_step_to_string(r->step)},
+                                {"MPATH_FLUSH_RESULT", mpf_result_to_string(r->result)},
+                        };
+
+                        (void)snprintf(priority, sizeof(priority), "%i", level);
+                        if (mpf_journal_send(fields, ELEMENTSOF(fields)) >= 0)
+                                continue;
+                        /* journald is not there: stderr it is */
+                }
+                fprintf(stderr, "mpath-flush: %s: %s\n", label, line);
         }
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <signal.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #include "device.h"
+#include "journal.h"
 #include "log.h"
 #include "macro.h"
 #include "output.h"
@@ -105,10 +105,10 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 /* "systemctl status" of the unit running us shows how far we got (a no-op
                  * outside a unit with NotifyAccess=) */
                 if (n_maps > 1)
-                        (void)sd_notifyf(false, "STATUS=Flushed %zu of %zu multipath maps", i + 1, n_maps);
+                        (void)mpf_notifyf("STATUS=Flushed %zu of %zu multipath maps", i + 1, n_maps);
         }
         if (batch) {
-                (void)sd_notify(false, "STATUS=Waiting for udev to finish the removals");
+                (void)mpf_notify("STATUS=Waiting for udev to finish the removals");
                 finish_shared(ops, p, &run, shared_cookie);
         }
         if (r < 0) {
