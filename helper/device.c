@@ -269,6 +269,20 @@ static int dev_flush(void *u, int fd, usec_t deadline)
         return mpf_syncer_sync(d->syncer, fd, deadline);
 }
 
+static int dev_active_paths(void *u, const char *name)
+{
+        _cleanup_(freep) char *type = NULL, *status = NULL;
+        unsigned n = 0;
+        int r;
+
+        r = mpf_dm_status(name, &n, &type, &status);
+        if (r < 0)
+                return r;
+        if (n != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
+                return -EBADMSG;
+        return mpf_multipath_status_active_paths(status);
+}
+
 static void dev_release(void *u, int fd)
 {
         safe_close(fd);
@@ -277,6 +291,16 @@ static void dev_release(void *u, int fd)
 static int dev_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
 {
         return mpf_dm_remove(name, deferred, cookie);
+}
+
+static int dev_save(void *u, const char *name, struct mpf_dm_saved *ret)
+{
+        return mpf_dm_save(name, ret);
+}
+
+static int dev_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
+{
+        return mpf_dm_create(s, cookie);
 }
 
 static struct udev_monitor *get_monitor(struct mpf_device *d)
@@ -371,7 +395,10 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .claim = dev_claim,
                 .flush = dev_flush,
                 .release = dev_release,
+                .active_paths = dev_active_paths,
                 .remove = dev_remove,
+                .save = dev_save,
+                .create = dev_create,
                 .udev_wait = dev_udev_wait,
                 .now = dev_now,
                 .sleep_until = dev_sleep_until,

@@ -135,9 +135,11 @@ int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret)
         return info_run(dmt, ret);
 }
 
-int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_params)
+/* DM_DEVICE_TABLE or DM_DEVICE_STATUS: the number of targets, the first one's type and parameters. */
+static int first_target(int task, const char *name, unsigned *ret_n_targets, char **ret_type,
+                        char **ret_params)
 {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(task);
         _cleanup_(freep) char *type = NULL, *params = NULL;
         struct dm_info i;
         void *next = NULL;
@@ -176,6 +178,16 @@ int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, cha
         return 0;
 }
 
+int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_params)
+{
+        return first_target(DM_DEVICE_TABLE, name, ret_n_targets, ret_type, ret_params);
+}
+
+int mpf_dm_status(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_status)
+{
+        return first_target(DM_DEVICE_STATUS, name, ret_n_targets, ret_type, ret_status);
+}
+
 int mpf_dm_message(const char *name, const char *msg)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_TARGET_MSG);
@@ -200,6 +212,99 @@ int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
                 return -EINVAL;
         if (deferred && !dm_task_deferred_remove(dmt))
                 return -EOPNOTSUPP;
+        if (dm_udev_get_sync_support())
+                flags |= DM_UDEV_DISABLE_LIBRARY_FALLBACK;
+        if (!dm_task_set_cookie(dmt, cookie, flags))
+                return -EIO;
+        if (!dm_task_run(dmt))
+                return task_errno(dmt, -EIO);
+        return 0;
+}
+
+void mpf_dm_saved_done(struct mpf_dm_saved *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_targets; i++) {
+                free(s->targets[i].type);
+                free(s->targets[i].params);
+        }
+        free(s->targets);
+        *s = (struct mpf_dm_saved){};
+}
+
+int mpf_dm_save(const char *name, struct mpf_dm_saved *ret)
+{
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
+        struct mpf_dm_saved s = {};
+        struct dm_info i;
+        const char *u;
+        void *next = NULL;
+        int r = 0;
+
+        if (!dmt)
+                return -ENOMEM;
+        if (!dm_task_set_name(dmt, name))
+                return -EINVAL;
+        if (!dm_task_run(dmt))
+                return task_errno(dmt, -EIO);
+        if (!dm_task_get_info(dmt, &i))
+                return -EIO;
+        if (!i.exists)
+                return -ENXIO;
+        snprintf(s.name, sizeof(s.name), "%s", name);
+        u = dm_task_get_uuid(dmt);
+        snprintf(s.uuid, sizeof(s.uuid), "%s", u ? u : "");
+        s.read_only = i.read_only;
+        do {
+                uint64_t start, length;
+                char *t = NULL, *p = NULL;
+                struct mpf_dm_target *a;
+
+                next = dm_get_next_target(dmt, next, &start, &length, &t, &p);
+                if (!t)
+                        break;
+                a = reallocarray(s.targets, s.n_targets + 1, sizeof(*a));
+                if (!a) {
+                        r = -ENOMEM;
+                        break;
+                }
+                s.targets = a;
+                a[s.n_targets] = (struct mpf_dm_target){
+                        .start = start,
+                        .length = length,
+                        .type = strdup(t),
+                        .params = strdup(p ? p : ""),
+                };
+                s.n_targets++;
+                if (!a[s.n_targets - 1].type || !a[s.n_targets - 1].params)
+                        r = -ENOMEM;
+        } while (next && r >= 0);
+        if (r >= 0 && s.n_targets == 0)
+                r = -EBADMSG; /* a map without a table cannot be made again */
+        if (r < 0) {
+                mpf_dm_saved_done(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int mpf_dm_create(const struct mpf_dm_saved *s, uint32_t *cookie)
+{
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_CREATE);
+        uint16_t flags = 0;
+
+        if (!dmt)
+                return -ENOMEM;
+        if (!dm_task_set_name(dmt, s->name) || (s->uuid[0] && !dm_task_set_uuid(dmt, s->uuid)))
+                return -EINVAL;
+        if (s->read_only && !dm_task_set_ro(dmt))
+                return -EINVAL;
+        for (size_t i = 0; i < s->n_targets; i++)
+                if (!dm_task_add_target(dmt, s->targets[i].start, s->targets[i].length, s->targets[i].type,
+                                        s->targets[i].params))
+                        return -ENOMEM;
         if (dm_udev_get_sync_support())
                 flags |= DM_UDEV_DISABLE_LIBRARY_FALLBACK;
         if (!dm_task_set_cookie(dmt, cookie, flags))

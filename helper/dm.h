@@ -30,11 +30,33 @@ int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret);
 
 /* The live table: *ret_n_targets, the first target's type and parameters. -ENXIO if the map vanished. */
 int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_params);
+/* The same for the live status line (the multipath target's path states). */
+int mpf_dm_status(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_status);
 /* Target message to sector 0. */
 int mpf_dm_message(const char *name, const char *msg);
 /* DM_DEVICE_REMOVE (deferred: dm_task_deferred_remove). With udev sync, *cookie collects the
  * task (0 means "create one"). -EBUSY when open, -ENXIO when already gone. */
 int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie);
+/* A map as it can be made again (a kpartx partition map we removed): name, UUID, read-only flag
+ * and every target of its table. */
+struct mpf_dm_target {
+        uint64_t start;
+        uint64_t length;
+        char *type;
+        char *params;
+};
+struct mpf_dm_saved {
+        char name[MPF_NAME_MAX];
+        char uuid[MPF_UUID_MAX];
+        bool read_only;
+        struct mpf_dm_target *targets;
+        size_t n_targets;
+};
+void mpf_dm_saved_done(struct mpf_dm_saved *s);
+/* -ENXIO if there is no such map. */
+int mpf_dm_save(const char *name, struct mpf_dm_saved *ret);
+/* DM_DEVICE_CREATE from a saved map, on *cookie as mpf_dm_remove(). -EEXIST if the name is taken. */
+int mpf_dm_create(const struct mpf_dm_saved *s, uint32_t *cookie);
 /* Names of all maps whose UUID starts with "mpath-" and whose table is one multipath target. */
 int mpf_dm_list_multipath(char ***ret_names);
 

@@ -14,7 +14,8 @@
  *   udev-wait    bounded wait for udev to finish with the removed node
  *   done
  *
- * On failure after queueing was disabled, queueing is restored before returning.
+ * On failure after queueing was disabled, queueing is restored before returning; partition maps
+ * removed by a flush that fails later are made again (same name, UUID and table).
  * With --deferred, a map in use goes from in-use straight to a deferred remove.
  * Running several maps (and the shared udev cookie of --all) is run.c's business.
  */
@@ -35,6 +36,8 @@ struct flush {
         struct mpf_target *targets;
         size_t n_targets;
         unsigned explained;
+        struct mpf_dm_saved *saved; /* the partition maps we removed, to make them again on failure */
+        size_t n_saved;
 
         void *lock;
         int fd;
@@ -146,6 +149,56 @@ static void restore_queueing(struct flush *f)
                 f->res->restore_failed = true;
         else
                 f->res->queueing_after = f->res->queueing_before;
+}
+
+/* The flush failed after the partitions step: make the partition maps we removed again, with
+ * their names, UUIDs and tables, as kpartx made them. */
+static void restore_partitions(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        usec_t d = MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
+        uint32_t cookie = 0;
+        size_t made = 0;
+        bool failed = false;
+        int r;
+
+        if (f->n_saved == 0 || map_gone(f))
+                return;
+        for (size_t i = 0; i < f->n_saved; i++) {
+                const struct mpf_dm_saved *s = &f->saved[i];
+                struct mpf_dm_info info;
+
+                /* made again meanwhile (kpartx run by a udev change event): leave it */
+                if (o->info_by_name(o->userdata, s->name, &info) >= 0 && info.exists)
+                        continue;
+                r = o->create(o->userdata, s, &cookie);
+                if (r < 0) {
+                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "partitions",
+                                "Failed to re-create partition map %s: %m", s->name);
+                        failed = true;
+                        continue;
+                }
+                made++;
+        }
+        if (made > 0 || failed) {
+                r = o->udev_wait(o->userdata, &f->map, cookie, d);
+                if (r < 0 && r != -ETIMEDOUT)
+                        log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "partitions",
+                                "Waiting for udev failed: %m, ignoring");
+        }
+        if (made > 0) {
+                char *s = NULL;
+
+                log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "partitions",
+                        "re-created %zu partition map(s)", made);
+                if (asprintf_safe(&s, "%s; its %zu partition map(s) were re-created",
+                                  strempty(f->res->reason), made) >= 0) {
+                        free(f->res->reason);
+                        f->res->reason = s;
+                }
+        }
+        if (failed)
+                f->res->partitions_lost = true;
 }
 
 /* When we stop early: let udev finish what was removed (bounded by the deadline, then the
@@ -524,6 +577,23 @@ static int step_queueing(struct flush *f, bool *done)
 
 /* ---- 5 partitions ---- */
 
+/* Keep what it takes to make a partition map again before it is removed. */
+static int save_partition(struct flush *f, const char *name)
+{
+        struct mpf_dm_saved *a;
+        int r;
+
+        a = reallocarray(f->saved, f->n_saved + 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        f->saved = a;
+        r = f->ops->save(f->ops->userdata, name, &a[f->n_saved]);
+        if (r < 0)
+                return r;
+        f->n_saved++;
+        return 0;
+}
+
 static int step_partitions(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
@@ -548,8 +618,21 @@ static int step_partitions(struct flush *f, bool *done)
                         return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is open (%d)",
                                     t->name, info.open_count);
                 }
+                r = save_partition(f, t->name);
+                if (r == -ENXIO)
+                        continue;
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        finish_cookie(f);
+                        restore_queueing(f);
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS,
+                                    "cannot read the table of %s: %s", t->name, strerror(-r));
+                }
                 r = o->remove(o->userdata, t->name, false, &f->cookie);
                 f->udev_pending = true;
+                if (r < 0) /* not removed by us: nothing to make again */
+                        mpf_dm_saved_done(&f->saved[--f->n_saved]);
                 if (r == -ENXIO)
                         continue;
                 if (r < 0) {
@@ -615,12 +698,31 @@ static int step_flush(struct flush *f, bool *done)
         *done = true;
         r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline);
         if (r > 0) {
-                /* Every dirty page reached the paths; only the empty cache-flush request failed, as it
-                 * does on a map without a usable path now that queueing is off. Removing the map
-                 * loses nothing that keeping it would save. */
-                log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
-                        "data written back, but the device cache flush failed (no usable path?), ignoring");
-                f->cache_flush_failed = true;
+                /* Every dirty page reached the paths; only the empty cache-flush request failed. On a
+                 * map without an active path (queueing is off now) that is expected: removing it loses
+                 * nothing that keeping it would save. With an active path, the storage refused to make
+                 * the data stable: that is a failure, and the map stays. */
+                int n = f->ops->active_paths(f->ops->userdata, f->map.name);
+
+                if (n == 0) {
+                        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
+                                "data written back; the device cache flush failed and no path is active, "
+                                "ignoring");
+                        f->cache_flush_failed = true;
+                } else {
+                        f->ops->release(f->ops->userdata, f->fd);
+                        f->fd = -EBADF;
+                        restore_queueing(f);
+                        if (n < 0)
+                                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
+                                            "the device cache flush failed, and the path states cannot be "
+                                            "read (%s): written data may not be stable",
+                                            strerror(-n));
+                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
+                                    "the device cache flush failed with %d active path(s): written data may "
+                                    "not be stable",
+                                    n);
+                }
         }
         if (r >= 0) {
                 step_debug(f, MPF_STEP_FLUSH, "fsync done");
@@ -854,7 +956,7 @@ static int dry_run(struct flush *f)
 {
         _cleanup_(freep) char *who = NULL;
         bool in_use;
-        int r;
+        int r, n;
 
         r = scan_in_use(f);
         if (r >= 0 && only_openers(&f->res->blockers))
@@ -889,9 +991,12 @@ static int dry_run(struct flush *f)
         for (size_t i = 1; i < f->n_targets; i++)
                 if (plan(f, "partitions: remove %s", f->targets[i].name) < 0)
                         return -ENOMEM;
+        n = f->ops->active_paths(f->ops->userdata, f->map.name);
         if (plan(f, "claim: open /dev/mapper/%s read-only, exclusive", f->map.name) < 0 ||
-            plan(f, "flush: fsync") < 0 || plan(f, "sole-opener: open count must be 1") < 0 ||
-            plan(f, "remove: %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
+            (n >= 0 ? plan(f, "flush: fsync (%d active path(s))", n)
+                    : plan(f, "flush: fsync (path states unreadable: %s)", strerror(-n))) < 0 ||
+            plan(f, "sole-opener: open count must be 1") < 0 || plan(f, "remove: %s", f->map.name) < 0 ||
+            plan(f, "udev-wait") < 0)
                 return -ENOMEM;
         return stop(f, MPF_RESULT_REMOVED, MPF_STEP_IN_USE, "nothing blocks the removal");
 }
@@ -975,6 +1080,11 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         }
         finish_cookie(&f);
         restore_queueing(&f);
+        if (ret->result != MPF_RESULT_REMOVED && ret->result != MPF_RESULT_DEFERRED)
+                restore_partitions(&f);
+        for (size_t i = 0; i < f.n_saved; i++)
+                mpf_dm_saved_done(&f.saved[i]);
+        free(f.saved);
         if (f.lock && f.shared_pending && ret->result == MPF_RESULT_REMOVED)
                 ret->held_lock = TAKE_PTR(f.lock); /* until udev is done with the shared cookie */
         if (f.lock)

@@ -55,7 +55,13 @@ struct mpf_ops {
          * flush failed; -EIO data could not be written; -ETIMEDOUT */
         int (*flush)(void *u, int fd, usec_t deadline);
         void (*release)(void *u, int fd);
+        /* paths the kernel currently counts as active ("A" in the target's status) */
+        int (*active_paths)(void *u, const char *name);
         int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);
+        /* a partition map's name, UUID and table, to make it again if the flush fails (-ENXIO: gone) */
+        int (*save)(void *u, const char *name, struct mpf_dm_saved *ret);
+        /* make a saved map again, joining *cookie as remove() does */
+        int (*create)(void *u, const struct mpf_dm_saved *s, uint32_t *cookie);
         /* until udev has processed the cookie's events (or the deadline: -ETIMEDOUT, cookie released) */
         int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
         usec_t (*now)(void *u);

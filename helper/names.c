@@ -108,3 +108,87 @@ int mpf_features_queue_if_no_path(const char *params)
         }
         return found;
 }
+
+/* Next space-separated token of *p: its start and length (0 at the end). */
+static size_t next_token(const char **p, const char **ret)
+{
+        size_t l;
+
+        while (**p == ' ')
+                (*p)++;
+        l = strcspn(*p, " ");
+        *ret = *p;
+        *p += l;
+        return l;
+}
+
+static int next_count(const char **p, unsigned long max, unsigned long *ret)
+{
+        const char *t;
+        char *end;
+        size_t l = next_token(p, &t);
+
+        if (l == 0 || !(*t >= '0' && *t <= '9'))
+                return -EBADMSG;
+        errno = 0;
+        *ret = strtoul(t, &end, 10);
+        if (errno != 0 || end != t + l || *ret > max)
+                return -EBADMSG;
+        return 0;
+}
+
+static int skip_tokens(const char **p, unsigned long n)
+{
+        const char *t;
+
+        for (unsigned long i = 0; i < n; i++)
+                if (next_token(p, &t) == 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+/* A count, then that many tokens. */
+static int skip_counted(const char **p)
+{
+        unsigned long n;
+
+        if (next_count(p, 1024, &n) < 0)
+                return -EBADMSG;
+        return skip_tokens(p, n);
+}
+
+int mpf_multipath_status_active_paths(const char *status)
+{
+        const char *p = status, *t;
+        unsigned long n_groups, n_paths, n_path_args;
+        int active = 0;
+
+        if (!status)
+                return -EBADMSG;
+        if (skip_counted(&p) < 0 || skip_counted(&p) < 0) /* features, hardware handler */
+                return -EBADMSG;
+        if (next_count(&p, 1024, &n_groups) < 0 || skip_tokens(&p, 1) < 0) /* next group */
+                return -EBADMSG;
+        for (unsigned long g = 0; g < n_groups; g++) {
+                if (skip_tokens(&p, 1) < 0 || skip_counted(&p) < 0) /* state, selector status */
+                        return -EBADMSG;
+                if (next_count(&p, 4096, &n_paths) < 0 || next_count(&p, 1024, &n_path_args) < 0)
+                        return -EBADMSG;
+                for (unsigned long i = 0; i < n_paths; i++) {
+                        size_t l;
+
+                        if (skip_tokens(&p, 1) < 0) /* device */
+                                return -EBADMSG;
+                        l = next_token(&p, &t);
+                        if (l != 1 || (*t != 'A' && *t != 'F'))
+                                return -EBADMSG;
+                        if (*t == 'A')
+                                active++;
+                        if (skip_tokens(&p, 1 + n_path_args) < 0) /* fail count, selector args */
+                                return -EBADMSG;
+                }
+        }
+        if (next_token(&p, &t) != 0)
+                return -EBADMSG; /* trailing tokens: not the format we know */
+        return active;
+}

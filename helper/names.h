@@ -27,3 +27,9 @@ bool mpf_uuid_is_partition_of(const char *part_uuid, const char *map_uuid);
 /* Does a multipath table's parameter string enable queue_if_no_path in its features?
  * Returns 1/0, or -EBADMSG when the feature list cannot be parsed. */
 int mpf_features_queue_if_no_path(const char *params);
+/* How many paths a multipath target's status line shows active ("A"), over all path groups:
+ *   <#features> <features> <#handler args> <handler args> <#groups> <next group>
+ *   per group: <state> <#selector args> <args> <#paths> <#path selector args>
+ *     per path: <dev> <A|F> <fail count> <path selector args>
+ * Returns >= 0, or -EBADMSG when the line cannot be parsed. */
+int mpf_multipath_status_active_paths(const char *status);

@@ -177,8 +177,9 @@ char *mpf_map_result_line(const struct mpf_map_result *r)
                  strcmp(reason, "removed") == 0)
                 (void)asprintf_safe(&s, "removed (%llu ms)", (unsigned long long)r->elapsed_ms);
         else
-                (void)asprintf_safe(&s, "%s at %s: %s%s", res, step, reason,
-                                    r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "");
+                (void)asprintf_safe(&s, "%s at %s: %s%s%s", res, step, reason,
+                                    r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "",
+                                    r->partitions_lost ? "; PARTITION MAPS COULD NOT BE RE-CREATED" : "");
         return s;
 }
 

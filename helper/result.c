@@ -215,7 +215,7 @@ void mpf_map_result_done(struct mpf_map_result *r)
 
 int mpf_map_result_exit_code(const struct mpf_map_result *r)
 {
-        if (r->restore_failed)
+        if (r->restore_failed || r->partitions_lost)
                 return MPF_EXIT_RESTORE_FAILED;
         switch (r->result) {
         case MPF_RESULT_REMOVED:

@@ -93,9 +93,10 @@ struct mpf_map_result {
         int queueing_after;
         char **partitions;
         uint64_t elapsed_ms;
-        bool restore_failed; /* queueing could not be restored: exit 7 */
-        char **plan;         /* --dry-run: the steps that would run */
-        void *held_lock;     /* internal: locks kept until the shared udev wait (--all) */
+        bool restore_failed;  /* queueing could not be restored: exit 7 */
+        bool partitions_lost; /* partition maps we removed could not be made again: exit 7 */
+        char **plan;          /* --dry-run: the steps that would run */
+        void *held_lock;      /* internal: locks kept until the shared udev wait (--all) */
 };
 
 void mpf_map_result_done(struct mpf_map_result *r);

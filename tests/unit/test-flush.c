@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "flush.h"
+#include "output.h"
 #include "run.h"
 #include "log.h"
 #include "macro.h"
@@ -40,6 +41,9 @@ struct fake {
         int message_restore_r;
         int claim_r;
         int flush_r;
+        int active_paths_r;    /* active paths in the status line, or an error */
+        int save_r;            /* reading a partition map\'s table fails */
+        int create_r;          /* making a partition map again fails */
         int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
@@ -301,6 +305,12 @@ static int f_flush(void *u, int fd, usec_t deadline)
         return F.flush_r;
 }
 
+static int f_active_paths(void *u, const char *name)
+{
+        record("active-paths %s", name);
+        return F.active_paths_r;
+}
+
 static void f_release(void *u, int fd)
 {
         ck_assert_int_eq(fd, 42);
@@ -331,6 +341,47 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         else if (!F.remove_keeps_map)
                 m->info.exists = false;
         return 0;
+}
+
+static int f_save(void *u, const char *name, struct mpf_dm_saved *ret)
+{
+        struct fake_map *m = find_name(name);
+
+        record("save %s", name);
+        if (F.save_r < 0)
+                return F.save_r;
+        if (!m)
+                return -ENXIO;
+        *ret = (struct mpf_dm_saved){.n_targets = 1};
+        snprintf(ret->name, sizeof(ret->name), "%s", m->info.name);
+        snprintf(ret->uuid, sizeof(ret->uuid), "%s", m->info.uuid);
+        ret->targets = calloc(1, sizeof(*ret->targets));
+        ck_assert_ptr_nonnull(ret->targets);
+        ret->targets[0] = (struct mpf_dm_target){
+                .length = 32768, .type = strdup(m->type), .params = strdup(m->params)};
+        return 0;
+}
+
+/* Makes a removed fake map exist again, if the saved name, UUID and table are its own. */
+static int f_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
+{
+        record("create %s", s->name);
+        if (F.create_r < 0)
+                return F.create_r;
+        for (size_t i = 0; i < F.n_maps; i++) {
+                struct fake_map *m = &F.maps[i];
+
+                if (strcmp(m->info.name, s->name) != 0 || m->info.exists)
+                        continue;
+                ck_assert_str_eq(m->info.uuid, s->uuid);
+                ck_assert_uint_eq(s->n_targets, 1);
+                ck_assert_str_eq(m->type, s->targets[0].type);
+                ck_assert_str_eq(m->params, s->targets[0].params);
+                m->info.exists = true;
+                *cookie = 0x0d4d5678;
+                return 0;
+        }
+        return -EBUSY;
 }
 
 static int f_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
@@ -365,6 +416,9 @@ static const struct mpf_ops fake_ops = {
         .mpathd = f_mpathd,
         .claim = f_claim,
         .flush = f_flush,
+        .save = f_save,
+        .create = f_create,
+        .active_paths = f_active_paths,
         .release = f_release,
         .remove = f_remove,
         .udev_wait = f_udev_wait,
@@ -446,6 +500,7 @@ START_TEST(test_happy_path_order)
                 /* open once, by its unused partition map: nobody else, no scan */
                 "mpathd disablequeueing map mpatha",
                 "message mpatha fail_if_no_path",
+                "save mpatha-part1",
                 "remove mpatha-part1",
                 "udev_wait",
                 "claim mpatha",
@@ -796,6 +851,85 @@ START_TEST(test_flush_eio)
 }
 END_TEST
 
+/* A step after "partitions" fails: the partition maps we removed are made again, as they were. */
+START_TEST(test_partitions_recreated_on_failure)
+{
+        static const char *const cases[] = {"eio", "busy", "timeout"};
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                F.maps[0].info.open_count = 1;
+                if (strcmp(cases[i], "eio") == 0)
+                        F.flush_r = -EIO;
+                else if (strcmp(cases[i], "busy") == 0) {
+                        F.open_seq[0] = 2; /* someone opened it after in-use */
+                        F.n_open_seq = 1;
+                } else
+                        F.flush_r = -ETIMEDOUT;
+                flush("mpatha", false, false, &r);
+                ck_assert_msg(r.result != MPF_RESULT_REMOVED, "case %s", cases[i]);
+                ck_assert_msg(called("remove mpatha-part1"), "case %s", cases[i]);
+                ck_assert_msg(called("create mpatha-part1"), "case %s", cases[i]);
+                ck_assert_msg(find_name("mpatha-part1"), "case %s: the partition map is back", cases[i]);
+                ck_assert_msg(call_index("create mpatha-part1") < call_index("unlock"),
+                              "case %s: made again under the map lock", cases[i]);
+                ck_assert_ptr_nonnull(strstr(r.reason, "1 partition map(s) were re-created"));
+                ck_assert(!r.partitions_lost);
+                ck_assert_int_ne(mpf_map_result_exit_code(&r), MPF_EXIT_RESTORE_FAILED);
+                assert_restored();
+        }
+}
+END_TEST
+
+/* ... and if that fails, the exit status says the map could not be put back as found. */
+START_TEST(test_partitions_recreate_fails_exit_7)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(freep) char *line = NULL;
+
+        setup_standard();
+        F.flush_r = -EIO;
+        F.create_r = -ENOMEM;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert(r.partitions_lost);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_RESTORE_FAILED);
+        line = mpf_map_result_line(&r);
+        ck_assert_ptr_nonnull(strstr(line, "PARTITION MAPS COULD NOT BE RE-CREATED"));
+}
+END_TEST
+
+/* Removed, deferred, or a partition table we cannot read: nothing is made again. */
+START_TEST(test_partitions_not_recreated)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result a, b, c;
+
+        setup_standard();
+        flush("mpatha", false, false, &a);
+        ck_assert_int_eq(a.result, MPF_RESULT_REMOVED);
+        ck_assert(!called("create mpatha-part1"));
+
+        setup_standard();
+        F.open_seq[0] = 2; /* a lasting opener: --deferred defers */
+        F.n_open_seq = 1;
+        F.deferred_stays = true;
+        flush("mpatha", true, false, &b);
+        ck_assert_int_eq(b.result, MPF_RESULT_DEFERRED);
+        ck_assert(!called("create mpatha-part1"));
+
+        setup_standard();
+        F.save_r = -EIO;
+        flush("mpatha", false, false, &c);
+        ck_assert_int_eq(c.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(c.step, MPF_STEP_PARTITIONS);
+        ck_assert(!called("remove mpatha-part1"));
+        ck_assert(!called("create mpatha-part1"));
+        assert_restored();
+}
+END_TEST
+
 START_TEST(test_flush_cache_flush_failed)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -806,7 +940,45 @@ START_TEST(test_flush_cache_flush_failed)
         ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
         ck_assert_int_eq(r.step, MPF_STEP_DONE);
         ck_assert_ptr_nonnull(strstr(r.reason, "cache flush"));
+        ck_assert(called("active-paths mpatha"));
         ck_assert(!called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
+/* With an active path, a failed cache flush means the storage did not make the data stable:
+ * the map stays, queueing is restored, and the reason says so. */
+START_TEST(test_flush_cache_flush_failed_with_paths)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = 1;
+        F.active_paths_r = 2;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_FLUSH);
+        ck_assert_ptr_nonnull(strstr(r.reason, "2 active path(s)"));
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_FAILED);
+        ck_assert(!called("remove mpatha"));
+        ck_assert(find_name("mpatha"));
+        assert_restored();
+}
+END_TEST
+
+/* Path states that cannot be read count as "maybe active": the map stays. */
+START_TEST(test_flush_cache_flush_failed_status_unreadable)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = 1;
+        F.active_paths_r = -EBADMSG;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_FLUSH);
+        ck_assert_ptr_nonnull(strstr(r.reason, "cannot be read"));
+        ck_assert(!called("remove mpatha"));
+        assert_restored();
 }
 END_TEST
 
@@ -1282,6 +1454,11 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_flush_eio);
         tcase_add_test(tc, test_flush_timeout);
         tcase_add_test(tc, test_flush_cache_flush_failed);
+        tcase_add_test(tc, test_partitions_recreated_on_failure);
+        tcase_add_test(tc, test_partitions_recreate_fails_exit_7);
+        tcase_add_test(tc, test_partitions_not_recreated);
+        tcase_add_test(tc, test_flush_cache_flush_failed_with_paths);
+        tcase_add_test(tc, test_flush_cache_flush_failed_status_unreadable);
         tcase_add_test(tc, test_restore_fails_exit_7);
         tcase_add_test(tc, test_sole_opener_transient);
         tcase_add_test(tc, test_sole_opener_busy_at_deadline);

@@ -60,6 +60,31 @@ START_TEST(test_uuids)
 }
 END_TEST
 
+/* Status lines as dm-multipath prints them: round-robin (no per-path selector args), service-time
+ * (two), two groups, failed paths, a hardware handler. */
+START_TEST(test_status_active_paths)
+{
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 1 1 A 0 2 0 8:0 A 0 8:16 A 0 "), 2);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 1 1 E 0 2 0 8:0 F 1 8:16 F 3"), 0);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 1 0 0 1 1 A 0 2 0 8:0 F 1 8:16 A 0"), 1);
+        ck_assert_int_eq(
+                mpf_multipath_status_active_paths("2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 A 0 0 1"),
+                2);
+        ck_assert_int_eq(
+                mpf_multipath_status_active_paths("2 0 0 0 2 2 D 0 1 2 8:0 F 2 0 1 A 0 1 2 8:16 A 0 0 1"),
+                1);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 1 alua 1 1 A 0 1 1 65:160 A 0 3"), 1);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 0 0"), 0); /* no paths at all */
+        /* not the format: */
+        ck_assert_int_eq(mpf_multipath_status_active_paths(NULL), -EBADMSG);
+        ck_assert_int_eq(mpf_multipath_status_active_paths(""), -EBADMSG);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 1 1 A 0 2 0 8:0 A 0"), -EBADMSG);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 1 1 A 0 1 0 8:0 X 0"), -EBADMSG);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("2 0 0 0 1 1 A 0 1 0 8:0 A 0 extra"), -EBADMSG);
+        ck_assert_int_eq(mpf_multipath_status_active_paths("x 0 0 0 1 1 A 0 1 0 8:0 A 0"), -EBADMSG);
+}
+END_TEST
+
 START_TEST(test_features)
 {
         ck_assert_int_eq(
@@ -86,6 +111,7 @@ static Suite *names_suite(void)
         tcase_add_test(tc, test_classify);
         tcase_add_test(tc, test_uuids);
         tcase_add_test(tc, test_features);
+        tcase_add_test(tc, test_status_active_paths);
         suite_add_tcase(s, tc);
         return s;
 }

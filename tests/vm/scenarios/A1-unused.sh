@@ -19,6 +19,8 @@ t_diag "mpath-flush without multipathd took $r_ms ms"
 t_check "multipathd starts" lab_mpathd_start
 t_check "multipathd re-creates the map" lab_maps_create 1
 map=$(lab_map_first)
+t_like "the dry run reads two active paths from the kernel's status" \
+        "$(mpath-flush --dry-run "$map")" "flush: fsync \\(2 active path"
 lab_run r mpath-flush --json "$map"
 t_is "with multipathd: exit 0" "$r_rc" 0
 t_is "with multipathd: result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
