@@ -111,6 +111,14 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
                 (void)mpf_notify("STATUS=Waiting for udev to finish the removals");
                 finish_shared(ops, p, &run, shared_cookie);
         }
+        if (n_maps > 1 && r >= 0) {
+                /* what "systemctl status" keeps showing once we are done */
+                size_t removed = 0;
+
+                for (size_t i = 0; i < run.n_maps; i++)
+                        removed += run.maps[i].result == MPF_RESULT_REMOVED;
+                (void)mpf_notifyf("STATUS=Done: %zu of %zu multipath maps removed", removed, n_maps);
+        }
         if (r < 0) {
                 mpf_run_done(&run);
                 return r;

@@ -4,7 +4,8 @@
 # and on a map a process holds open, the unit fails and systemctl status and the
 # journal say why (the mount point, the opener). Also records the unit's
 # systemd-analyze security exposure (the sandbox must leave the helper able to
-# see mounts and openers: the busy cases prove it).
+# see mounts and openers: the busy cases prove it), and the STATUS= summary
+# that --all sends.
 # mpf-lab: mode=full timeout=360
 . /usr/lib/mpf-lab/lib.sh
 
@@ -60,6 +61,15 @@ kill "$holder"; wait "$holder" 2>/dev/null
 lab_run r systemctl start "$(unit "$m3")"
 t_is "once closed, the unit removes $m3" "$r_rc" 0
 t_check_fails "$m3 is gone" lab_map_exists "$m3"
+
+# --all in a unit reports its progress with sd_notify STATUS=; systemd keeps the
+# last one, the summary, for systemctl status.
+t_check "multipath re-creates $m1 and $m3" lab_maps_create 3
+lab_run r systemd-run --unit=mpf-all-status -p Type=oneshot -p RemainAfterExit=yes -p NotifyAccess=all \
+        mpath-flush --all
+t_is "mpath-flush --all in a transient unit exits 0" "$r_rc" 0
+t_is "the unit's status line is the helper's summary" \
+        "$(systemctl show -p StatusText --value mpf-all-status.service)" "Done: 3 of 3 multipath maps removed"
 
 # The sandbox, as systemd rates it.
 for u in mpath-flush@x.service mpath-flush-lastpath@x.service mpath-flush-shutdown.service mpath-flush-queueing.service; do
