@@ -32,6 +32,8 @@ SINGLE_TOOLS = [
     ("multipath-f", "multipath -f MAP"),
     ("dmsetup", "dmsetup remove MAP"),
 ]
+# Ours and the floor must work every round; what the other tools do is measured, not checked.
+OURS = ("mpf-all", "floor", "mpf")
 
 
 def num(s):
@@ -117,6 +119,7 @@ def main():
     else:
         raw = load(os.path.join(res, "bench-raw.csv"))
     checks = []
+    notes = []
 
     def check(ok, desc):
         checks.append(("ok" if ok else "not ok") + " - " + desc)
@@ -128,14 +131,23 @@ def main():
             s = summarise(rows_of(raw, "all", n, tool))
             check(s is not None and s["reps"] == a.all_reps,
                   f"bench-raw.csv has {a.all_reps} row(s) for {tool} at N={n}")
-            check(s is not None and s["failed"] == 0, f"{tool} at N={n}: exit 0 and zero maps left")
+            if tool in OURS:
+                check(s is not None and s["failed"] == 0, f"{tool} at N={n}: exit 0 and zero maps left")
+            elif s is not None and s["failed"]:
+                # another tool's failure is a finding, not a broken benchmark: marked in the table
+                notes.append(f"# {tool} at N={n}: {s['failed']} of {s['reps']} run(s) exited non-zero "
+                             "or left maps (bench-raw.csv)")
             table[(n, tool)] = s
         cost = summarise(rows_of(raw, "dryrun", n, "mpf-dryrun"))
         table[(n, "mpf-dryrun")] = cost
     for tool, _ in SINGLE_TOOLS:
         s = summarise(rows_of(raw, "single", 1, tool))
         check(s is not None and s["reps"] == a.reps, f"bench-raw.csv has {a.reps} rows for single-map {tool}")
-        check(s is not None and s["failed"] == 0, f"single-map {tool}: exit 0 and zero maps left")
+        if tool in OURS:
+            check(s is not None and s["failed"] == 0, f"single-map {tool}: exit 0 and zero maps left")
+        elif s is not None and s["failed"]:
+            notes.append(f"# single-map {tool}: {s['failed']} of {s['reps']} run(s) exited non-zero "
+                         "or left maps (bench-raw.csv)")
         table[("single", tool)] = s
 
     # bench.csv: one row per (kind, N, tool)
@@ -187,8 +199,13 @@ def main():
             c = f"{s['median_total_ms'] / 1000:.2f}"
             if b and tool != "mpf-all":
                 c += f" ({s['median_total_ms'] / b['median_total_ms']:.2f}x)"
+            if s["failed"]:
+                c += " !"
             cells.append(c)
         md.append(f"| {label} | " + " | ".join(cells) + " |")
+    if any(s and s["failed"] for s in table.values()):
+        md.append("")
+        md.append("! the tool exited non-zero or left maps in at least one round (bench-raw.csv has each).")
     md.append("")
     md.append(f"Single map ({a.reps} rounds): wall time (ms) to the tool's exit, median [min-max]; "
               "then with udev settled.")
@@ -262,11 +279,24 @@ def main():
         r3 = m / t["floor"]["median_total_ms"]
         tgt("within 1.5x the floor", f"{r3:.2f}x the floor", r3 <= 1.5)
         if sbase and table.get(("single", "multipath-f")):
-            r4 = sbase["median_cmd_ms"] / table[("single", "multipath-f")]["median_cmd_ms"]
-            tgt("single map no slower than multipath -f", f"{r4:.2f}x multipath -f's time", r4 <= 1.0)
+            # mpath-flush exits after udev is done with the map, multipath -f before: "to settled"
+            # is the like-for-like figure, "to exit" is shown beside it
+            mf = table[("single", "multipath-f")]
+            r4 = sbase["median_total_ms"] / mf["median_total_ms"]
+            r4x = sbase["median_cmd_ms"] / mf["median_cmd_ms"]
+            tgt("single map no slower than multipath -f",
+                f"{r4:.2f}x multipath -f's time to udev settled ({r4x:.2f}x to exit)", r4 <= 1.0)
         rss = t["mpf-all"]["max_rss_kb"]
         if rss is not None:
             tgt("peak RSS at N=%d under 8 MiB" % n, f"{rss:.0f} KiB", rss < 8192)
+        fl = t["floor"]["median_total_ms"]
+        md.append("")
+        md.append("The floor does nothing but the remove ioctls, then waits for udev once: a flusher's own "
+                  "efficiency can gain at most what separates a tool from it. "
+                  f"At N={n} the floor itself is "
+                  f"{t['multipath-F-nodaemon']['median_total_ms'] / fl:.2f}x faster than multipath -F "
+                  f"without multipathd, {t['multipath-F-daemon']['median_total_ms'] / fl:.2f}x than with it "
+                  f"and {t['multipathd-del-maps']['median_total_ms'] / fl:.2f}x than multipathd del maps.")
     with open(os.path.join(res, "bench.md"), "w") as fh:
         fh.write("\n".join(md) + "\n")
 
@@ -288,7 +318,7 @@ def main():
         script = (f'set terminal png size 900,600\nset output "{png}"\n'
                   'set logscale xy\nset xlabel "maps (N)"\nset ylabel "seconds to removed and udev settled"\n'
                   'set title "Tearing down N two-path dm-multipath maps (qemu TCG guest, one boot)"\n'
-                  'set key top left\nset grid\n'
+                  'set key bottom right\nset grid\n'
                   f'plot for [i=0:{len(ALL_TOOLS) - 1}] "{dat}" index i using 1:2 with linespoints '
                   'title columnheader(1)\n')
         p = subprocess.run([gp], input=script, text=True, capture_output=True)
@@ -299,6 +329,8 @@ def main():
 
     for line in md:
         print("# " + line if line else "#")
+    for line in notes:
+        print(line)
     for c in checks:
         print(c)
     return 0
