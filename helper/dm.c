@@ -135,15 +135,11 @@ int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret)
         return info_run(dmt, ret);
 }
 
-/* DM_DEVICE_TABLE or DM_DEVICE_STATUS: the number of targets, the first one's type and parameters. */
-static int first_target(int task, const char *name, unsigned *ret_n_targets, char **ret_type,
-                        char **ret_params)
+/* Run a DM_DEVICE_TABLE or DM_DEVICE_STATUS task on the map called name: the task (its targets are
+ * read with dm_get_next_target()) and the map's info. -ENXIO if there is no such map. */
+static int run_table_task(int task, const char *name, struct dm_task **ret, struct dm_info *ret_info)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(task);
-        _cleanup_(freep) char *type = NULL, *params = NULL;
-        struct dm_info i;
-        void *next = NULL;
-        unsigned n = 0;
 
         if (!dmt)
                 return -ENOMEM;
@@ -151,10 +147,28 @@ static int first_target(int task, const char *name, unsigned *ret_n_targets, cha
                 return -EINVAL;
         if (!dm_task_run(dmt))
                 return task_errno(dmt, -EIO);
-        if (!dm_task_get_info(dmt, &i))
+        if (!dm_task_get_info(dmt, ret_info))
                 return -EIO;
-        if (!i.exists)
+        if (!ret_info->exists)
                 return -ENXIO;
+        *ret = TAKE_PTR(dmt);
+        return 0;
+}
+
+/* DM_DEVICE_TABLE or DM_DEVICE_STATUS: the number of targets, the first one's type and parameters. */
+static int first_target(int task, const char *name, unsigned *ret_n_targets, char **ret_type,
+                        char **ret_params)
+{
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        _cleanup_(freep) char *type = NULL, *params = NULL;
+        struct dm_info i;
+        void *next = NULL;
+        unsigned n = 0;
+        int r;
+
+        r = run_table_task(task, name, &dmt, &i);
+        if (r < 0)
+                return r;
         do {
                 uint64_t start, length;
                 char *t = NULL, *p = NULL;
@@ -235,23 +249,16 @@ void mpf_dm_saved_done(struct mpf_dm_saved *s)
 
 int mpf_dm_save(const char *name, struct mpf_dm_saved *ret)
 {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
         struct mpf_dm_saved s = {};
         struct dm_info i;
         const char *u;
         void *next = NULL;
-        int r = 0;
+        int r;
 
-        if (!dmt)
-                return -ENOMEM;
-        if (!dm_task_set_name(dmt, name))
-                return -EINVAL;
-        if (!dm_task_run(dmt))
-                return task_errno(dmt, -EIO);
-        if (!dm_task_get_info(dmt, &i))
-                return -EIO;
-        if (!i.exists)
-                return -ENXIO;
+        r = run_table_task(DM_DEVICE_TABLE, name, &dmt, &i);
+        if (r < 0)
+                return r;
         snprintf(s.name, sizeof(s.name), "%s", name);
         u = dm_task_get_uuid(dmt);
         snprintf(s.uuid, sizeof(s.uuid), "%s", u ? u : "");
