@@ -203,7 +203,7 @@ def main():
                 c += " !"
             cells.append(c)
         md.append(f"| {label} | " + " | ".join(cells) + " |")
-    if any(s and s["failed"] for s in table.values()):
+    if any(table.get((n, tool)) and table[(n, tool)]["failed"] for n in sizes for tool, _ in ALL_TOOLS):
         md.append("")
         md.append("! the tool exited non-zero or left maps in at least one round (bench-raw.csv has each).")
     md.append("")
