@@ -215,17 +215,12 @@ int mpf_dm_message(const char *name, const char *msg)
         return 0;
 }
 
-int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
+/* Run a task that makes or removes a node on the udev cookie *cookie (0: make one). With udev
+ * sync, udev makes and removes the /dev/mapper nodes; without it, libdevmapper does. */
+static int run_on_cookie(struct dm_task *dmt, uint32_t *cookie)
 {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
         uint16_t flags = 0;
 
-        if (!dmt)
-                return -ENOMEM;
-        if (!dm_task_set_name(dmt, name))
-                return -EINVAL;
-        if (deferred && !dm_task_deferred_remove(dmt))
-                return -EOPNOTSUPP;
         if (dm_udev_get_sync_support())
                 flags |= DM_UDEV_DISABLE_LIBRARY_FALLBACK;
         if (!dm_task_set_cookie(dmt, cookie, flags))
@@ -233,6 +228,19 @@ int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
         if (!dm_task_run(dmt))
                 return task_errno(dmt, -EIO);
         return 0;
+}
+
+int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
+{
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
+
+        if (!dmt)
+                return -ENOMEM;
+        if (!dm_task_set_name(dmt, name))
+                return -EINVAL;
+        if (deferred && !dm_task_deferred_remove(dmt))
+                return -EOPNOTSUPP;
+        return run_on_cookie(dmt, cookie);
 }
 
 void mpf_dm_saved_done(struct mpf_dm_saved *s)
@@ -300,7 +308,6 @@ int mpf_dm_save(const char *name, struct mpf_dm_saved *ret)
 int mpf_dm_create(const struct mpf_dm_saved *s, uint32_t *cookie)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_CREATE);
-        uint16_t flags = 0;
 
         if (!dmt)
                 return -ENOMEM;
@@ -312,13 +319,7 @@ int mpf_dm_create(const struct mpf_dm_saved *s, uint32_t *cookie)
                 if (!dm_task_add_target(dmt, s->targets[i].start, s->targets[i].length, s->targets[i].type,
                                         s->targets[i].params))
                         return -ENOMEM;
-        if (dm_udev_get_sync_support())
-                flags |= DM_UDEV_DISABLE_LIBRARY_FALLBACK;
-        if (!dm_task_set_cookie(dmt, cookie, flags))
-                return -EIO;
-        if (!dm_task_run(dmt))
-                return task_errno(dmt, -EIO);
-        return 0;
+        return run_on_cookie(dmt, cookie);
 }
 
 static int cmp_names(const void *a, const void *b)
