@@ -17,13 +17,15 @@
 #include "mpathd.h"
 #include "syncer.h"
 #include "usage.h"
+#include "wait.h"
 
 struct mpf_device {
         struct mpf_usage_roots roots;
         bool udev_sync;
         struct udev *udev;
         struct udev_monitor *monitor;
-        struct mpf_syncer *syncer; /* the write-back worker, started at the first flush */
+        struct mpf_syncer *syncer;      /* the write-back worker, started at the first flush */
+        struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
 };
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
@@ -70,6 +72,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
         if (!d)
                 return NULL;
         mpf_syncer_free(d->syncer);
+        mpf_change_watch_free(d->watch);
         if (d->monitor)
                 udev_monitor_unref(d->monitor);
         if (d->udev)
@@ -376,6 +379,17 @@ static void dev_sleep_until(void *u, usec_t t)
         sleep_until(t);
 }
 
+static void dev_wait_change(void *u, usec_t t)
+{
+        struct mpf_device *d = u;
+
+        if (!d->watch && mpf_change_watch_new(mpf_udev_running(), &d->watch) < 0) {
+                sleep_until(t);
+                return;
+        }
+        (void)mpf_change_watch_wait(d->watch, t);
+}
+
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
 {
         *ret = (struct mpf_ops){
@@ -402,5 +416,6 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .udev_wait = dev_udev_wait,
                 .now = dev_now,
                 .sleep_until = dev_sleep_until,
+                .wait_change = dev_wait_change,
         };
 }

@@ -17,6 +17,8 @@
  * On failure after queueing was disabled, queueing is restored before returning; partition maps
  * removed by a flush that fails later are made again (same name, UUID and table).
  * With --deferred, a map in use goes from in-use straight to a deferred remove.
+ * With --wait-busy, a busy map is flushed again from the top by wait.c once something changed;
+ * here it only bounds how long sole-opener and remove wait with the map locked.
  * Running several maps (and the shared udev cookie of --all) is run.c's business.
  */
 #include <stdarg.h>
@@ -757,6 +759,9 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
         /* with --deferred, a lasting opener is no reason to spend the whole deadline here */
         if (f->p->deferred)
                 until = MIN(until, usec_add(now(f), SOLE_OPENER_DEFERRED_WAIT_USEC));
+        /* with --wait-busy, not with the lock held: the wait module waits for it unlocked */
+        if (f->p->wait_busy)
+                until = MIN(until, usec_add(now(f), WAIT_BUSY_LOCKED_USEC));
         backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
         for (;;) {
                 usec_t t, d;
@@ -803,6 +808,7 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
 static int step_remove(struct flush *f, bool deferred, bool *done)
 {
         const struct mpf_ops *o = f->ops;
+        usec_t until = f->p->deadline;
         struct backoff b;
         int r;
 
@@ -843,6 +849,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
 
         o->release(o->userdata, f->fd);
         f->fd = -EBADF;
+        if (f->p->wait_busy)
+                until = MIN(until, usec_add(now(f), WAIT_BUSY_LOCKED_USEC));
         backoff_init(&b, REMOVE_BACKOFF_FIRST_USEC, REMOVE_BACKOFF_MAX_USEC);
         for (;;) {
                 usec_t t, d;
@@ -867,7 +875,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                                     strerror(-r));
                 }
                 t = now(f);
-                d = backoff_step(&b, f->p->deadline, t);
+                d = backoff_step(&b, until, t);
                 if (d == 0) {
                         _cleanup_(freep) char *who = NULL;
 
@@ -1069,6 +1077,7 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         ret->map = strdup(arg);
         if (!ret->map)
                 return -ENOMEM;
+        ret->attempts = 1;
         f.start = now(&f);
 
         r = flush_steps(&f, arg);

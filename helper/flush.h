@@ -20,6 +20,9 @@
 /* remove: someone opened the map between our close and DM_DEV_REMOVE */
 #define REMOVE_BACKOFF_FIRST_USEC (10 * USEC_PER_MSEC)
 #define REMOVE_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)
+/* --wait-busy: sole-opener and remove wait at most this long with the map locked before they
+ * answer busy; the wait module (wait.c) then waits for the map with no lock held, and retries */
+#define WAIT_BUSY_LOCKED_USEC (1 * USEC_PER_SEC)
 /* Restoring queueing is never skipped for lack of time: it gets this much past the deadline. */
 #define RESTORE_GRACE_USEC (2 * USEC_PER_SEC)
 
@@ -66,11 +69,15 @@ struct mpf_ops {
         int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
         usec_t (*now)(void *u);
         void (*sleep_until)(void *u, usec_t t);
+        /* --wait-busy: return when something that may free a map happened (the mount table
+         * changed, a block uevent arrived) or at t, whichever comes first */
+        void (*wait_change)(void *u, usec_t t);
 };
 
 struct mpf_flush_params {
         bool deferred;
         bool dry_run;
+        bool wait_busy; /* busy will be retried (wait.c): bound the waits made with the map locked */
         usec_t deadline;
         /* --all: the final remove of each map joins this udev cookie instead of
          * waiting for udev itself; the map's locks are then kept in the result (held_lock) until

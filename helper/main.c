@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "output.h"
 #include "result.h"
 #include "run.h"
 
@@ -10,8 +11,13 @@ int main(int argc, char *argv[])
 {
         struct mpf_options o;
 
-        if (mpf_parse_options(argc, argv, &o, stderr) < 0)
+        if (mpf_parse_options(argc, argv, &o, stderr) < 0) {
+                /* with --json, the caller parses stdout: it gets the usage error there too */
+                if (o.json)
+                        (void)mpf_print_json_error(stdout, o.json_lines, MPF_VERSION, MPF_EXIT_USAGE,
+                                                   o.error);
                 return MPF_EXIT_USAGE;
+        }
         switch (o.action) {
         case MPF_ACTION_HELP:
                 mpf_help(stdout);

@@ -7,7 +7,7 @@
 #include "names.h"
 #include "options.h"
 
-const char mpf_short_options[] = "adt:njvqh";
+const char mpf_short_options[] = "adt:njwvqh";
 
 /* clang-format off */
 const struct option mpf_long_options[] = {
@@ -16,6 +16,8 @@ const struct option mpf_long_options[] = {
         { "timeout",      required_argument, NULL, 't'              },
         { "dry-run",      no_argument,       NULL, 'n'              },
         { "json",         no_argument,       NULL, 'j'              },
+        { "json-lines",   no_argument,       NULL, ARG_JSON_LINES   },
+        { "wait-busy",    no_argument,       NULL, 'w'              },
         { "no-udev-sync", no_argument,       NULL, ARG_NO_UDEV_SYNC },
         { "verbose",      no_argument,       NULL, 'v'              },
         { "quiet",        no_argument,       NULL, 'q'              },
@@ -38,6 +40,8 @@ void mpf_help(FILE *f)
                    "  -t, --timeout SECONDS hard deadline for the whole run (default 30, max 3600)\n"
                    "  -n, --dry-run         print the plan and the blockers; change nothing\n"
                    "  -j, --json            one JSON document on stdout\n"
+                   "      --json-lines      one JSON line per map as it finishes, then a summary line\n"
+                   "  -w, --wait-busy       wait (unlocked) until a busy map is free, up to the deadline\n"
                    "      --no-udev-sync    never wait for udev\n"
                    "  -v, --verbose         more log (repeatable)\n"
                    "  -q, --quiet           only errors\n"
@@ -66,17 +70,25 @@ static void escape_for_display(const char *s, char *buf, size_t size)
         buf[k] = 0;
 }
 
-_printf_(2, 3) static int usage_error(FILE *err, const char *fmt, ...)
+/* Keeps the first usage error in o->error. */
+_printf_(2, 3) static int usage_error(struct mpf_options *o, const char *fmt, ...)
 {
         va_list ap;
 
-        if (err) {
-                fputs("mpath-flush: ", err);
-                va_start(ap, fmt);
-                vfprintf(err, fmt, ap);
-                va_end(ap);
-                fputs(" (see --help)\n", err);
-        }
+        if (o->error[0])
+                return -EINVAL;
+        va_start(ap, fmt);
+        (void)vsnprintf(o->error, sizeof(o->error), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int parse_failed(const struct mpf_options *o, struct mpf_options *ret, FILE *err)
+{
+        if (err)
+                fprintf(err, "mpath-flush: %s (see --help)\n", o->error);
+        *ret = (struct mpf_options){.json = o->json, .json_lines = o->json_lines};
+        memcpy(ret->error, o->error, sizeof(ret->error));
         return -EINVAL;
 }
 
@@ -101,15 +113,21 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                 case 't':
                         r = parse_timeout(optarg, &o.timeout);
                         if (r < 0)
-                                return usage_error(err,
-                                                   "invalid --timeout '%s': expected seconds, 0 < N <= 3600",
-                                                   optarg);
+                                (void)usage_error(&o,
+                                                  "invalid --timeout '%s': expected seconds, 0 < N <= 3600",
+                                                  optarg);
                         break;
                 case 'n':
                         o.dry_run = true;
                         break;
                 case 'j':
                         o.json = true;
+                        break;
+                case ARG_JSON_LINES:
+                        o.json = o.json_lines = true;
+                        break;
+                case 'w':
+                        o.wait_busy = true;
                         break;
                 case ARG_NO_UDEV_SYNC:
                         o.no_udev_sync = true;
@@ -132,14 +150,17 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                         if (optopt > 0 && optopt < 0x100) {
                                 char s[2] = {(char)optopt, 0};
                                 bool needs_arg = strchr(mpf_short_options, optopt) != NULL;
-                                return usage_error(err,
-                                                   needs_arg ? "option -%s requires an argument"
-                                                             : "unknown option -%s",
-                                                   s);
-                        }
-                        return usage_error(err, "unknown or incomplete option '%s'", argv[optind - 1]);
+                                (void)usage_error(&o,
+                                                  needs_arg ? "option -%s requires an argument"
+                                                            : "unknown option -%s",
+                                                  s);
+                        } else
+                                (void)usage_error(&o, "unknown or incomplete option '%s'", argv[optind - 1]);
+                        break;
                 }
         }
+        if (o.error[0])
+                return parse_failed(&o, ret, err);
 
         if (o.action != MPF_ACTION_FLUSH) {
                 *ret = o;
@@ -149,18 +170,23 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
         o.maps = argv + optind;
         o.n_maps = (size_t)(argc - optind);
         if (o.all && o.n_maps > 0)
-                return usage_error(err, "%s: --all takes no MAP arguments", "usage");
-        if (!o.all && o.n_maps == 0)
-                return usage_error(err, "%s: no MAP given (or use --all)", "usage");
+                (void)usage_error(&o, "%s: --all takes no MAP arguments", "usage");
+        else if (!o.all && o.n_maps == 0)
+                (void)usage_error(&o, "%s: no MAP given (or use --all)", "usage");
+        else if (o.wait_busy && o.deferred)
+                (void)usage_error(&o, "%s: --wait-busy and --deferred exclude each other", "usage");
+        if (o.error[0])
+                return parse_failed(&o, ret, err);
         for (size_t i = 0; i < o.n_maps; i++)
                 if (mpf_arg_classify(o.maps[i]) < 0) {
                         char shown[64];
 
                         /* one line, whatever the argument contains */
                         escape_for_display(o.maps[i], shown, sizeof(shown));
-                        return usage_error(
-                                err, "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
-                                shown);
+                        (void)usage_error(&o,
+                                          "invalid MAP '%s': not a map name, /dev path, WWID or mpath- UUID",
+                                          shown);
+                        return parse_failed(&o, ret, err);
                 }
         *ret = o;
         return 0;

@@ -121,7 +121,9 @@ static struct json_object *map_to_json(const struct mpf_map_result *r, bool dry_
             !add(o, "reason", json_object_new_string(strempty(r->reason))) ||
             !add(o, "blockers", blockers_to_json(&r->blockers)) || !add(o, "queueing", TAKE_PTR(q)) ||
             !add(o, "partitions", strv_to_json(r->partitions)) ||
-            !add(o, "elapsed_ms", json_object_new_int64((int64_t)r->elapsed_ms)))
+            !add(o, "elapsed_ms", json_object_new_int64((int64_t)r->elapsed_ms)) ||
+            !add(o, "waited_ms", json_object_new_int64((int64_t)r->waited_ms)) ||
+            !add(o, "attempts", json_object_new_int64(r->attempts)))
                 return NULL;
         if (dry_run && !add(o, "plan", strv_to_json(r->plan)))
                 return NULL;
@@ -140,7 +142,8 @@ struct json_object *mpf_run_to_json(const struct mpf_run *run, const char *versi
         for (size_t i = 0; i < run->n_maps; i++)
                 if (!append(maps, map_to_json(&run->maps[i], dry_run)))
                         return NULL;
-        if (!add(o, "version", json_object_new_string(version)) || !add(o, "maps", TAKE_PTR(maps)) ||
+        if (!add(o, "schema_version", json_object_new_int(MPF_SCHEMA_VERSION)) ||
+            !add(o, "version", json_object_new_string(version)) || !add(o, "maps", TAKE_PTR(maps)) ||
             !add(o, "exit_status", json_object_new_int(run->exit_status)))
                 return NULL;
         if (dry_run && !add(o, "dry_run", json_object_new_boolean(1)))
@@ -150,19 +153,105 @@ struct json_object *mpf_run_to_json(const struct mpf_run *run, const char *versi
         return TAKE_PTR(o);
 }
 
-int mpf_print_json(FILE *f, const struct mpf_run *run, const char *version, bool dry_run)
+static int print_json(FILE *f, struct json_object *o, int flags)
 {
-        _cleanup_(json_putp) struct json_object *o = mpf_run_to_json(run, version, dry_run);
         const char *s;
 
         if (!o)
                 return -ENOMEM;
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        s = json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
+        /* flushed at once: a caller that kills us keeps every line printed */
         if (fprintf(f, "%s\n", s) < 0 || fflush(f) != 0)
                 return -EIO;
         return 0;
+}
+
+int mpf_print_json(FILE *f, const struct mpf_run *run, const char *version, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = mpf_run_to_json(run, version, dry_run);
+
+        return print_json(f, o, JSON_C_TO_STRING_PRETTY);
+}
+
+/* {"schema_version": 1, "type": TYPE} */
+static struct json_object *line_new(const char *type)
+{
+        _cleanup_(json_putp) struct json_object *o = json_object_new_object();
+
+        if (!o || !add(o, "schema_version", json_object_new_int(MPF_SCHEMA_VERSION)) ||
+            !add(o, "type", json_object_new_string(type)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+struct json_object *mpf_map_line_to_json(const struct mpf_map_result *r, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = line_new("map"), *m = map_to_json(r, dry_run);
+
+        if (!o || !m)
+                return NULL;
+        /* the map's fields follow schema_version and type, in the document's order */
+        json_object_object_foreach (m, key, val)
+                if (!add(o, key, json_object_get(val)))
+                        return NULL;
+        return TAKE_PTR(o);
+}
+
+int mpf_print_json_map_line(FILE *f, const struct mpf_map_result *r, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = mpf_map_line_to_json(r, dry_run);
+
+        return print_json(f, o, JSON_C_TO_STRING_PLAIN);
+}
+
+struct json_object *mpf_summary_line_to_json(const struct mpf_run *run, const char *version, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = line_new("summary"), *counts = NULL;
+
+        if (!o)
+                return NULL;
+        counts = json_object_new_object();
+        if (!counts)
+                return NULL;
+        for (unsigned k = 0; k < _MPF_RESULT_MAX; k++) {
+                size_t n = 0;
+
+                for (size_t i = 0; i < run->n_maps; i++)
+                        n += run->maps[i].result == (MpfResult)k;
+                if (n > 0 &&
+                    !add(counts, mpf_result_to_string((MpfResult)k), json_object_new_int64((int64_t)n)))
+                        return NULL;
+        }
+        if (!add(o, "version", json_object_new_string(version)) ||
+            !add(o, "n_maps", json_object_new_int64((int64_t)run->n_maps)) ||
+            !add(o, "results", TAKE_PTR(counts)) ||
+            !add(o, "exit_status", json_object_new_int(run->exit_status)))
+                return NULL;
+        if (dry_run && !add(o, "dry_run", json_object_new_boolean(1)))
+                return NULL;
+        if (run->udev_late && !add(o, "udev_late", json_object_new_boolean(1)))
+                return NULL;
+        if (run->error && !add(o, "error", json_object_new_string(run->error)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+int mpf_print_json_summary_line(FILE *f, const struct mpf_run *run, const char *version, bool dry_run)
+{
+        _cleanup_(json_putp) struct json_object *o = mpf_summary_line_to_json(run, version, dry_run);
+
+        return print_json(f, o, JSON_C_TO_STRING_PLAIN);
+}
+
+int mpf_print_json_error(FILE *f, bool lines, const char *version, int exit_status, const char *error)
+{
+        struct mpf_run run = {.exit_status = exit_status, .error = (char *)error};
+
+        if (lines)
+                return mpf_print_json_summary_line(f, &run, version, false);
+        return mpf_print_json(f, &run, version, false);
 }
 
 char *mpf_map_result_line(const struct mpf_map_result *r)

@@ -93,6 +93,8 @@ struct mpf_map_result {
         int queueing_after;
         char **partitions;
         uint64_t elapsed_ms;
+        uint64_t waited_ms;   /* --wait-busy: time spent waiting, unlocked, for the map to be free */
+        unsigned attempts;    /* flushes tried: 1, more with --wait-busy */
         bool restore_failed;  /* queueing could not be restored: exit 7 */
         bool partitions_lost; /* partition maps we removed could not be made again: exit 7 */
         char **plan;          /* --dry-run: the steps that would run */

@@ -20,8 +20,9 @@ void mpf_run_done(struct mpf_run *r)
         r->error = mfree(r->error);
 }
 
-/* udev-wait for all maps removed under the shared cookie, then drop their locks. */
-static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
+/* udev-wait for all maps removed under the shared cookie, then drop their locks. Returns true if
+ * udev had not finished at the deadline. */
+static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
                           uint32_t cookie)
 {
         bool any = false;
@@ -30,7 +31,7 @@ static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         for (size_t i = 0; i < run->n_maps; i++)
                 any = any || run->maps[i].held_lock;
         if (!any)
-                return;
+                return false;
         r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
         if (r < 0 && r != -ETIMEDOUT)
                 log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
@@ -47,11 +48,22 @@ static void finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
                 ops->unlock(ops->userdata, m->held_lock);
                 m->held_lock = NULL;
         }
+        return r == -ETIMEDOUT;
 }
 
 int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
                 size_t n_maps, struct mpf_run *ret)
 {
+        return mpf_run_all_notify(ops, p, all, maps, n_maps, NULL, NULL, ret);
+}
+
+int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all,
+                       char *const *maps, size_t n_maps, mpf_map_done_fn done, void *userdata,
+                       struct mpf_run *ret)
+{
+        const struct mpf_flush_params *p_each = p;
+        usec_t started = ops->now(ops->userdata);
+        bool waits = p->wait_busy && !p->dry_run; /* --dry-run predicts, it does not wait */
         _cleanup_(strv_freep) char **listed = NULL;
         struct mpf_run run = {.exit_status = MPF_EXIT_OK};
         struct mpf_flush_params bp;
@@ -100,8 +112,9 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         for (size_t i = 0; i < n_maps && r >= 0; i++) {
                 r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
                 run.n_maps++;
-                run.exit_status =
-                        mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
+                /* a busy map waits for its next attempt (--wait-busy) before it is final */
+                if (r >= 0 && done && !(waits && run.maps[i].result == MPF_RESULT_BUSY))
+                        done(userdata, &run.maps[i]);
                 /* "systemctl status" of the unit running us shows how far we got (a no-op
                  * outside a unit with NotifyAccess=) */
                 if (n_maps > 1)
@@ -109,8 +122,15 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         }
         if (batch) {
                 (void)mpf_notify("STATUS=Waiting for udev to finish the removals");
-                finish_shared(ops, p, &run, shared_cookie);
+                run.udev_late = finish_shared(ops, p, &run, shared_cookie);
         }
+        if (waits && r >= 0) {
+                /* each map on its own again: no locks kept across the wait */
+                r = mpf_wait_busy(ops, p_each, mpf_flush_map, run.maps, run.n_maps, started, done, userdata);
+        }
+        for (size_t i = 0; i < run.n_maps; i++)
+                run.exit_status =
+                        mpf_exit_code_merge(run.exit_status, mpf_map_result_exit_code(&run.maps[i]));
         if (n_maps > 1 && r >= 0) {
                 /* what "systemctl status" keeps showing once we are done */
                 size_t removed = 0;
@@ -127,23 +147,43 @@ int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, boo
         return 0;
 }
 
+/* --json-lines: each map's line as soon as its result is final */
+static void print_map_line(void *userdata, const struct mpf_map_result *m)
+{
+        const struct mpf_options *o = userdata;
+        int r;
+
+        r = mpf_print_json_map_line(stdout, m, o->dry_run);
+        if (r < 0)
+                log_error_errno(r, "Failed to write a JSON line: %m");
+}
+
 int mpf_run_with_ops(const struct mpf_options *o, const struct mpf_ops *ops)
 {
         struct mpf_flush_params p = {
                 .deferred = o->deferred,
                 .dry_run = o->dry_run,
+                .wait_busy = o->wait_busy,
                 .deadline = usec_add(ops->now(ops->userdata), o->timeout),
         };
         struct mpf_run run = {};
         int r, status;
 
-        r = mpf_run_all(ops, &p, o->all, o->maps, o->n_maps, &run);
+        r = mpf_run_all_notify(ops, &p, o->all, o->maps, o->n_maps, o->json_lines ? print_map_line : NULL,
+                               (void *)o, &run);
         if (r < 0) {
                 log_error_errno(r, "Failed to run: %m");
+                if (o->json)
+                        (void)mpf_print_json_error(stdout, o->json_lines, MPF_VERSION, MPF_EXIT_FAILED,
+                                                   strerror(-r));
                 return MPF_EXIT_FAILED;
         }
         mpf_log_results(&run);
-        if (o->json) {
+        if (o->json_lines) {
+                r = mpf_print_json_summary_line(stdout, &run, MPF_VERSION, o->dry_run);
+                if (r < 0)
+                        log_error_errno(r, "Failed to write the JSON summary line: %m");
+        } else if (o->json) {
                 r = mpf_print_json(stdout, &run, MPF_VERSION, o->dry_run);
                 if (r < 0)
                         log_error_errno(r, "Failed to write the JSON document: %m");
@@ -170,6 +210,9 @@ int mpf_run(const struct mpf_options *o)
         r = mpf_device_new(udev_sync, &d);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
+                if (o->json)
+                        (void)mpf_print_json_error(stdout, o->json_lines, MPF_VERSION, MPF_EXIT_FAILED,
+                                                   strerror(-r));
                 return MPF_EXIT_FAILED;
         }
         mpf_device_ops(d, &ops);

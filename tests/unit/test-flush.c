@@ -60,6 +60,8 @@ struct fake {
         unsigned fail_after;
         int fail_r;
         unsigned fail_count;
+        unsigned waits;           /* --wait-busy: wait_change calls */
+        unsigned unmount_at_wait; /* the mount goes away during this wait_change call (0: never) */
 };
 
 static struct fake F;
@@ -401,6 +403,25 @@ static void f_sleep_until(void *u, usec_t t)
         F.clock = t;
 }
 
+/* --wait-busy waits with no lock held: every lock taken so far was dropped */
+static void f_wait_change(void *u, usec_t t)
+{
+        size_t locks = 0, unlocks = 0;
+
+        for (size_t i = 0; i < F.n_calls; i++) {
+                locks += startswith(F.calls[i], "lock ") != NULL;
+                unlocks += strcmp(F.calls[i], "unlock") == 0;
+        }
+        ck_assert_uint_eq(locks, unlocks);
+        record("wait_change");
+        if (++F.waits == F.unmount_at_wait) {
+                F.mounted = false;
+                F.clock += 100 * USEC_PER_MSEC; /* the unmount comes before t: an event */
+                return;
+        }
+        f_sleep_until(u, t);
+}
+
 static const struct mpf_ops fake_ops = {
         .check = f_check,
         .list = f_list,
@@ -424,6 +445,7 @@ static const struct mpf_ops fake_ops = {
         .udev_wait = f_udev_wait,
         .now = f_now,
         .sleep_until = f_sleep_until,
+        .wait_change = f_wait_change,
 };
 
 #define WWID "3600140512345678"
@@ -1294,6 +1316,57 @@ START_TEST(test_run_all_udev_late)
 }
 END_TEST
 
+/* --wait-busy through the real flush: a map unmounted during the third wait is removed; the
+ * waits happen with no lock held (f_wait_change checks); the free map is not flushed again. */
+START_TEST(test_run_wait_busy_unmounted)
+{
+        struct mpf_flush_params p = {.wait_busy = true, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", (char *)"absent", NULL};
+
+        setup_standard();
+        F.mounted = true;
+        F.unmount_at_wait = 3;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 2, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_uint_eq(run.maps[0].attempts, 4);
+        ck_assert_uint_gt(run.maps[0].waited_ms, 0);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_ABSENT);
+        ck_assert_uint_eq(run.maps[1].attempts, 1);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_OK);
+        ck_assert_uint_eq(F.waits, 3);
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* --wait-busy: a lasting opener at sole-opener gets WAIT_BUSY_LOCKED_USEC with the map locked, then
+ * the map is unlocked, queueing restored, and the unlocked wait takes over until the deadline. */
+START_TEST(test_run_wait_busy_sole_opener_unlocked)
+{
+        struct mpf_flush_params p = {.wait_busy = true, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", NULL};
+        size_t locks = 0;
+
+        setup_standard();
+        F.open_seq[0] = 2; /* someone else keeps it open */
+        F.n_open_seq = 1;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 1, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(run.maps[0].step, MPF_STEP_SOLE_OPENER);
+        ck_assert_int_eq(run.maps[0].queueing_after, 1);
+        ck_assert_uint_gt(F.waits, 0);
+        for (size_t i = 0; i < F.n_calls; i++)
+                locks += startswith(F.calls[i], "lock ") != NULL;
+        ck_assert_uint_eq(locks, run.maps[0].attempts);
+        /* each attempt held the lock at most WAIT_BUSY_LOCKED_USEC at sole-opener: with a 30 s
+         * deadline, that leaves room for many */
+        ck_assert_uint_ge(run.maps[0].attempts, 5);
+        ck_assert_uint_le(F.clock, START + TIMEOUT);
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* Every remaining failure branch: which op fails, on which call, what the result must be. */
 START_TEST(test_failure_branches)
 {
@@ -1480,6 +1553,8 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_removed_by_someone_else);
         tcase_add_test(tc, test_run_all_one_udev_wait);
         tcase_add_test(tc, test_run_all_udev_late);
+        tcase_add_test(tc, test_run_wait_busy_unmounted);
+        tcase_add_test(tc, test_run_wait_busy_sole_opener_unlocked);
         suite_add_tcase(s, tc);
         return s;
 }
