@@ -2,6 +2,7 @@
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "log.h"
@@ -193,17 +194,48 @@ struct json_object *mpf_map_line_to_json(const struct mpf_map_result *r, bool dr
         if (!o || !m)
                 return NULL;
         /* the map's fields follow schema_version and type, in the document's order */
-        json_object_object_foreach (m, key, val)
-                if (!add(o, key, json_object_get(val)))
+        json_object_object_foreach (m, key, val) {
+                /* null is a NULL object in json-c: nothing to take a reference on */
+                if (json_object_object_add(o, key, json_object_get(val)) < 0) {
+                        json_object_put(val);
                         return NULL;
+                }
+        }
         return TAKE_PTR(o);
+}
+
+/* One line in one write(2), so that a kill can only cut it off if the pipe to the reader is full. */
+static int print_line(FILE *f, struct json_object *o)
+{
+        _cleanup_(freep) char *line = NULL;
+        const char *s;
+        size_t len, done = 0;
+
+        if (!o)
+                return -ENOMEM;
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s || asprintf_safe(&line, "%s\n", s) < 0)
+                return -ENOMEM;
+        if (fflush(f) != 0)
+                return -EIO;
+        len = strlen(line);
+        while (done < len) {
+                ssize_t k = write(fileno(f), line + done, len - done);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
+                done += (size_t)k;
+        }
+        return 0;
 }
 
 int mpf_print_json_map_line(FILE *f, const struct mpf_map_result *r, bool dry_run)
 {
         _cleanup_(json_putp) struct json_object *o = mpf_map_line_to_json(r, dry_run);
 
-        return print_json(f, o, JSON_C_TO_STRING_PLAIN);
+        return print_line(f, o);
 }
 
 struct json_object *mpf_summary_line_to_json(const struct mpf_run *run, const char *version, bool dry_run)
@@ -242,7 +274,7 @@ int mpf_print_json_summary_line(FILE *f, const struct mpf_run *run, const char *
 {
         _cleanup_(json_putp) struct json_object *o = mpf_summary_line_to_json(run, version, dry_run);
 
-        return print_json(f, o, JSON_C_TO_STRING_PLAIN);
+        return print_line(f, o);
 }
 
 int mpf_print_json_error(FILE *f, bool lines, const char *version, int exit_status, const char *error)
