@@ -54,10 +54,18 @@
 #   lab_path_offline SDX / lab_path_online SDX / lab_path_delete SDX
 #   lab_ms                    monotonic milliseconds (for elapsed times)
 #   lab_run VAR CMD...        run CMD, put its exit status in VAR_rc, its stdout in VAR_out,
-#                             its stderr in VAR_err and its wall time (ms) in VAR_ms
+#                             its stderr in VAR_err and its wall time (ms) in VAR_ms; when CMD
+#                             has --json, -j or --json-lines among its words, its stdout is
+#                             also kept for the host's schema check (lab_json_path)
+#   lab_json_path NAME [lines]
+#                             a new file name under $MPF_LAB_OUT/json for JSON the helper
+#                             printed (NAME.json, or NAME.jsonl for --json-lines output); after
+#                             the guest is gone the runner validates every such file against
+#                             doc/mpath-flush.schema.json, and one invalid document fails the
+#                             scenario
 
 MPF_LAB_OUT=${MPF_LAB_OUT:-/tmp/mpf-lab-out}
-mkdir -p "$MPF_LAB_OUT"
+mkdir -p "$MPF_LAB_OUT" "$MPF_LAB_OUT/json"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/mpf-lab/bin
 _t_pass=0
 _t_failed=0
@@ -100,11 +108,29 @@ t_done() {
 
 lab_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+lab_json_path() {
+        # numbered by the files already there (it runs in $(...) subshells): it creates its file
+        _n=$(($(ls "$MPF_LAB_OUT/json" | wc -l) + 1))
+        _ext=json
+        [ "${2:-}" = lines ] && _ext=jsonl
+        _p=$(printf '%s/json/%03d-%s.%s' "$MPF_LAB_OUT" "$_n" "$1" "$_ext")
+        : > "$_p"
+        printf '%s\n' "$_p"
+}
+
 lab_run() {
         _v=$1; shift
         _s=$(lab_ms)
         "$@" > "$MPF_LAB_OUT/.run.out" 2> "$MPF_LAB_OUT/.run.err"
         eval "${_v}_rc=\$?"
+        _j=
+        for _a in "$@"; do
+                case $_a in
+                --json | -j) [ -z "$_j" ] && _j=doc ;;
+                --json-lines) _j=lines ;;
+                esac
+        done
+        [ -n "$_j" ] && cp "$MPF_LAB_OUT/.run.out" "$(lab_json_path "$_v" "$_j")"
         eval "${_v}_ms=\$((\$(lab_ms) - _s))"
         eval "${_v}_out=\$(cat \"\$MPF_LAB_OUT/.run.out\")"
         eval "${_v}_err=\$(cat \"\$MPF_LAB_OUT/.run.err\")"

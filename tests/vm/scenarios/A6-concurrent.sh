@@ -8,13 +8,14 @@
 
 lab_setup 1 multipathd
 for i in 1 2 3 4; do
-        (mpath-flush --json "$map" > "$MPF_LAB_OUT/f$i.json" 2> "$MPF_LAB_OUT/f$i.err"; echo $? > "$MPF_LAB_OUT/f$i.rc") &
+        json=$(lab_json_path "f$i")
+        (mpath-flush --json "$map" > "$json" 2> "$MPF_LAB_OUT/f$i.err"; echo $? > "$MPF_LAB_OUT/f$i.rc") &
 done
 (multipath -f "$map" > "$MPF_LAB_OUT/m.out" 2>&1; echo $? > "$MPF_LAB_OUT/m.rc") &
 wait
 removed=0
 for i in 1 2 3 4; do
-        res=$(jq -r '.maps[0].result' "$MPF_LAB_OUT/f$i.json")
+        res=$(jq -r '.maps[0].result' "$MPF_LAB_OUT"/json/*-f$i.json)
         t_is "instance $i exits 0" "$(cat "$MPF_LAB_OUT/f$i.rc")" 0
         t_like "instance $i: removed or absent" "$res" '^(removed|absent)$'
         [ "$res" = removed ] && removed=$((removed + 1))
