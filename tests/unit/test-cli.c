@@ -116,6 +116,52 @@ START_TEST(test_environment_exit_6)
 }
 END_TEST
 
+/* With --json or --json-lines anywhere on the command line, a usage error is JSON on stdout too:
+ * exit_status 2, no maps, the error; and still one line on stderr. */
+START_TEST(test_usage_error_json)
+{
+        static const struct {
+                const char *args[6];
+                bool lines;
+                const char *error;
+        } cases[] = {
+                {{"--frobnicate", "--json", "mpatha", NULL},
+                 false,
+                 "unknown or incomplete option '--frobnicate'"},
+                {{"--json", "--timeout", "abc", "mpatha", NULL}, false, "invalid --timeout 'abc'"},
+                {{"--json-lines", NULL}, true, "no MAP given"},
+                {{"-j", "--wait-busy", "--deferred", "mpatha", NULL}, false, "--wait-busy and --deferred"},
+                {{"--json-lines", "a/b", NULL}, true, "invalid MAP 'a/b'"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(freep) char *out = NULL, *err = NULL;
+                struct json_object *doc, *v;
+
+                ck_assert_int_eq(run(&out, &err, cases[i].args), 2);
+                ck_assert(one_line(err));
+                doc = json_tokener_parse(out);
+                ck_assert_msg(doc, "case %zu: stdout is not JSON: %s", i, out);
+                ck_assert(json_object_object_get_ex(doc, "schema_version", &v));
+                ck_assert_int_eq(json_object_get_int(v), 1);
+                ck_assert(json_object_object_get_ex(doc, "exit_status", &v));
+                ck_assert_int_eq(json_object_get_int(v), 2);
+                ck_assert(json_object_object_get_ex(doc, "error", &v));
+                ck_assert_msg(strstr(json_object_get_string(v), cases[i].error), "case %zu: error '%s'", i,
+                              json_object_get_string(v));
+                ck_assert_int_eq(json_object_object_get_ex(doc, "type", &v), cases[i].lines);
+                if (cases[i].lines) {
+                        ck_assert_str_eq(json_object_get_string(v), "summary");
+                        ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
+                } else {
+                        ck_assert(json_object_object_get_ex(doc, "maps", &v));
+                        ck_assert_uint_eq(json_object_array_length(v), 0);
+                }
+                json_object_put(doc);
+        }
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
         Suite *s = suite_create("cli");
@@ -124,6 +170,7 @@ static Suite *cli_suite(void)
         tcase_add_test(tc, test_help_version);
         tcase_add_test(tc, test_usage_exit_2);
         tcase_add_test(tc, test_environment_exit_6);
+        tcase_add_test(tc, test_usage_error_json);
         suite_add_tcase(s, tc);
         return s;
 }
