@@ -295,12 +295,18 @@ char *mpf_map_result_line(const struct mpf_map_result *r)
         if (r->plan) /* --dry-run: a prediction, nothing was done */
                 (void)asprintf_safe(&s, "dry run: would be %s: %s", res, reason);
         else if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE &&
-                 strcmp(reason, "removed") == 0)
+                 strcmp(reason, "removed") == 0 && r->waited_ms == 0)
                 (void)asprintf_safe(&s, "removed (%llu ms)", (unsigned long long)r->elapsed_ms);
+        else if (r->result == MPF_RESULT_REMOVED && r->step == MPF_STEP_DONE &&
+                 strcmp(reason, "removed") == 0)
+                (void)asprintf_safe(
+                        &s, "removed (%llu ms, of which %llu ms waiting for it to be free, %u attempts)",
+                        (unsigned long long)r->elapsed_ms, (unsigned long long)r->waited_ms, r->attempts);
         else
-                (void)asprintf_safe(&s, "%s at %s: %s%s%s", res, step, reason,
+                (void)asprintf_safe(&s, "%s at %s: %s%s%s%s", res, step, reason,
                                     r->restore_failed ? "; QUEUEING COULD NOT BE RESTORED" : "",
-                                    r->partitions_lost ? "; PARTITION MAPS COULD NOT BE RE-CREATED" : "");
+                                    r->partitions_lost ? "; PARTITION MAPS COULD NOT BE RE-CREATED" : "",
+                                    r->waited_ms > 0 ? " (after waiting for it to be free)" : "");
         return s;
 }
 
