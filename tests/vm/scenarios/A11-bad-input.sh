@@ -27,6 +27,15 @@ expect 2 "an unknown option" --frobnicate "$map"
 expect 2 "a bad timeout" --timeout abc "$map"
 expect 2 "a negative timeout" --timeout -1 "$map"
 expect 2 "MAP and --all together" --all "$map"
+# with --json (anywhere), the usage error is a JSON document on stdout too (and on the
+# host, schema-checked like every other)
+expect 2 "an unknown option, with --json" --frobnicate --json "$map"
+t_is "  ... and a JSON document with exit_status 2 and the error" \
+        "$(printf '%s' "$x_out" | jq -r '"\(.exit_status) \(.maps | length) \(.error)"')" \
+        "2 0 unknown or incomplete option '--frobnicate'"
+expect 2 "no MAP, with --json-lines"  --json-lines
+t_is "  ... and one summary line with exit_status 2" \
+        "$(printf '%s' "$x_out" | jq -r '"\(.type) \(.exit_status)"')" "summary 2"
 expect 3 "a linear (non-multipath) map" plain
 expect 3 "a partition map" "$map-part1"
 expect 3 "a block device that is not dm" /dev/sda
