@@ -1367,6 +1367,38 @@ START_TEST(test_run_wait_busy_sole_opener_unlocked)
 }
 END_TEST
 
+/* --wait-busy: the remove refused with EBUSY is retried at most WAIT_BUSY_LOCKED_USEC with the map
+ * locked; then busy at remove, unlocked, queueing and partition maps restored, and a later attempt
+ * (the opener gone) removes it. */
+START_TEST(test_run_wait_busy_remove_ebusy)
+{
+        struct mpf_flush_params p = {.wait_busy = true, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", NULL};
+        size_t n_remove = 0, waits_at = 0;
+
+        setup_standard();
+        for (size_t i = 0; i < SEQ_MAX - 1; i++)
+                F.remove_seq[i] = -EBUSY; /* about 1 s of EBUSY at 10..200 ms backoff, then more */
+        F.remove_seq[SEQ_MAX - 1] = 0;
+        F.n_remove_seq = SEQ_MAX;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 1, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_uint_ge(run.maps[0].attempts, 2);
+        /* the first attempt gave up on EBUSY well before the deadline, and restored the map */
+        for (size_t i = 0; i < F.n_calls && !waits_at; i++) {
+                n_remove += strcmp(F.calls[i], "remove mpatha") == 0;
+                if (strcmp(F.calls[i], "wait_change") == 0)
+                        waits_at = i;
+        }
+        ck_assert_uint_gt(waits_at, 0);
+        ck_assert_uint_lt(n_remove, SEQ_MAX - 1);
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(called("create mpatha-part1"));
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* Every remaining failure branch: which op fails, on which call, what the result must be. */
 START_TEST(test_failure_branches)
 {
@@ -1555,6 +1587,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_udev_late);
         tcase_add_test(tc, test_run_wait_busy_unmounted);
         tcase_add_test(tc, test_run_wait_busy_sole_opener_unlocked);
+        tcase_add_test(tc, test_run_wait_busy_remove_ebusy);
         suite_add_tcase(s, tc);
         return s;
 }
