@@ -152,19 +152,30 @@ static int dev_targets(void *u, const struct mpf_dm_info *map, struct mpf_target
         return 0;
 }
 
-static int dev_scan_usage(void *u, const struct mpf_target *targets, size_t n, struct mpf_blockers *ret,
-                          unsigned *ret_explained)
+static int dev_scan_usage(void *u, const struct mpf_target *targets, size_t n, usec_t deadline,
+                          struct mpf_blockers *ret, unsigned *ret_explained)
 {
         struct mpf_device *d = u;
-        return mpf_scan_usage(&d->roots, targets, n, ret, ret_explained);
+        return mpf_scan_usage(&d->roots, targets, n, deadline, ret, ret_explained);
 }
 
-static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock)
+static int dev_writes_done(void *u, const struct mpf_dm_info *map, uint64_t *ret)
 {
         struct mpf_device *d = u;
+        char kname[32];
+        int r;
+
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r < 0)
+                return r;
+        return mpf_sysfs_writes_completed(d->roots.sysfs, kname, ret);
+}
+
+/* The map's path device nodes (/dev/sdX), in ascending dev_t order. -ENXIO when the map is gone. */
+static int path_nodes(struct mpf_device *d, const struct mpf_dm_info *map, char ***ret, size_t *ret_n)
+{
         _cleanup_(strv_freep) char **names = NULL, **paths = NULL;
         _cleanup_(freep) dev_t *devts = NULL;
-        _cleanup_(freep) struct mpf_lock *l = NULL;
         char kname[32];
         size_t n = 0;
         int r;
@@ -191,12 +202,45 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
                 if (r < 0)
                         return r;
         }
-        l = calloc(1, sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        r = mpf_lock_acquire(mpf_rundir(), map->uuid, paths, n, deadline, l);
+        if (!paths) {
+                paths = calloc(1, sizeof(char *));
+                if (!paths)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(paths);
+        *ret_n = n;
+        return 0;
+}
+
+static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock)
+{
+        struct mpf_device *d = u;
+        _cleanup_(strv_freep) char **paths = NULL;
+        _cleanup_(freep) struct mpf_lock *l = NULL;
+        _cleanup_(closep) int map_fd = -EBADF;
+        int *fds = NULL;
+        size_t n = 0, n_fds = 0;
+        int r;
+
+        r = mpf_lock_map(mpf_rundir(), map->uuid, deadline, &map_fd);
         if (r < 0)
                 return r;
+        /* The path list is read only now: paths added while we waited for the map lock are
+         * locked too. */
+        r = path_nodes(d, map, &paths, &n);
+        if (r < 0)
+                return r;
+        r = mpf_lock_paths(paths, n, deadline, &fds, &n_fds);
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+                for (size_t i = 0; i < n_fds; i++)
+                        safe_close(fds[i]);
+                free(fds);
+                return -ENOMEM;
+        }
+        *l = (struct mpf_lock){.map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n_fds};
         log_debug("%s: locked %s/lock/%s and %zu path device(s)", map->name, mpf_rundir(), map->uuid,
                   l->n_path_fds);
         *ret_lock = TAKE_PTR(l);
@@ -259,7 +303,7 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
         return 0;
 }
 
-static int dev_flush(void *u, int fd, usec_t deadline)
+static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
 {
         struct mpf_device *d = u;
         int r;
@@ -269,7 +313,7 @@ static int dev_flush(void *u, int fd, usec_t deadline)
                 if (r < 0)
                         return r;
         }
-        return mpf_syncer_sync(d->syncer, fd, deadline);
+        return mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
 }
 
 static int dev_active_paths(void *u, const char *name)
@@ -410,6 +454,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .flush = dev_flush,
                 .release = dev_release,
                 .active_paths = dev_active_paths,
+                .writes_done = dev_writes_done,
                 .remove = dev_remove,
                 .save = dev_save,
                 .create = dev_create,

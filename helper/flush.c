@@ -4,7 +4,8 @@
  *
  *   resolve      find the map; only "mpath-" maps with one multipath target are ours
  *   lock         map lock, then path device locks (doc/CONTRACT.md); re-check the map
- *   in-use       holders, mounts in every namespace, swaps, lasting open fds: named, or busy
+ *   in-use       holders, mounts in every namespace, swaps, loop devices, lasting open fds: named,
+ *                or busy; opens nobody accounts for are a kernel user (busy) unless no path is usable
  *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
@@ -16,6 +17,8 @@
  *
  * On failure after queueing was disabled, queueing is restored before returning; partition maps
  * removed by a flush that fails later are made again (same name, UUID and table).
+ * Writes that were queued on a map without a usable path fail when queueing goes off: the map is
+ * removed all the same (keeping it saves nothing), and the result says written data was lost.
  * With --deferred, a map in use goes from in-use straight to a deferred remove.
  * With --wait-busy, a busy map is flushed again from the top by wait.c once something changed;
  * here it only bounds how long sole-opener and remove wait with the map locked.
@@ -49,6 +52,8 @@ struct flush {
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
         bool cache_flush_failed;
+        bool count_writes;      /* queued I/O is drained: count the writes that fail meanwhile */
+        uint64_t writes_before; /* the map's completed writes before queueing went off */
         usec_t start;
 };
 
@@ -232,7 +237,9 @@ static void rescan_blockers(struct flush *f)
 
         if (!f->targets)
                 return;
-        if (f->ops->scan_usage(f->ops->userdata, f->targets, f->n_targets, &b, &explained) < 0)
+        /* naming who holds it is worth a moment past the deadline; the walk is bounded all the same */
+        if (f->ops->scan_usage(f->ops->userdata, f->targets, f->n_targets,
+                               usec_add(now(f), RESCAN_GRACE_USEC), &b, &explained) < 0)
                 return;
         b.unexplained_opens = f->res->blockers.unexplained_opens;
         mpf_blockers_done(&f->res->blockers);
@@ -241,12 +248,37 @@ static void rescan_blockers(struct flush *f)
 
 /* ---- 1 resolve ---- */
 
+/* Read the live table: one multipath target, and whether it queues. Returns 1 when the flush
+ * stops here (the result says why), 0 to go on. */
+static int read_table(struct flush *f, MpfStep step)
+{
+        const struct mpf_ops *o = f->ops;
+        _cleanup_(freep) char *type = NULL, *params = NULL;
+        unsigned n_targets = 0;
+        int r;
+
+        r = o->table(o->userdata, f->map.name, &n_targets, &type, &params);
+        if (r == -ENXIO)
+                return stop(f, MPF_RESULT_ABSENT, step, "the map disappeared") + 1;
+        if (r < 0)
+                return stop(f, MPF_RESULT_FAILED, step, "cannot read the table: %s", strerror(-r)) + 1;
+        if (n_targets != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
+                return stop(f, MPF_RESULT_REFUSED, step,
+                            "not a dm-multipath map (table has %u target(s), first '%s')", n_targets,
+                            strempty(type)) +
+                       1;
+        r = mpf_features_queue_if_no_path(params);
+        f->res->queueing_before = r < 0 ? -1 : r;
+        f->res->queueing_after = f->res->queueing_before;
+        free(f->params);
+        f->params = TAKE_PTR(params);
+        return 0;
+}
+
 static int step_resolve(struct flush *f, const char *arg, bool *done)
 {
         const struct mpf_ops *o = f->ops;
         struct mpf_dm_info info = {};
-        _cleanup_(freep) char *type = NULL, *params = NULL;
-        unsigned n_targets = 0;
         int kind, r;
 
         *done = true;
@@ -306,20 +338,8 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
                         "not a dm-multipath map (DM UUID '%s' does not start with '" MPF_MPATH_UUID_PREFIX
                         "')",
                         info.uuid);
-        r = o->table(o->userdata, info.name, &n_targets, &type, &params);
-        if (r == -ENXIO)
-                return stop(f, MPF_RESULT_ABSENT, MPF_STEP_RESOLVE, "the map disappeared");
-        if (r < 0)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_RESOLVE, "cannot read the table: %s",
-                            strerror(-r));
-        if (n_targets != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
-                return stop(f, MPF_RESULT_REFUSED, MPF_STEP_RESOLVE,
-                            "not a dm-multipath map (table has %u target(s), first '%s')", n_targets,
-                            strempty(type));
-        r = mpf_features_queue_if_no_path(params);
-        f->res->queueing_before = r < 0 ? -1 : r;
-        f->res->queueing_after = f->res->queueing_before;
-        f->params = TAKE_PTR(params);
+        if (read_table(f, MPF_STEP_RESOLVE) > 0)
+                return 0;
         *done = false;
         return 0;
 }
@@ -352,6 +372,11 @@ static int step_lock(struct flush *f, bool *done)
         r = set_identity(f, &info);
         if (r < 0)
                 return r;
+        /* Whatever was read before the wait may have changed during it (another flusher had
+         * queueing off, then restored it): read the table again. The path list was read after the
+         * map lock was taken; the partition maps are read by the next step. */
+        if (read_table(f, MPF_STEP_LOCK) > 0)
+                return 0;
         step_debug(f, MPF_STEP_LOCK, "map and path devices locked");
         *done = false;
         return 0;
@@ -414,7 +439,8 @@ static int scan_in_use(struct flush *f)
                 f->explained = (unsigned)f->map.open_count;
                 return 0;
         }
-        r = o->scan_usage(o->userdata, f->targets, f->n_targets, &f->res->blockers, &f->explained);
+        r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &f->res->blockers,
+                          &f->explained);
         if (r < 0)
                 return r;
 
@@ -471,7 +497,7 @@ static int settle_openers(struct flush *f)
                 if (d == 0)
                         break;
                 o->sleep_until(o->userdata, t + d);
-                r = o->scan_usage(o->userdata, f->targets, f->n_targets, &cur, &explained);
+                r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &cur, &explained);
                 if (r < 0)
                         return r;
                 if (!only_openers(&cur) && mpf_blockers_any(&cur)) {
@@ -486,6 +512,75 @@ static int settle_openers(struct flush *f)
         return 0;
 }
 
+/* Opens that nobody accounts for. dm-multipath queues I/O only while no path is usable: on a map
+ * with a usable path they are a user the scan cannot name (a kernel user leaving no trace in
+ * holders/ or /proc), never queued I/O, and draining them would switch queueing off under that
+ * user. They are counted again for IN_USE_SETTLE_USEC first, so an opener that closed between the
+ * open count and the scan is not taken for one. Returns 1 when they are a user (the reason is in
+ * *ret_why), 0 when there are none left or the map has no usable path (the flush drains them). */
+static int unexplained_user(struct flush *f, char **ret_why)
+{
+        const struct mpf_ops *o = f->ops;
+        struct mpf_blockers *bl = &f->res->blockers;
+        usec_t until;
+        struct backoff b;
+        int n, r;
+
+        *ret_why = NULL;
+        if (bl->unexplained_opens == 0 || mpf_blockers_any(bl))
+                return 0;
+        n = o->active_paths(o->userdata, f->map.name);
+        if (n == 0)
+                return 0; /* queued I/O: the queueing step fails it, the flush drains it */
+
+        until = MIN(f->p->deadline, usec_add(now(f), IN_USE_SETTLE_USEC));
+        backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
+        while (bl->unexplained_opens > 0) {
+                struct mpf_blockers cur = {};
+                struct mpf_dm_info info;
+                unsigned explained = 0, left;
+                usec_t t = now(f), d;
+
+                d = backoff_step(&b, until, t);
+                if (d == 0)
+                        break;
+                o->sleep_until(o->userdata, t + d);
+                r = o->info_by_name(o->userdata, f->map.name, &info);
+                if (r < 0)
+                        return r;
+                if (!info.exists)
+                        return -ENXIO;
+                r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &cur, &explained);
+                if (r < 0)
+                        return r;
+                left = info.open_count > 0 && (unsigned)info.open_count > explained
+                               ? (unsigned)info.open_count - explained
+                               : 0;
+                if (!only_openers(&cur) && mpf_blockers_any(&cur)) {
+                        /* a user with a name showed up meanwhile: that one is named */
+                        cur.unexplained_opens = left;
+                        mpf_blockers_done(bl);
+                        *bl = cur;
+                        return 0;
+                }
+                mpf_blockers_done(&cur);
+                bl->unexplained_opens = MIN(bl->unexplained_opens, left);
+        }
+        if (bl->unexplained_opens == 0)
+                return 0;
+        if (n < 0)
+                r = asprintf_safe(ret_why,
+                                  "%u open(s) by a user that leaves no trace in holders/ or /proc, and the "
+                                  "path states cannot be read (%s) to tell them from queued I/O",
+                                  bl->unexplained_opens, strerror(-n));
+        else
+                r = asprintf_safe(ret_why,
+                                  "%u open(s) by a kernel user that leaves no trace in holders/ or /proc "
+                                  "(with %d usable path(s), no I/O is queued on the map)",
+                                  bl->unexplained_opens, n);
+        return r < 0 ? r : 1;
+}
+
 static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 {
         _cleanup_(freep) char *who = NULL;
@@ -496,26 +591,37 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
         r = scan_in_use(f);
         if (r == -ENOMEM)
                 return r;
+        if (r >= 0 && only_openers(&f->res->blockers))
+                r = settle_openers(f);
+        if (r >= 0)
+                r = unexplained_user(f, &who);
+        if (r == -ENOMEM)
+                return r;
         if (r == -ENXIO)
                 return stop(f, MPF_RESULT_ABSENT, MPF_STEP_IN_USE, "the map disappeared");
+        if (r == -ETIMEDOUT)
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_IN_USE,
+                            "the deadline passed while looking for the map's users");
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
                             strerror(-r));
-
-        if (only_openers(&f->res->blockers)) {
-                r = settle_openers(f);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
-                                    strerror(-r));
+        if (r > 0) {
+                /* --deferred or not: a user we cannot name is a user; queueing stays as it is */
+                *ret_in_use = true;
+                if (f->p->deferred) {
+                        *done = false;
+                        return 0;
+                }
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "%s", who);
         }
 
-        if (f->res->blockers.unexplained_opens > 0)
+        if (f->res->blockers.unexplained_opens > 0) {
                 log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
-                        "%u open(s) nobody accounts for (queued I/O of a closed fd?); proceeding, the flush "
-                        "drains them",
+                        "%u open(s) nobody accounts for on a map without a usable path: I/O queued for a "
+                        "closed fd; proceeding, the flush fails and drains it",
                         f->res->blockers.unexplained_opens);
+                f->count_writes = true;
+        }
 
         if (mpf_blockers_any(&f->res->blockers)) {
                 *ret_in_use = true;
@@ -541,6 +647,13 @@ static int step_queueing(struct flush *f, bool *done)
         int r;
 
         *done = true;
+        /* I/O is queued on this pathless map: what fails once queueing is off is counted against
+         * this mark (the map's disk statistics count failed writes as completed) */
+        if (f->count_writes && o->writes_done(o->userdata, &f->map, &f->writes_before) < 0) {
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "queueing",
+                        "cannot read the map's disk statistics; failed writes are not counted");
+                f->count_writes = false;
+        }
         if (f->res->queueing_before < 0)
                 log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "queueing",
                         "Cannot parse the features of the table, disabling queueing anyway");
@@ -695,10 +808,20 @@ static int step_claim(struct flush *f, bool *done)
 
 static int step_flush(struct flush *f, bool *done)
 {
+        pid_t stuck = 0;
         int r;
 
         *done = true;
-        r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline);
+        r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline, &stuck);
+        if (r < 0 && r != -ETIMEDOUT && f->ops->active_paths(f->ops->userdata, f->map.name) == 0) {
+                /* Data could not be written, and no path is usable: it failed for lack of a path
+                 * (once queueing is off, or earlier: the error is reported to whoever syncs first).
+                 * Its pages are no longer dirty; keeping the map saves none of it. Go on, and say so. */
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "flush",
+                        "written data was lost: the write-back failed (%m) and no path is usable");
+                f->res->data_lost = true;
+                r = 0;
+        }
         if (r > 0) {
                 /* Every dirty page reached the paths; only the empty cache-flush request failed. On a
                  * map without an active path (queueing is off now) that is expected: removing it loses
@@ -734,6 +857,13 @@ static int step_flush(struct flush *f, bool *done)
         f->ops->release(f->ops->userdata, f->fd);
         f->fd = -EBADF;
         restore_queueing(f);
+        if (r == -ETIMEDOUT && stuck > 0) {
+                f->res->stuck_worker = stuck;
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH,
+                            "fsync did not finish before the deadline; its worker (pid %d) is stuck in the "
+                            "kernel and was left behind, holding an open of the map but not its claim",
+                            (int)stuck);
+        }
         if (r == -ETIMEDOUT)
                 return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH,
                             "fsync did not finish before the deadline");
@@ -801,6 +931,24 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
                 return r;
         return stop(f, MPF_RESULT_BUSY, MPF_STEP_SOLE_OPENER, "still opened by others (open count %d)%s%s",
                     info.open_count, *who ? ": " : "", who);
+}
+
+/* The queued I/O is drained (the open count is down to ours): every write the map completed since
+ * queueing went off, with no usable path, failed. */
+static void count_failed_writes(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        uint64_t after;
+
+        if (!f->count_writes || o->writes_done(o->userdata, &f->map, &after) < 0)
+                return;
+        if (after <= f->writes_before || o->active_paths(o->userdata, f->map.name) != 0)
+                return; /* none; or a path came back meanwhile and some may have succeeded */
+        f->res->failed_writes = after - f->writes_before;
+        f->res->data_lost = true;
+        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
+                "%llu queued write request(s) failed when queueing was switched off: written data was lost",
+                (unsigned long long)f->res->failed_writes);
 }
 
 /* ---- 9 remove ---- */
@@ -936,6 +1084,14 @@ static int step_udev_wait(struct flush *f, bool deferred)
         if (udev_late)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; udev had not finished with it at the deadline (cookie released)");
+        if (f->res->data_lost && f->res->failed_writes > 0)
+                return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
+                            "removed; %llu write request(s) queued for a path failed when queueing was "
+                            "switched off: written data was lost",
+                            (unsigned long long)f->res->failed_writes);
+        if (f->res->data_lost)
+                return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
+                            "removed; the write-back failed with no usable path: written data was lost");
         if (f->cache_flush_failed)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; all data was written back, the device cache flush failed (no usable "
@@ -962,22 +1118,31 @@ static int plan(struct flush *f, const char *fmt, ...)
 
 static int dry_run(struct flush *f)
 {
-        _cleanup_(freep) char *who = NULL;
+        _cleanup_(freep) char *who = NULL, *unnamed = NULL;
         bool in_use;
         int r, n;
 
         r = scan_in_use(f);
         if (r >= 0 && only_openers(&f->res->blockers))
                 r = settle_openers(f);
+        if (r >= 0)
+                r = unexplained_user(f, &unnamed);
         if (r == -ENOMEM)
                 return r;
+        if (r == -ETIMEDOUT)
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_IN_USE,
+                            "the deadline passed while looking for the map's users");
         if (r < 0)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_IN_USE, "cannot find the map's users: %s",
                             strerror(-r));
-        in_use = mpf_blockers_any(&f->res->blockers);
-        r = describe_blockers(f, &who);
-        if (r < 0)
-                return r;
+        in_use = r > 0 || mpf_blockers_any(&f->res->blockers);
+        if (unnamed)
+                who = TAKE_PTR(unnamed);
+        else {
+                r = describe_blockers(f, &who);
+                if (r < 0)
+                        return r;
+        }
 
         if (plan(f, "lock: map lock for %s, then its path devices", f->map.uuid) < 0 ||
             plan(f, "in-use: %s", *who ? who : "not in use") < 0)
@@ -995,6 +1160,13 @@ static int dry_run(struct flush *f)
         if (plan(f, "queueing: %s",
                  f->res->queueing_before == 0 ? "queue_if_no_path is off, nothing to do"
                                               : "fail_if_no_path (and multipathd disablequeueing)") < 0)
+                return -ENOMEM;
+        if (f->res->blockers.unexplained_opens > 0 &&
+            plan(f,
+                 "queueing: %u open(s) nobody accounts for on a map without a usable path are queued I/O; "
+                 "it "
+                 "fails when queueing goes off, and if it holds writes, written data is lost (exit 8)",
+                 f->res->blockers.unexplained_opens) < 0)
                 return -ENOMEM;
         for (size_t i = 1; i < f->n_targets; i++)
                 if (plan(f, "partitions: remove %s", f->targets[i].name) < 0)
@@ -1049,6 +1221,7 @@ static int flush_steps(struct flush *f, const char *arg)
         r = step_sole_opener(f, &done, &still_open);
         if (r < 0 || done)
                 return r;
+        count_failed_writes(f);                      /* the queued I/O is drained now: did writes fail? */
         deferred = still_open;                       /* only with --deferred */
         f->n_targets = MIN(f->n_targets, (size_t)1); /* partition maps are gone already */
         r = step_remove(f, deferred, &done);

@@ -25,6 +25,8 @@
 #define WAIT_BUSY_LOCKED_USEC (1 * USEC_PER_SEC)
 /* Restoring queueing is never skipped for lack of time: it gets this much past the deadline. */
 #define RESTORE_GRACE_USEC (2 * USEC_PER_SEC)
+/* Naming who keeps a map busy, once we give up at the deadline, may take this long past it. */
+#define RESCAN_GRACE_USEC (500 * USEC_PER_MSEC)
 
 /* The world as the flush sees it. The real implementation is in device.c; tests/unit fake it.
  * Every function returns 0 or a negative errno. */
@@ -44,8 +46,9 @@ struct mpf_ops {
         int (*table)(void *u, const char *name, unsigned *ret_n, char **ret_type, char **ret_params);
         /* [0]: the map itself, then its kpartx partition maps */
         int (*targets)(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n);
-        int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, struct mpf_blockers *ret,
-                          unsigned *ret_explained);
+        /* -ETIMEDOUT when the deadline passes during the scan */
+        int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, usec_t deadline,
+                          struct mpf_blockers *ret, unsigned *ret_explained);
         /* -ETIMEDOUT at the deadline, -ENXIO when the map vanished */
         int (*lock)(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock);
         void (*unlock)(void *u, void *lock);
@@ -55,11 +58,14 @@ struct mpf_ops {
         /* open the map O_RDONLY|O_EXCL|O_CLOEXEC */
         int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
         /* write back + fsync bounded by the deadline: 0; 1 written back but the device cache
-         * flush failed; -EIO data could not be written; -ETIMEDOUT */
-        int (*flush)(void *u, int fd, usec_t deadline);
+         * flush failed; -EIO data could not be written; -ETIMEDOUT, with *ret_stuck the pid of a
+         * worker that did not die when killed (stuck in the kernel), else 0 */
+        int (*flush)(void *u, int fd, usec_t deadline, pid_t *ret_stuck);
         void (*release)(void *u, int fd);
         /* paths the kernel currently counts as active ("A" in the target's status) */
         int (*active_paths)(void *u, const char *name);
+        /* write requests the map completed so far, failed ones included (its disk statistics) */
+        int (*writes_done)(void *u, const struct mpf_dm_info *map, uint64_t *ret);
         int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);
         /* a partition map's name, UUID and table, to make it again if the flush fails (-ENXIO: gone) */
         int (*save)(void *u, const char *name, struct mpf_dm_saved *ret);

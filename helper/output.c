@@ -9,6 +9,64 @@
 #include "macro.h"
 #include "output.h"
 
+/* The length of the valid UTF-8 sequence at s (1-4), or 0 if none starts there (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s)
+{
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+        if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                unsigned char lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+                return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+        }
+        if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                unsigned char lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+                return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
+        }
+        return 0;
+}
+
+char *mpf_utf8_sanitize(const char *s)
+{
+        static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+        const unsigned char *p = (const unsigned char *)s;
+        size_t n = 0;
+        char *ret, *w;
+
+        /* every invalid byte becomes 3 bytes at most */
+        for (const unsigned char *q = p; *q; q++)
+                n++;
+        ret = malloc(n * 3 + 1);
+        if (!ret)
+                return NULL;
+        w = ret;
+        while (*p) {
+                size_t k = utf8_sequence(p);
+
+                if (k == 0) {
+                        memcpy(w, replacement, 3);
+                        w += 3;
+                        p++;
+                        continue;
+                }
+                memcpy(w, p, k);
+                w += k;
+                p += k;
+        }
+        *w = 0;
+        return ret;
+}
+
+/* A JSON string of s: names, mount points and command names are bytes, JSON is UTF-8. */
+static struct json_object *json_string(const char *s)
+{
+        _cleanup_(freep) char *clean = mpf_utf8_sanitize(s);
+
+        return clean ? json_object_new_string(clean) : NULL;
+}
+
 static void json_putp(struct json_object **o)
 {
         if (*o)
@@ -44,7 +102,7 @@ static bool add_string_or_null(struct json_object *obj, const char *key, const c
 {
         if (!s)
                 return json_object_object_add(obj, key, NULL) >= 0;
-        return add(obj, key, json_object_new_string(s));
+        return add(obj, key, json_string(s));
 }
 
 static struct json_object *strv_to_json(char *const *l)
@@ -54,7 +112,7 @@ static struct json_object *strv_to_json(char *const *l)
         if (!a)
                 return NULL;
         STRV_FOREACH (s, (char **)l)
-                if (!append(a, json_object_new_string(*s))) {
+                if (!append(a, json_string(*s))) {
                         json_object_put(a);
                         return NULL;
                 }
@@ -71,31 +129,40 @@ static bool add_tristate(struct json_object *obj, const char *key, int v)
 static struct json_object *blockers_to_json(const struct mpf_blockers *b)
 {
         _cleanup_(json_putp) struct json_object *o = json_object_new_object(), *mounts = NULL,
-                                                *openers = NULL;
+                                                *openers = NULL, *kernel_users = NULL;
 
         if (!o)
                 return NULL;
         mounts = json_object_new_array();
         openers = json_object_new_array();
-        if (!mounts || !openers)
+        kernel_users = json_object_new_array();
+        if (!mounts || !openers || !kernel_users)
                 return NULL;
         for (size_t i = 0; i < b->n_mounts; i++) {
                 struct json_object *m = json_object_new_object();
-                if (!m || !append(mounts, m) ||
-                    !add(m, "device", json_object_new_string(b->mounts[i].device)) ||
-                    !add(m, "target", json_object_new_string(b->mounts[i].target)) ||
+                if (!m || !append(mounts, m) || !add(m, "device", json_string(b->mounts[i].device)) ||
+                    !add(m, "target", json_string(b->mounts[i].target)) ||
                     !add(m, "pid", json_object_new_int(b->mounts[i].pid)))
                         return NULL;
         }
         for (size_t i = 0; i < b->n_openers; i++) {
                 struct json_object *m = json_object_new_object();
                 if (!m || !append(openers, m) || !add(m, "pid", json_object_new_int(b->openers[i].pid)) ||
-                    !add(m, "comm", json_object_new_string(b->openers[i].comm)) ||
-                    !add(m, "device", json_object_new_string(b->openers[i].device)))
+                    !add(m, "comm", json_string(b->openers[i].comm)) ||
+                    !add(m, "device", json_string(b->openers[i].device)))
+                        return NULL;
+        }
+        for (size_t i = 0; i < b->n_kernel_users; i++) {
+                struct json_object *m = json_object_new_object();
+                if (!m || !append(kernel_users, m) ||
+                    !add(m, "kind", json_string(b->kernel_users[i].kind)) ||
+                    !add(m, "name", json_string(b->kernel_users[i].name)) ||
+                    !add(m, "device", json_string(b->kernel_users[i].device)))
                         return NULL;
         }
         if (!add(o, "holders", strv_to_json(b->holders)) || !add(o, "mounts", TAKE_PTR(mounts)) ||
             !add(o, "swaps", strv_to_json(b->swaps)) || !add(o, "openers", TAKE_PTR(openers)) ||
+            !add(o, "kernel_users", TAKE_PTR(kernel_users)) ||
             !add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens)))
                 return NULL;
         return TAKE_PTR(o);
@@ -119,9 +186,13 @@ static struct json_object *map_to_json(const struct mpf_map_result *r, bool dry_
             !add_string_or_null(o, "dev", r->have_devt ? dev : NULL) ||
             !add(o, "result", json_object_new_string(mpf_result_to_string(r->result))) ||
             !add(o, "step", json_object_new_string(mpf_step_to_string(r->step))) ||
-            !add(o, "reason", json_object_new_string(strempty(r->reason))) ||
+            !add(o, "reason", json_string(strempty(r->reason))) ||
             !add(o, "blockers", blockers_to_json(&r->blockers)) || !add(o, "queueing", TAKE_PTR(q)) ||
             !add(o, "partitions", strv_to_json(r->partitions)) ||
+            !add(o, "data_lost", json_object_new_boolean(r->data_lost)) ||
+            !add(o, "failed_writes", json_object_new_int64((int64_t)r->failed_writes)) ||
+            !(r->stuck_worker > 0 ? add(o, "stuck_worker", json_object_new_int(r->stuck_worker))
+                                  : json_object_object_add(o, "stuck_worker", NULL) >= 0) ||
             !add(o, "elapsed_ms", json_object_new_int64((int64_t)r->elapsed_ms)) ||
             !add(o, "waited_ms", json_object_new_int64((int64_t)r->waited_ms)) ||
             !add(o, "attempts", json_object_new_int64(r->attempts)))
@@ -144,12 +215,12 @@ struct json_object *mpf_run_to_json(const struct mpf_run *run, const char *versi
                 if (!append(maps, map_to_json(&run->maps[i], dry_run)))
                         return NULL;
         if (!add(o, "schema_version", json_object_new_int(MPF_SCHEMA_VERSION)) ||
-            !add(o, "version", json_object_new_string(version)) || !add(o, "maps", TAKE_PTR(maps)) ||
+            !add(o, "version", json_string(version)) || !add(o, "maps", TAKE_PTR(maps)) ||
             !add(o, "exit_status", json_object_new_int(run->exit_status)))
                 return NULL;
         if (dry_run && !add(o, "dry_run", json_object_new_boolean(1)))
                 return NULL;
-        if (run->error && !add(o, "error", json_object_new_string(run->error)))
+        if (run->error && !add(o, "error", json_string(run->error)))
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -256,7 +327,7 @@ struct json_object *mpf_summary_line_to_json(const struct mpf_run *run, const ch
                     !add(counts, mpf_result_to_string((MpfResult)k), json_object_new_int64((int64_t)n)))
                         return NULL;
         }
-        if (!add(o, "version", json_object_new_string(version)) ||
+        if (!add(o, "version", json_string(version)) ||
             !add(o, "n_maps", json_object_new_int64((int64_t)run->n_maps)) ||
             !add(o, "results", TAKE_PTR(counts)) ||
             !add(o, "exit_status", json_object_new_int(run->exit_status)))
@@ -265,7 +336,7 @@ struct json_object *mpf_summary_line_to_json(const struct mpf_run *run, const ch
                 return NULL;
         if (run->udev_late && !add(o, "udev_late", json_object_new_boolean(1)))
                 return NULL;
-        if (run->error && !add(o, "error", json_object_new_string(run->error)))
+        if (run->error && !add(o, "error", json_string(run->error)))
                 return NULL;
         return TAKE_PTR(o);
 }

@@ -26,6 +26,9 @@ int mpf_print_json_summary_line(FILE *f, const struct mpf_run *run, const char *
 /* A run that ended before any map (usage, environment or internal error) in the output format
  * asked for: a document, or a summary line with lines. */
 int mpf_print_json_error(FILE *f, bool lines, const char *version, int exit_status, const char *error);
+/* A copy of s in which every byte that does not start a valid UTF-8 sequence is replaced by
+ * U+FFFD: JSON is UTF-8, names, mount points and command names are bytes. NULL on OOM. */
+char *mpf_utf8_sanitize(const char *s);
 
 /* "busy at in-use: mpatha mounted on /mnt (pid 123)" */
 char *mpf_map_result_line(const struct mpf_map_result *r);

@@ -76,13 +76,20 @@ void mpf_blockers_done(struct mpf_blockers *b)
         }
         b->openers = mfree(b->openers);
         b->n_openers = 0;
+        for (size_t i = 0; i < b->n_kernel_users; i++) {
+                free(b->kernel_users[i].kind);
+                free(b->kernel_users[i].name);
+                free(b->kernel_users[i].device);
+        }
+        b->kernel_users = mfree(b->kernel_users);
+        b->n_kernel_users = 0;
         b->unexplained_opens = 0;
 }
 
 bool mpf_blockers_any(const struct mpf_blockers *b)
 {
         return strv_length(b->holders) > 0 || b->n_mounts > 0 || strv_length(b->swaps) > 0 ||
-               b->n_openers > 0;
+               b->n_openers > 0 || b->n_kernel_users > 0;
 }
 
 int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const char *target, pid_t pid)
@@ -126,6 +133,34 @@ int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm,
         }
         b->openers = o;
         b->openers[b->n_openers++] = (struct mpf_opener){.pid = pid, .comm = c, .device = d};
+        return 0;
+}
+
+int mpf_blockers_add_kernel_user(struct mpf_blockers *b, const char *kind, const char *name,
+                                 const char *device)
+{
+        struct mpf_kernel_user *u;
+        char *k, *n, *d;
+
+        for (size_t i = 0; i < b->n_kernel_users; i++)
+                if (strcmp(b->kernel_users[i].kind, kind) == 0 &&
+                    strcmp(b->kernel_users[i].name, name) == 0 &&
+                    strcmp(b->kernel_users[i].device, device) == 0)
+                        return 0;
+        k = strdup(kind);
+        n = strdup(name);
+        d = strdup(device);
+        u = realloc(b->kernel_users, sizeof(*u) * (b->n_kernel_users + 1));
+        if (!k || !n || !d || !u) {
+                free(k);
+                free(n);
+                free(d);
+                if (u)
+                        b->kernel_users = u;
+                return -ENOMEM;
+        }
+        b->kernel_users = u;
+        b->kernel_users[b->n_kernel_users++] = (struct mpf_kernel_user){.kind = k, .name = n, .device = d};
         return 0;
 }
 
@@ -191,6 +226,20 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
         STRV_FOREACH (w, b->swaps)
                 if (append(&s, &len, "swap %s", *w) < 0)
                         return NULL;
+        for (size_t i = 0; i < b->n_kernel_users; i++) {
+                const struct mpf_kernel_user *u = &b->kernel_users[i];
+                int r;
+
+                if (strcmp(u->kind, "loop") == 0)
+                        r = append(&s, &len, "%s backs loop device %s", u->device, u->name);
+                else if (strcmp(u->kind, "journal") == 0)
+                        r = append(&s, &len, "%s is an external journal (jbd2 %s)", u->device, u->name);
+                else
+                        r = append(&s, &len, "%s is a device of %s file system %s", u->device, u->kind,
+                                   u->name);
+                if (r < 0)
+                        return NULL;
+        }
         if (b->unexplained_opens > 0)
                 if (append(&s, &len, "%u unexplained open(s)", b->unexplained_opens) < 0)
                         return NULL;
@@ -219,6 +268,7 @@ int mpf_map_result_exit_code(const struct mpf_map_result *r)
                 return MPF_EXIT_RESTORE_FAILED;
         switch (r->result) {
         case MPF_RESULT_REMOVED:
+                return r->data_lost ? MPF_EXIT_DATA_LOST : MPF_EXIT_OK;
         case MPF_RESULT_ABSENT:
         case MPF_RESULT_DEFERRED:
                 return MPF_EXIT_OK;
@@ -236,7 +286,7 @@ int mpf_map_result_exit_code(const struct mpf_map_result *r)
 
 static int severity(int code)
 {
-        /* 7 > 1 > 5 > 4 > 3 > 0; 2 and 6 end the run before maps, rank them highest if they appear */
+        /* 7 > 8 > 1 > 5 > 4 > 3 > 0; 2 and 6 end the run before maps, rank them highest if they appear */
         switch (code) {
         case MPF_EXIT_OK:
                 return 0;
@@ -248,13 +298,15 @@ static int severity(int code)
                 return 3;
         case MPF_EXIT_FAILED:
                 return 4;
-        case MPF_EXIT_RESTORE_FAILED:
+        case MPF_EXIT_DATA_LOST:
                 return 5;
-        case MPF_EXIT_ENVIRONMENT:
+        case MPF_EXIT_RESTORE_FAILED:
                 return 6;
+        case MPF_EXIT_ENVIRONMENT:
+                return 7;
         case MPF_EXIT_USAGE:
         default:
-                return 7;
+                return 8;
         }
 }
 

@@ -41,6 +41,7 @@ enum {
         MPF_EXIT_TIMEOUT = 5,
         MPF_EXIT_ENVIRONMENT = 6,
         MPF_EXIT_RESTORE_FAILED = 7,
+        MPF_EXIT_DATA_LOST = 8,
 };
 
 const char *mpf_step_to_string(MpfStep s);
@@ -60,6 +61,14 @@ struct mpf_opener {
         char *device; /* map or partition map name */
 };
 
+/* A kernel user that /sys/block/dm-N/holders does not show: a loop device backed by the map, an
+ * external ext4 journal, a btrfs member device. */
+struct mpf_kernel_user {
+        char *kind;   /* "loop", "journal", "btrfs" */
+        char *name;   /* "loop0", the journal's device, the btrfs file system's UUID */
+        char *device; /* map or partition map name */
+};
+
 struct mpf_blockers {
         char **holders;      /* kernel claimers other than own partition maps: "dm-3" */
         char **holder_names; /* the same, their dm names ("vg0-lv0", "" if none), for humans */
@@ -68,6 +77,8 @@ struct mpf_blockers {
         char **swaps;
         struct mpf_opener *openers;
         size_t n_openers;
+        struct mpf_kernel_user *kernel_users;
+        size_t n_kernel_users;
         unsigned unexplained_opens;
 };
 
@@ -75,6 +86,8 @@ void mpf_blockers_done(struct mpf_blockers *b);
 bool mpf_blockers_any(const struct mpf_blockers *b);
 int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const char *target, pid_t pid);
 int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm, const char *device);
+int mpf_blockers_add_kernel_user(struct mpf_blockers *b, const char *kind, const char *name,
+                                 const char *device);
 /* "mounted on /mnt (pid 1 mount), opened by pid 2 (sleep), held by dm-3, swap /dev/dm-4" */
 char *mpf_blockers_describe(const struct mpf_blockers *b);
 
@@ -97,12 +110,15 @@ struct mpf_map_result {
         unsigned attempts;    /* flushes tried: 1, more with --wait-busy */
         bool restore_failed;  /* queueing could not be restored: exit 7 */
         bool partitions_lost; /* partition maps we removed could not be made again: exit 7 */
-        char **plan;          /* --dry-run: the steps that would run */
-        void *held_lock;      /* internal: locks kept until the shared udev wait (--all) */
+        bool data_lost;       /* writes queued on the map failed when queueing went off: exit 8 if removed */
+        uint64_t failed_writes; /* write requests of the map that failed meanwhile (its disk statistics) */
+        pid_t stuck_worker;     /* the write-back worker missed the deadline and did not die: left behind */
+        char **plan;            /* --dry-run: the steps that would run */
+        void *held_lock;        /* internal: locks kept until the shared udev wait (--all) */
 };
 
 void mpf_map_result_done(struct mpf_map_result *r);
 /* Exit code for one map. */
 int mpf_map_result_exit_code(const struct mpf_map_result *r);
-/* Combine per-map exit codes by the contract's precedence 7 > 1 > 5 > 4 > 3 > 0. */
+/* Combine per-map exit codes by the contract's precedence 7 > 8 > 1 > 5 > 4 > 3 > 0. */
 int mpf_exit_code_merge(int a, int b);

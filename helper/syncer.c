@@ -133,8 +133,16 @@ static int spawn(struct mpf_syncer *s)
                 return r;
         }
         if (pid == 0) {
+                int null;
+
                 /* The worker may hang in D state for good: it must not keep copies of our lock
-                 * fds (a flock lives as long as any copy of its open file description). */
+                 * fds (a flock lives as long as any copy of its open file description), nor our
+                 * caller's stdin, stdout and stderr (a caller reading our output until EOF, as
+                 * $(mpath-flush ...) does, would wait for it). */
+                null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+                for (int i = 0; i < 3; i++)
+                        if (null < 0 || dup2(null, i) < 0)
+                                (void)close(i);
                 close_all_but(pair[1]);
                 worker(pair[1]);
         }
@@ -144,15 +152,54 @@ static int spawn(struct mpf_syncer *s)
         return 0;
 }
 
-/* Kill the worker and forget it; reap it only if it is already dead (it may be stuck in D state). */
-static void discard(struct mpf_syncer *s)
+/* Kill the worker and forget it. A worker that is not stuck dies at once, and its end of the
+ * socket closes with it; one in uninterruptible sleep (an fsync waiting for I/O) dies only when the
+ * I/O ends, if ever: then it is left behind. Returns its pid if it did not die within
+ * SYNCER_EXIT_WAIT_USEC, else 0. */
+static pid_t discard(struct mpf_syncer *s)
 {
+        usec_t until = usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC);
+        pid_t stuck = 0;
+
         if (s->pid <= 0)
-                return;
+                return 0;
         (void)kill(s->pid, SIGKILL);
+        for (;;) {
+                struct pollfd p = {.fd = s->sock, .events = POLLIN};
+                int ms = deadline_poll_ms(until, now_monotonic());
+
+                if (ms == 0) {
+                        stuck = s->pid;
+                        break;
+                }
+                if (poll(&p, 1, ms) < 0 && errno != EINTR)
+                        break;
+                if (p.revents & (POLLHUP | POLLERR))
+                        break; /* its end is closed: it is gone (or going) */
+                if (p.revents & POLLIN) {
+                        int status;
+                        /* a late answer: drop it and look again */
+                        (void)recv(s->sock, &status, sizeof(status), MSG_DONTWAIT);
+                }
+        }
         (void)waitpid(s->pid, NULL, WNOHANG);
         s->sock = safe_close(s->sock);
         s->pid = 0;
+        return stuck;
+}
+
+/* A descriptor of the same block device that is not the caller's: opened again through
+ * /proc/self/fd, it shares neither the caller's O_EXCL claim (the claim belongs to the open file
+ * and ends when that file is released, which a worker stuck with a copy would prevent) nor its
+ * file position. Any descriptor of the device writes back its page cache and flushes its cache. */
+static int reopen_plain(int fd)
+{
+        char p[64];
+        int r;
+
+        (void)snprintf(p, sizeof(p), "/proc/self/fd/%i", fd);
+        r = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        return r < 0 ? negative_errno() : r;
 }
 
 int mpf_syncer_new(struct mpf_syncer **ret)
@@ -209,30 +256,45 @@ static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status
         }
 }
 
-int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline)
+int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_stuck)
 {
+        _cleanup_(closep) int plain = -EBADF;
         int status = 0, r;
 
+        if (ret_stuck)
+                *ret_stuck = 0;
         if (deadline_passed(deadline, now_monotonic()))
                 return -ETIMEDOUT;
+        plain = reopen_plain(fd);
+        if (plain < 0)
+                return plain;
         for (int attempt = 0;; attempt++) {
                 if (s->pid <= 0) {
                         r = spawn(s);
                         if (r < 0)
                                 return r;
                 }
-                r = send_fd(s->sock, fd);
+                r = send_fd(s->sock, plain);
                 if (r >= 0)
                         break;
                 /* a worker that died while idle (killed by someone): one new one */
-                discard(s);
+                (void)discard(s);
                 if (attempt > 0 || (r != -EPIPE && r != -ECONNRESET && r != -ECONNREFUSED))
                         return r;
         }
+        /* the worker has its copy; ours would keep the device open for nothing */
+        plain = safe_close(plain);
         r = receive_status(s, deadline, &status);
         if (r < 0) {
                 /* fsync on a map without paths can hang for good: leave the worker behind */
-                discard(s);
+                pid_t stuck = discard(s);
+
+                if (stuck > 0)
+                        log_debug("Write-back worker %i did not die when killed: stuck in the kernel, left "
+                                  "behind",
+                                  (int)stuck);
+                if (ret_stuck)
+                        *ret_stuck = stuck;
                 return r;
         }
         if (status & FLUSH_ONLY_FAILED) {
@@ -250,5 +312,5 @@ int mpf_fsync_bounded(int fd, usec_t deadline)
         r = mpf_syncer_new(&s);
         if (r < 0)
                 return r;
-        return mpf_syncer_sync(s, fd, deadline);
+        return mpf_syncer_sync(s, fd, deadline, NULL);
 }

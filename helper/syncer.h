@@ -8,11 +8,17 @@
 /*
  * Bounded write-back. fsync() on a multipath map can block in D state for as long as its paths
  * take to time out, and a thread stuck there would keep the whole process from exiting. So the
- * write-back runs in a worker process that holds no fd of ours but a socket: each map's fd is
+ * write-back runs in a worker process that holds no fd of ours but a socket, and /dev/null as its
+ * stdin, stdout and stderr: for each map, a descriptor of the map opened again without O_EXCL is
  * passed to it (SCM_RIGHTS), and its answer is waited for until the deadline. A worker that misses
- * a deadline is killed and left behind; the next map gets a new one. One worker serves every map
- * of a run, so --all forks once, not once a map.
+ * a deadline is killed and, if it does not die (stuck in the kernel), left behind: it then holds
+ * an open of the map, but neither the caller's O_EXCL claim nor its output, so the caller returns
+ * and the map can be claimed (mounted) again. The next map gets a new worker. One worker serves
+ * every map of a run, so --all forks once, not once a map.
  */
+
+/* How long a killed worker gets to die before it counts as stuck and is left behind. */
+#define SYNCER_EXIT_WAIT_USEC (100 * USEC_PER_MSEC)
 struct mpf_syncer;
 
 /* No process is started until the first mpf_syncer_sync(). */
@@ -24,11 +30,13 @@ static inline void mpf_syncer_freep(struct mpf_syncer **s)
         *s = mpf_syncer_free(*s);
 }
 
-/* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), then fsync(fd), in the worker. Returns 0; 1 when
- * all dirty data was written back but the device cache flush failed; -errno (-EIO) when data could
- * not be written back; -ETIMEDOUT at the deadline (the worker is killed, and left behind if it is
- * stuck in D state); -EINTR when someone else killed the worker. */
-int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline);
+/* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), then fsync, in the worker, on a descriptor of
+ * the same device as fd (fd itself, the caller's claim, never leaves the caller). Returns 0; 1
+ * when all dirty data was written back but the device cache flush failed; -errno (-EIO) when data
+ * could not be written back; -ETIMEDOUT at the deadline (the worker is killed, and left behind if
+ * it is stuck in D state: then *ret_stuck is its pid, else 0); -EINTR when someone else killed
+ * the worker. ret_stuck may be NULL. */
+int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_stuck);
 /* The worker's pid, 0 if none runs (tests). */
 pid_t mpf_syncer_pid(const struct mpf_syncer *s);
 

@@ -64,6 +64,22 @@ int mpf_sysfs_dm_kname(const char *sysfs, dev_t devt, char *ret, size_t size)
         return 0;
 }
 
+int mpf_sysfs_writes_completed(const char *sysfs, const char *kname, uint64_t *ret)
+{
+        _cleanup_(freep) char *line = NULL;
+        unsigned long long v[5];
+        int r;
+
+        /* Documentation/block/stat.rst: read I/Os, read merges, read sectors, read ticks, write I/Os */
+        r = read_attr(sysfs, kname, "stat", &line);
+        if (r < 0)
+                return r;
+        if (sscanf(line, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5)
+                return -EBADMSG;
+        *ret = v[4];
+        return 0;
+}
+
 static int entry_ok(const struct dirent *de)
 {
         return de->d_name[0] != '.';
@@ -314,6 +330,102 @@ static int scan_swaps(const struct mpf_usage_roots *roots, const struct mpf_targ
         return 0;
 }
 
+/* Loop devices whose backing file is the map or a partition map. A loop device opens its backing
+ * file like any process, but leaves no holders/ link and no fd in /proc: only its sysfs
+ * attribute names the file (for a block device, the node it was set up with, as d_path() shows
+ * it: /dev/dm-0 for /dev/mapper/mpatha). */
+static int scan_loops(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
+                      size_t n_targets, struct mpf_blockers *b, unsigned *explained)
+{
+        _cleanup_(freep) char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+
+        if (asprintf_safe(&dir, "%s/block", roots->sysfs) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                _cleanup_(freep) char *backing = NULL;
+
+                if (!startswith(de->d_name, "loop"))
+                        continue;
+                if (read_attr(roots->sysfs, de->d_name, "loop/backing_file", &backing) < 0)
+                        continue; /* not bound */
+                for (size_t i = 0; i < n_targets; i++) {
+                        int r;
+
+                        if (!path_is_target(backing, &targets[i]))
+                                continue;
+                        r = mpf_blockers_add_kernel_user(b, "loop", de->d_name, targets[i].name);
+                        if (r < 0)
+                                return r;
+                        if (i == 0)
+                                (*explained)++;
+                        break;
+                }
+        }
+        return 0;
+}
+
+/* An external ext4/jbd2 journal on the map: jbd2 names its /proc/fs/jbd2 entry after the journal
+ * device alone ("dm-0"; a journal inside a file system is "dm-0-8"). */
+static int scan_journals(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
+                         size_t n_targets, struct mpf_blockers *b, unsigned *explained)
+{
+        for (size_t i = 0; i < n_targets; i++) {
+                _cleanup_(freep) char *p = NULL;
+                int r;
+
+                if (asprintf_safe(&p, "%s/fs/jbd2/%s", roots->procfs, targets[i].kname) < 0)
+                        return -ENOMEM;
+                if (access(p, F_OK) < 0)
+                        continue;
+                r = mpf_blockers_add_kernel_user(b, "journal", targets[i].kname, targets[i].name);
+                if (r < 0)
+                        return r;
+                if (i == 0)
+                        (*explained)++;
+        }
+        return 0;
+}
+
+/* A btrfs member device: its mounts show the file system's anonymous device number, not ours;
+ * /sys/fs/btrfs/<fsid>/devices/<kname> names it. */
+static int scan_btrfs(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
+                      size_t n_targets, struct mpf_blockers *b, unsigned *explained)
+{
+        _cleanup_(freep) char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+
+        if (asprintf_safe(&dir, "%s/fs/btrfs", roots->sysfs) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                if (!entry_ok(de))
+                        continue;
+                for (size_t i = 0; i < n_targets; i++) {
+                        _cleanup_(freep) char *p = NULL;
+                        int r;
+
+                        if (asprintf_safe(&p, "%s/%s/devices/%s", dir, de->d_name, targets[i].kname) < 0)
+                                return -ENOMEM;
+                        if (access(p, F_OK) < 0)
+                                continue;
+                        r = mpf_blockers_add_kernel_user(b, "btrfs", de->d_name, targets[i].name);
+                        if (r < 0)
+                                return r;
+                        if (i == 0)
+                                (*explained)++;
+                }
+        }
+        return 0;
+}
+
 static int scan_mountinfo(const char *path, pid_t pid, const struct mpf_target *targets, size_t n_targets,
                           struct mpf_blockers *b, bool *map_mounted)
 {
@@ -437,7 +549,7 @@ static int pid_from_name(const char *s, pid_t *ret)
 }
 
 int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,
-                   struct mpf_blockers *ret, unsigned *ret_explained)
+                   usec_t deadline, struct mpf_blockers *ret, unsigned *ret_explained)
 {
         struct mpf_blockers b = {};
         _cleanup_(strv_freep) char **namespaces = NULL;
@@ -456,6 +568,15 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
         r = scan_swaps(roots, targets, n_targets, &b, &explained);
         if (r < 0)
                 goto fail;
+        r = scan_loops(roots, targets, n_targets, &b, &explained);
+        if (r < 0)
+                goto fail;
+        r = scan_journals(roots, targets, n_targets, &b, &explained);
+        if (r < 0)
+                goto fail;
+        r = scan_btrfs(roots, targets, n_targets, &b, &explained);
+        if (r < 0)
+                goto fail;
 
         d = opendir(roots->procfs);
         if (!d) {
@@ -470,6 +591,11 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
 
                 if (pid_from_name(de->d_name, &pid) < 0)
                         continue;
+                /* thousands of processes, each a few files: the deadline bounds the walk */
+                if (deadline_passed(deadline, now_monotonic())) {
+                        r = -ETIMEDOUT;
+                        goto fail;
+                }
                 /* Our own fds are our own business, and our own mount namespace is either one
                  * another process shows first (pid 1's, when run by hand) or a copy systemd made
                  * for our sandbox, whose mounts are the host's that other processes show. */

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
+#include "deadline.h"
 #include "names.h"
 #include "result.h"
 
@@ -36,11 +38,17 @@ int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_u
 int mpf_sysfs_slaves(const char *sysfs, const char *kname, char ***ret_names, dev_t **ret_devts,
                      size_t *ret_n);
 
+/* Write requests completed by a block device so far (successful or failed): the fifth field of
+ * <sysfs>/block/<kname>/stat. */
+int mpf_sysfs_writes_completed(const char *sysfs, const char *kname, uint64_t *ret);
+
 /* Who holds targets[0] (the map) or targets[1..] (its partition maps)? Partition maps listed in
  * targets are not holders of the map; holders of a partition map are. *ret_explained: how many of
- * the map's opens the findings account for (partition maps, holders, a mount, swaps, fds). */
+ * the map's opens the findings account for (partition maps, holders, a mount, swaps, loop
+ * devices, external journals, btrfs members, fds). -ETIMEDOUT when the deadline passes during the
+ * walk of /proc. */
 int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,
-                   struct mpf_blockers *ret, unsigned *ret_explained);
+                   usec_t deadline, struct mpf_blockers *ret, unsigned *ret_explained);
 
 /* Undo mountinfo's octal escapes (\040 etc.) in place. */
 void mpf_unescape_mountinfo(char *s);

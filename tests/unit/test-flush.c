@@ -32,8 +32,9 @@ struct fake {
 
         int check_r;
         int lock_r;
-        bool lock_removes_map; /* another flusher removed it while we waited */
-        bool mounted;          /* scan finds a mount of the map */
+        bool lock_removes_map;        /* another flusher removed it while we waited */
+        const char *lock_sets_params; /* the table as another flusher left it while we waited */
+        bool mounted;                 /* scan finds a mount of the map */
         unsigned explained;
         int mpathd_r;
         int mpathd_restore_r;
@@ -52,6 +53,9 @@ struct fake {
         const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
         bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
+        pid_t stuck_worker;           /* a flush that times out leaves this worker behind */
+        uint64_t writes_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
+        size_t n_writes_seq, writes_pos;
         bool claimed;
         int part_open_count;
         int opener_seq[SEQ_MAX]; /* pid of a process opener per scan (0: none), the last one repeats */
@@ -224,8 +228,8 @@ static int f_targets(void *u, const struct mpf_dm_info *map, struct mpf_target *
         return 0;
 }
 
-static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mpf_blockers *ret,
-                        unsigned *explained)
+static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, usec_t deadline,
+                        struct mpf_blockers *ret, unsigned *explained)
 {
         *ret = (struct mpf_blockers){};
         record("scan");
@@ -240,8 +244,10 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, struct mp
                         ck_assert_int_eq(
                                 mpf_blockers_add_opener(ret, pid, pid == 200 ? "sleep" : "blkid", t[0].name),
                                 0);
-        }
-        *explained = F.explained + (unsigned)(n - 1);
+                *explained = pid > 0; /* the opener's fd accounts for the open it adds (fill()) */
+        } else
+                *explained = 0;
+        *explained += F.explained + (unsigned)(n - 1);
         return 0;
 }
 
@@ -254,6 +260,8 @@ static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void 
                 return F.lock_r;
         if (F.lock_removes_map)
                 F.maps[0].info.exists = false;
+        if (F.lock_sets_params)
+                F.maps[0].params = F.lock_sets_params;
         *ret = &F;
         return 0;
 }
@@ -272,6 +280,8 @@ static int f_message(void *u, const char *name, const char *msg)
                 return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0)
                 return F.message_restore_r;
+        if (F.message_r >= 0 && F.n_writes_seq > 0)
+                F.writes_pos++; /* queueing is off: the queued writes fail */
         return F.message_r;
 }
 
@@ -298,13 +308,23 @@ static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
         return 0;
 }
 
-static int f_flush(void *u, int fd, usec_t deadline)
+static int f_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
 {
         ck_assert_int_eq(fd, 42);
         record("flush");
         if (F.flush_r == -ETIMEDOUT)
                 F.clock = deadline;
+        *ret_stuck = F.flush_r == -ETIMEDOUT ? F.stuck_worker : 0;
         return F.flush_r;
+}
+
+static int f_writes_done(void *u, const struct mpf_dm_info *map, uint64_t *ret)
+{
+        record("writes-done %s", map->name);
+        if (F.n_writes_seq == 0)
+                return -ENOENT;
+        *ret = F.writes_seq[F.writes_pos < F.n_writes_seq ? F.writes_pos : F.n_writes_seq - 1];
+        return 0;
 }
 
 static int f_active_paths(void *u, const char *name)
@@ -440,6 +460,7 @@ static const struct mpf_ops fake_ops = {
         .save = f_save,
         .create = f_create,
         .active_paths = f_active_paths,
+        .writes_done = f_writes_done,
         .release = f_release,
         .remove = f_remove,
         .udev_wait = f_udev_wait,
@@ -470,7 +491,7 @@ static void setup(void)
 {
         for (size_t i = 0; i < F.n_calls; i++)
                 free(F.calls[i]);
-        F = (struct fake){.clock = START, .mpathd_r = 0};
+        F = (struct fake){.clock = START, .mpathd_r = 0, .active_paths_r = 2};
         log_set_max_level(LOG_EMERG - 1); /* quiet */
 }
 
@@ -756,6 +777,7 @@ START_TEST(test_unexplained_opens_proceed)
 
         setup_standard();
         F.maps[0].info.open_count = 4; /* 1 partition map + 3 nobody accounts for */
+        F.active_paths_r = 0;          /* no usable path: they are queued I/O */
         F.open_seq[0] = 1;             /* drained by the flush: only our fd is left */
         F.n_open_seq = 1;
         flush("mpatha", false, false, &r);
@@ -873,6 +895,157 @@ START_TEST(test_flush_eio)
 }
 END_TEST
 
+/* On a map without a usable path, data that could not be written failed for lack of a path;
+ * keeping the map saves none of it: it is removed, and the result says data was lost (exit 8). */
+START_TEST(test_flush_eio_pathless_data_lost)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = -EIO;
+        F.active_paths_r = 0;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(r.step, MPF_STEP_DONE);
+        ck_assert(r.data_lost);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_DATA_LOST);
+        ck_assert_ptr_nonnull(strstr(r.reason, "written data was lost"));
+        ck_assert(!find_name("mpatha"));
+}
+END_TEST
+
+/* Writes queued by a writer that closed, on a pathless map: switching queueing off fails them.
+ * The disk statistics count them; the map is removed all the same, and the result says so. */
+START_TEST(test_queued_writes_failed_counted)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 3; /* its partition map, and two opens nobody accounts for */
+        F.active_paths_r = 0;
+        F.writes_seq[0] = 10;
+        F.writes_seq[1] = 13; /* after fail_if_no_path */
+        F.n_writes_seq = 2;
+        F.open_seq[0] = 1; /* drained: only our own open left */
+        F.n_open_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_msg(r.result == MPF_RESULT_REMOVED, "%s", r.reason);
+        ck_assert_uint_eq(r.blockers.unexplained_opens, 2);
+        ck_assert(r.data_lost);
+        ck_assert_uint_eq(r.failed_writes, 3);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_DATA_LOST);
+        ck_assert_ptr_nonnull(strstr(r.reason, "3 write request(s)"));
+        ck_assert_int_lt(call_index("writes-done mpatha"), call_index("message mpatha fail_if_no_path"));
+}
+END_TEST
+
+/* The same with only reads queued: nothing written was lost, a clean removal. */
+START_TEST(test_queued_reads_not_data_lost)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 2;
+        F.active_paths_r = 0;
+        F.writes_seq[0] = 10;
+        F.n_writes_seq = 1;
+        F.open_seq[0] = 1;
+        F.n_open_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(!r.data_lost);
+        ck_assert_uint_eq(r.failed_writes, 0);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
+}
+END_TEST
+
+/* Opens nobody accounts for, on a map with a usable path: no I/O queues there, so it is a user
+ * (a loop device, a kernel user): busy at in-use, at once, queueing untouched. */
+START_TEST(test_unexplained_with_paths_busy)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, d;
+
+        setup_standard();
+        F.maps[0].info.open_count = 2; /* its partition map and one open nobody accounts for */
+        F.active_paths_r = 2;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE);
+        ck_assert_uint_eq(r.blockers.unexplained_opens, 1);
+        ck_assert_ptr_nonnull(strstr(r.reason, "kernel user"));
+        ck_assert_int_eq(r.queueing_after, 1);
+        assert_untouched();
+        ck_assert_uint_le(F.clock, START + IN_USE_SETTLE_USEC);
+
+        /* the dry run predicts the same */
+        setup_standard();
+        F.maps[0].info.open_count = 2;
+        flush("mpatha", false, true, &d);
+        ck_assert_int_eq(d.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(d.step, MPF_STEP_IN_USE);
+        ck_assert_ptr_nonnull(strstr(d.reason, "kernel user"));
+        assert_untouched();
+}
+END_TEST
+
+/* Path states that cannot be read do not prove the map pathless: still a user. */
+START_TEST(test_unexplained_status_unreadable_busy)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 2;
+        F.active_paths_r = -EBADMSG;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE);
+        assert_untouched();
+}
+END_TEST
+
+/* A worker stuck in the kernel at the deadline is named in the result. */
+START_TEST(test_flush_timeout_stuck_worker)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.flush_r = -ETIMEDOUT;
+        F.stuck_worker = 4242;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_FLUSH);
+        ck_assert_int_eq(r.stuck_worker, 4242);
+        ck_assert_ptr_nonnull(strstr(r.reason, "pid 4242"));
+        assert_restored();
+}
+END_TEST
+
+/* Queueing is read again once the lock is ours: another flusher had it off when we resolved the
+ * map, and put it back on before letting go of the lock. */
+START_TEST(test_lock_rereads_queueing)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2;
+
+        setup_standard();
+        F.maps[0].params = NO_QUEUEING_PARAMS;
+        F.lock_sets_params = QUEUEING_PARAMS;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(r.queueing_before, 1);
+        ck_assert(called("message mpatha fail_if_no_path"));
+
+        /* and the other way round: queueing off by now, nothing to switch off or restore */
+        setup_standard();
+        F.lock_sets_params = NO_QUEUEING_PARAMS;
+        F.flush_r = -EIO;
+        flush("mpatha", false, false, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r2.queueing_before, 0);
+        ck_assert(!called("message mpatha fail_if_no_path"));
+        ck_assert(!called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
 /* A step after "partitions" fails: the partition maps we removed are made again, as they were. */
 START_TEST(test_partitions_recreated_on_failure)
 {
@@ -958,6 +1131,7 @@ START_TEST(test_flush_cache_flush_failed)
 
         setup_standard();
         F.flush_r = 1; /* written back, cache flush failed (pathless map) */
+        F.active_paths_r = 0;
         flush("mpatha", false, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
         ck_assert_int_eq(r.step, MPF_STEP_DONE);
@@ -1557,6 +1731,13 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_claim_busy_restores);
         tcase_add_test(tc, test_claim_other_error_failed);
         tcase_add_test(tc, test_flush_eio);
+        tcase_add_test(tc, test_flush_eio_pathless_data_lost);
+        tcase_add_test(tc, test_queued_writes_failed_counted);
+        tcase_add_test(tc, test_queued_reads_not_data_lost);
+        tcase_add_test(tc, test_unexplained_with_paths_busy);
+        tcase_add_test(tc, test_unexplained_status_unreadable_busy);
+        tcase_add_test(tc, test_flush_timeout_stuck_worker);
+        tcase_add_test(tc, test_lock_rereads_queueing);
         tcase_add_test(tc, test_flush_timeout);
         tcase_add_test(tc, test_flush_cache_flush_failed);
         tcase_add_test(tc, test_partitions_recreated_on_failure);

@@ -163,6 +163,95 @@ START_TEST(test_result_line)
 }
 END_TEST
 
+/* A valid UTF-8 string is kept as it is; each byte that starts no valid sequence becomes U+FFFD. */
+START_TEST(test_utf8_sanitize)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                {"plain /mnt/a b", "plain /mnt/a b"},
+                {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe"},
+                {"latin1 caf\xe9", "latin1 caf\xef\xbf\xbd"},
+                {"\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd"},
+                {"overlong \xc0\xaf", "overlong \xef\xbf\xbd\xef\xbf\xbd"},
+                {"surrogate \xed\xa0\x80", "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+                {"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"},
+                {"too big \xf4\x90\x80\x80", "too big \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+                {"", ""},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(freep) char *s = mpf_utf8_sanitize(cases[i].in);
+                ck_assert_str_eq(s, cases[i].out);
+        }
+}
+END_TEST
+
+/* Whatever bytes a mount point, a command name or a map name hold, the document is valid UTF-8
+ * and parses; json-c's parser rejects nothing, so check the bytes themselves. */
+START_TEST(test_json_invalid_utf8)
+{
+        struct mpf_run run;
+        _cleanup_(freep) char *text = NULL, *clean = NULL;
+        size_t sz = 0;
+        FILE *f;
+        struct json_object *doc, *a, *m;
+
+        make_run(&run);
+        free(run.maps[0].blockers.mounts[0].target);
+        run.maps[0].blockers.mounts[0].target = strdup("/mnt/caf\xe9");
+        free(run.maps[0].blockers.openers[0].comm);
+        run.maps[0].blockers.openers[0].comm = strdup("\xff\xfeworker");
+        free(run.maps[0].reason);
+        run.maps[0].reason = strdup("mpatha mounted on /mnt/caf\xe9 (pid 123)");
+        f = open_memstream(&text, &sz);
+        ck_assert_int_eq(mpf_print_json(f, &run, "0.1.0", false), 0);
+        fclose(f);
+        clean = mpf_utf8_sanitize(text);
+        ck_assert_str_eq(clean, text); /* nothing left to replace: valid UTF-8 */
+        doc = json_tokener_parse(text);
+        ck_assert_ptr_nonnull(doc);
+        a = json_object_array_get_idx(get(doc, "maps"), 0);
+        m = json_object_array_get_idx(get(get(a, "blockers"), "mounts"), 0);
+        ck_assert_str_eq(json_object_get_string(get(m, "target")), "/mnt/caf\xef\xbf\xbd");
+        m = json_object_array_get_idx(get(get(a, "blockers"), "openers"), 0);
+        ck_assert_str_eq(json_object_get_string(get(m, "comm")), "\xef\xbf\xbd\xef\xbf\xbdworker");
+        json_object_put(doc);
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* The fields issue 9 added: kernel users, written data lost, a stuck worker. */
+START_TEST(test_json_new_fields)
+{
+        struct mpf_run run;
+        struct json_object *doc, *a, *b, *u;
+
+        make_run(&run);
+        ck_assert_int_eq(mpf_blockers_add_kernel_user(&run.maps[0].blockers, "loop", "loop0", "mpatha"), 0);
+        run.maps[0].data_lost = true;
+        run.maps[0].failed_writes = 3;
+        run.maps[0].stuck_worker = 4242;
+        doc = mpf_run_to_json(&run, "0.1.0", false);
+        ck_assert_ptr_nonnull(doc);
+        a = json_object_array_get_idx(get(doc, "maps"), 0);
+        u = json_object_array_get_idx(get(get(a, "blockers"), "kernel_users"), 0);
+        ck_assert_str_eq(json_object_get_string(get(u, "kind")), "loop");
+        ck_assert_str_eq(json_object_get_string(get(u, "name")), "loop0");
+        ck_assert_str_eq(json_object_get_string(get(u, "device")), "mpatha");
+        ck_assert(json_object_get_boolean(get(a, "data_lost")));
+        ck_assert_int_eq(json_object_get_int(get(a, "failed_writes")), 3);
+        ck_assert_int_eq(json_object_get_int(get(a, "stuck_worker")), 4242);
+        b = json_object_array_get_idx(get(doc, "maps"), 1);
+        ck_assert(!json_object_get_boolean(get(b, "data_lost")));
+        ck_assert_int_eq(json_object_get_int(get(b, "failed_writes")), 0);
+        ck_assert(json_object_is_type(get(b, "stuck_worker"), json_type_null));
+        ck_assert_uint_eq(json_object_array_length(get(get(b, "blockers"), "kernel_users")), 0);
+        json_object_put(doc);
+        mpf_run_done(&run);
+}
+END_TEST
+
 START_TEST(test_journal_stream)
 {
         ck_assert(journal_stream_matches("8:12345", 8, 12345));
@@ -181,6 +270,9 @@ static Suite *output_suite(void)
         tcase_add_test(tc, test_json_roundtrip);
         tcase_add_test(tc, test_json_error_and_dry_run);
         tcase_add_test(tc, test_result_line);
+        tcase_add_test(tc, test_utf8_sanitize);
+        tcase_add_test(tc, test_json_invalid_utf8);
+        tcase_add_test(tc, test_json_new_fields);
         tcase_add_test(tc, test_journal_stream);
         suite_add_tcase(s, tc);
         return s;

@@ -68,12 +68,12 @@ START_TEST(test_one_worker_serves_many)
         ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
         ck_assert_int_eq(mpf_syncer_new(&s), 0);
         ck_assert_int_eq(mpf_syncer_pid(s), 0); /* started lazily */
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         pid = mpf_syncer_pid(s);
         ck_assert_int_gt(pid, 0);
-        ck_assert_int_eq(mpf_syncer_sync(s, pipefd[0], now_monotonic() + 5 * USEC_PER_SEC), -EINVAL);
+        ck_assert_int_eq(mpf_syncer_sync(s, pipefd[0], now_monotonic() + 5 * USEC_PER_SEC, NULL), -EINVAL);
         for (int i = 0; i < 10; i++)
-                ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+                ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         ck_assert_int_eq(mpf_syncer_pid(s), pid);
         s = mpf_syncer_free(s);
         /* freed: the idle worker exited and was reaped */
@@ -93,14 +93,16 @@ START_TEST(test_missed_deadline_replaces_worker)
         char p[] = "/tmp/mpf-test-fsync-XXXXXX";
         int fd = temp_file(p);
         usec_t t;
-        pid_t pid, r;
+        pid_t pid, r, stuck = -1;
 
         ck_assert_int_eq(mpf_syncer_new(&s), 0);
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         pid = mpf_syncer_pid(s);
         ck_assert_int_eq(kill(pid, SIGSTOP), 0);
         t = now_monotonic();
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, t + 200 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, t + 200 * USEC_PER_MSEC, &stuck), -ETIMEDOUT);
+        /* SIGKILL ends a stopped process at once: it is not reported as stuck */
+        ck_assert_int_eq(stuck, 0);
         ck_assert_uint_ge(now_monotonic(), t + 200 * USEC_PER_MSEC);
         ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
         ck_assert_int_eq(mpf_syncer_pid(s), 0);
@@ -108,7 +110,7 @@ START_TEST(test_missed_deadline_replaces_worker)
         r = waitpid(pid, NULL, 0);
         ck_assert(r == pid || (r < 0 && errno == ECHILD));
         ck_assert_int_eq(kill(pid, 0), -1);
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         ck_assert_int_gt(mpf_syncer_pid(s), 0);
         ck_assert_int_ne(mpf_syncer_pid(s), pid);
         close(fd);
@@ -125,18 +127,18 @@ START_TEST(test_killed_worker_replaced)
         pid_t pid;
 
         ck_assert_int_eq(mpf_syncer_new(&s), 0);
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         pid = mpf_syncer_pid(s);
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         ck_assert_int_ne(mpf_syncer_pid(s), pid);
         close(fd);
         unlink(p);
 }
 END_TEST
 
-/* The worker holds stdio and its socket only: none of the fds we had open when it started
+/* The worker holds /dev/null as stdio and its socket only: none of the fds we had open when it started
  * (locks, the map), and after answering not even the fd it synced. */
 START_TEST(test_worker_holds_nothing_of_ours)
 {
@@ -148,7 +150,7 @@ START_TEST(test_worker_holds_nothing_of_ours)
 
         ck_assert_int_ge(lockfd, 0);
         ck_assert_int_eq(mpf_syncer_new(&s), 0);
-        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
         snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)mpf_syncer_pid(s));
         d = opendir(dir);
         ck_assert_ptr_nonnull(d);
@@ -163,6 +165,14 @@ START_TEST(test_worker_holds_nothing_of_ours)
         }
         closedir(d);
         ck_assert_int_eq(n, 1); /* its socket */
+        /* and not our stdin, stdout, stderr: a caller reading our output to EOF must not wait for it */
+        for (int k = 0; k < 3; k++) {
+                char link[128], target[64] = "";
+
+                snprintf(link, sizeof(link), "%s/%d", dir, k);
+                ck_assert_int_gt(readlink(link, target, sizeof(target) - 1), 0);
+                ck_assert_str_eq(target, "/dev/null");
+        }
         close(lockfd);
         close(fd);
         unlink(p);

@@ -9,7 +9,7 @@
 #include "usage.h"
 #include "tests.h"
 
-static char sysfs[512], procfs[512], sysfs_empty[512];
+static char sysfs[512], procfs[512], sysfs_empty[512], sysfs_ku[512], procfs_ku[512];
 
 static void setup(void)
 {
@@ -19,6 +19,8 @@ static void setup(void)
         snprintf(sysfs, sizeof(sysfs), "%s/sys-mpatha", f);
         snprintf(procfs, sizeof(procfs), "%s/proc-mpatha", f);
         snprintf(sysfs_empty, sizeof(sysfs_empty), "%s/sys-empty", f);
+        snprintf(sysfs_ku, sizeof(sysfs_ku), "%s/sys-kusers", f);
+        snprintf(procfs_ku, sizeof(procfs_ku), "%s/proc-kusers", f);
 }
 
 static const struct mpf_target targets[] = {
@@ -95,7 +97,7 @@ START_TEST(test_scan_everything_named)
         bool part_mount = false, map_mount = false;
 
         make_targets(t);
-        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, USEC_INFINITY, &b, &explained), 0);
 
         /* LVM on the partition map counts; the partition map itself does not */
         ck_assert_uint_eq(strv_length(b.holders), 1);
@@ -150,7 +152,7 @@ START_TEST(test_scan_skips_own_mount_namespace)
         unsigned explained = 0;
 
         make_targets(t);
-        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, USEC_INFINITY, &b, &explained), 0);
         ck_assert_uint_eq(b.n_mounts, 1);
         ck_assert_str_eq(b.mounts[0].device, "mpatha-part1");
         ck_assert_int_ne(b.mounts[0].pid, 300);
@@ -167,7 +169,7 @@ START_TEST(test_scan_self_counts_when_not_self)
         bool found = false;
 
         make_targets(t);
-        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, &explained), 0);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, USEC_INFINITY, &b, &explained), 0);
         ck_assert_uint_eq(b.n_openers, 3);
         for (size_t i = 0; i < b.n_openers; i++)
                 if (b.openers[i].pid == 400)
@@ -185,7 +187,7 @@ START_TEST(test_scan_unused_map)
         struct mpf_blockers b;
         unsigned explained = 7;
 
-        ck_assert_int_eq(mpf_scan_usage(&roots, &t, 1, &b, &explained), 0);
+        ck_assert_int_eq(mpf_scan_usage(&roots, &t, 1, USEC_INFINITY, &b, &explained), 0);
         ck_assert(!mpf_blockers_any(&b));
         ck_assert_uint_eq(explained, 0);
         mpf_blockers_done(&b);
@@ -199,8 +201,70 @@ START_TEST(test_scan_errors)
         struct mpf_blockers b;
 
         make_targets(t);
-        ck_assert_int_eq(mpf_scan_usage(&roots, t, 0, &b, NULL), -EINVAL);
-        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, &b, NULL), -ENOENT);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 0, USEC_INFINITY, &b, NULL), -EINVAL);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, USEC_INFINITY, &b, NULL), -ENOENT);
+}
+END_TEST
+
+/* Kernel users without a holders/ link are named, and each accounts for one open of the map. */
+START_TEST(test_scan_kernel_users)
+{
+        struct mpf_usage_roots roots = {.sysfs = sysfs_ku, .procfs = procfs_ku, .self = 0};
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+        unsigned explained = 0;
+        bool loop = false, btrfs = false, journal = false;
+        _cleanup_(freep) char *s = NULL;
+
+        make_targets(t);
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, USEC_INFINITY, &b, &explained), 0);
+        ck_assert_uint_eq(b.n_kernel_users, 3);
+        for (size_t i = 0; i < b.n_kernel_users; i++) {
+                const struct mpf_kernel_user *u = &b.kernel_users[i];
+
+                ck_assert_str_eq(u->device, "mpatha");
+                if (strcmp(u->kind, "loop") == 0) {
+                        ck_assert_str_eq(u->name, "loop0"); /* not loop1 (a file), not loop2 (unbound) */
+                        loop = true;
+                } else if (strcmp(u->kind, "btrfs") == 0) {
+                        ck_assert_str_eq(u->name, "2f8c1c1e-0000-4000-8000-000000000001");
+                        btrfs = true;
+                } else {
+                        ck_assert_str_eq(u->kind, "journal"); /* dm-0, not dm-1-12 (inside dm-1) */
+                        ck_assert_str_eq(u->name, "dm-0");
+                        journal = true;
+                }
+        }
+        ck_assert(loop && btrfs && journal);
+        ck_assert_uint_eq(explained, 3);
+        ck_assert(mpf_blockers_any(&b));
+        s = mpf_blockers_describe(&b);
+        ck_assert_ptr_nonnull(strstr(s, "mpatha backs loop device loop0"));
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+START_TEST(test_scan_deadline)
+{
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 400};
+        struct mpf_target t[2];
+        struct mpf_blockers b;
+        unsigned explained = 0;
+
+        make_targets(t);
+        /* the walk of /proc stops at the deadline and names nobody */
+        ck_assert_int_eq(mpf_scan_usage(&roots, t, 2, now_monotonic(), &b, &explained), -ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(test_writes_completed)
+{
+        uint64_t w = 0;
+
+        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "dm-0", &w), 0);
+        ck_assert_uint_eq(w, 710);
+        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "dm-9", &w), -ENOENT);
+        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "loop0", &w), -ENOENT);
 }
 END_TEST
 
@@ -248,6 +312,9 @@ static Suite *usage_suite(void)
         tcase_add_test(tc, test_scan_self_counts_when_not_self);
         tcase_add_test(tc, test_scan_unused_map);
         tcase_add_test(tc, test_scan_errors);
+        tcase_add_test(tc, test_scan_kernel_users);
+        tcase_add_test(tc, test_scan_deadline);
+        tcase_add_test(tc, test_writes_completed);
         tcase_add_test(tc, test_unescape);
         tcase_add_test(tc, test_roots_env);
         suite_add_tcase(s, tc);
