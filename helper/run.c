@@ -21,7 +21,10 @@ void mpf_run_done(struct mpf_run *r)
 }
 
 /* udev-wait for all maps removed under the shared cookie, then drop their locks. Returns true if
- * udev had not finished at the deadline. */
+ * udev had not finished at the deadline. A remove that failed joined the cookie too
+ * (libdevmapper makes it with the first task that uses it): when every remove failed, no map
+ * holds a lock, but the cookie's semaphore exists all the same and is waited for here, so that it
+ * is destroyed and does not leak. */
 static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_params *p, struct mpf_run *run,
                           uint32_t cookie)
 {
@@ -30,7 +33,7 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
 
         for (size_t i = 0; i < run->n_maps; i++)
                 any = any || run->maps[i].held_lock;
-        if (!any)
+        if (!any && cookie == 0)
                 return false;
         r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
         if (r < 0 && r != -ETIMEDOUT)
@@ -194,6 +197,23 @@ int mpf_run_with_ops(const struct mpf_options *o, const struct mpf_ops *ops)
         return status;
 }
 
+/* Did one of the signals in mask arrive (and wait) during the run? */
+static bool signal_held(const sigset_t *mask)
+{
+        sigset_t pending;
+        bool held = false;
+
+        if (sigpending(&pending) < 0)
+                return false;
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sigismember(mask, sig) == 1 && sigismember(&pending, sig) == 1) {
+                        log_info("Received %s during the run: exiting with the run's status",
+                                 strsignal(sig));
+                        held = true;
+                }
+        return held;
+}
+
 int mpf_run(const struct mpf_options *o)
 {
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
@@ -227,6 +247,13 @@ int mpf_run(const struct mpf_options *o)
         (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
         status = mpf_run_with_ops(o, &ops);
         fflush(stdout);
+        /* A signal held back during the run has had its effect: the run ended, at its deadline at
+         * the latest. Letting it through now would replace the run's answer with death by that
+         * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script
+         * cannot tell from success: "busy" would look like "removed". So we exit with the run's
+         * status, and the signal stays blocked until then. */
+        if (signal_held(&mask))
+                return status;
         (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return status;
 }

@@ -347,6 +347,8 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         int r = 0;
 
         record("remove%s %s", deferred ? " deferred" : "", name);
+        if (*cookie == 0)
+                *cookie = 0x0d4d1234; /* libdevmapper makes the cookie before it runs the task */
         if (should_fail("remove"))
                 return F.fail_r;
         if (!m)
@@ -1474,6 +1476,33 @@ START_TEST(test_run_all_one_udev_wait)
 }
 END_TEST
 
+/* --all, and every remove on the shared cookie fails: the cookie was made all the same, and is
+ * waited for (released) at the end so that its semaphore does not leak. */
+START_TEST(test_run_all_failed_removes_release_cookie)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_run run;
+        ssize_t last_remove = -1;
+
+        setup();
+        add_map("mpatha", "mpath-3600a", 0, 0, "multipath", NO_QUEUEING_PARAMS);
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.fail_op = "remove";
+        F.fail_r = -EBUSY;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_BUSY);
+        for (size_t i = 0; i < F.n_calls; i++)
+                if (startswith(F.calls[i], "remove"))
+                        last_remove = (ssize_t)i;
+        ck_assert_int_ge(last_remove, 0);
+        ck_assert_uint_gt(F.n_calls, (size_t)last_remove + 1);
+        ck_assert_str_eq(F.calls[F.n_calls - 1], "udev_wait");
+        mpf_run_done(&run);
+}
+END_TEST
+
 START_TEST(test_run_all_udev_late)
 {
         struct mpf_flush_params p = {.deadline = START + TIMEOUT};
@@ -1769,6 +1798,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_wait_busy_unmounted);
         tcase_add_test(tc, test_run_wait_busy_sole_opener_unlocked);
         tcase_add_test(tc, test_run_wait_busy_remove_ebusy);
+        tcase_add_test(tc, test_run_all_failed_removes_release_cookie);
         suite_add_tcase(s, tc);
         return s;
 }

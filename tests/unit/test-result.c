@@ -48,13 +48,23 @@ START_TEST(test_exit_codes)
                 r.restore_failed = true;
                 ck_assert_int_eq(mpf_map_result_exit_code(&r), 7);
         }
+        /* written data lost: 8 for a removed map, only for a removed map */
+        r.restore_failed = false;
+        r.data_lost = true;
+        r.result = MPF_RESULT_REMOVED;
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), 8);
+        r.result = MPF_RESULT_BUSY;
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), 4);
+        r.result = MPF_RESULT_REMOVED;
+        r.restore_failed = true;
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), 7);
 }
 END_TEST
 
 START_TEST(test_precedence)
 {
-        /* 7 > 1 > 5 > 4 > 3 > 0 */
-        static const int order[] = {0, 3, 4, 5, 1, 7};
+        /* 7 > 8 > 1 > 5 > 4 > 3 > 0 */
+        static const int order[] = {0, 3, 4, 5, 1, 8, 7};
 
         for (size_t i = 0; i < ELEMENTSOF(order); i++)
                 for (size_t j = 0; j < ELEMENTSOF(order); j++) {
@@ -86,6 +96,12 @@ START_TEST(test_blockers)
         ck_assert_str_eq(s,
                          "mpatha mounted on /mnt (pid 123), mpatha opened by pid 456 (sleep), held by dm-3, "
                          "swap /dev/dm-4, 2 unexplained open(s)");
+        free(s);
+        ck_assert_int_eq(mpf_blockers_add_kernel_user(&b, "loop", "loop0", "mpatha"), 0);
+        ck_assert_int_eq(mpf_blockers_add_kernel_user(&b, "loop", "loop0", "mpatha"), 0); /* deduplicated */
+        ck_assert_uint_eq(b.n_kernel_users, 1);
+        s = mpf_blockers_describe(&b);
+        ck_assert_ptr_nonnull(strstr(s, "swap /dev/dm-4, mpatha backs loop device loop0, 2 unexplained"));
         free(s);
         ck_assert_int_eq(strv_extend(&b.holder_names, "vg0-lv0"), 0);
         s = mpf_blockers_describe(&b);
