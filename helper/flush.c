@@ -515,13 +515,17 @@ static int settle_openers(struct flush *f)
 /* Opens that nobody accounts for. dm-multipath queues I/O only while no path is usable: on a map
  * with a usable path they are a user the scan cannot name (a kernel user leaving no trace in
  * holders/ or /proc), never queued I/O, and draining them would switch queueing off under that
- * user. They are counted again for IN_USE_SETTLE_USEC first, so an opener that closed between the
- * open count and the scan is not taken for one. Returns 1 when they are a user (the reason is in
- * *ret_why), 0 when there are none left or the map has no usable path (the flush drains them). */
+ * user. The first count may be off, though: the open count and the scan are not one snapshot, and
+ * an opener like blkid that comes or goes in between skews it. So they are counted again for
+ * IN_USE_SETTLE_USEC, each time with the open count read before and after the scan; a count that
+ * changed across the scan says nothing and is skipped. One steady count of 0 clears them; they
+ * are a user when every steady count saw them. Returns 1 when they are a user (the reason is in
+ * *ret_why), 0 when there are none or the map has no usable path (the flush drains them). */
 static int unexplained_user(struct flush *f, char **ret_why)
 {
         const struct mpf_ops *o = f->ops;
         struct mpf_blockers *bl = &f->res->blockers;
+        unsigned steady = 0;
         usec_t until;
         struct backoff b;
         int n, r;
@@ -535,9 +539,9 @@ static int unexplained_user(struct flush *f, char **ret_why)
 
         until = MIN(f->p->deadline, usec_add(now(f), IN_USE_SETTLE_USEC));
         backoff_init(&b, SOLE_OPENER_BACKOFF_FIRST_USEC, SOLE_OPENER_BACKOFF_MAX_USEC);
-        while (bl->unexplained_opens > 0) {
+        for (;;) {
                 struct mpf_blockers cur = {};
-                struct mpf_dm_info info;
+                struct mpf_dm_info before, after;
                 unsigned explained = 0, left;
                 usec_t t = now(f), d;
 
@@ -545,16 +549,22 @@ static int unexplained_user(struct flush *f, char **ret_why)
                 if (d == 0)
                         break;
                 o->sleep_until(o->userdata, t + d);
-                r = o->info_by_name(o->userdata, f->map.name, &info);
-                if (r < 0)
+                r = o->info_by_name(o->userdata, f->map.name, &before);
+                if (r >= 0)
+                        r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &cur,
+                                          &explained);
+                if (r >= 0)
+                        r = o->info_by_name(o->userdata, f->map.name, &after);
+                if (r < 0) {
+                        mpf_blockers_done(&cur);
                         return r;
-                if (!info.exists)
+                }
+                if (!before.exists || !after.exists) {
+                        mpf_blockers_done(&cur);
                         return -ENXIO;
-                r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &cur, &explained);
-                if (r < 0)
-                        return r;
-                left = info.open_count > 0 && (unsigned)info.open_count > explained
-                               ? (unsigned)info.open_count - explained
+                }
+                left = before.open_count > 0 && (unsigned)before.open_count > explained
+                               ? (unsigned)before.open_count - explained
                                : 0;
                 if (!only_openers(&cur) && mpf_blockers_any(&cur)) {
                         /* a user with a name showed up meanwhile: that one is named */
@@ -564,8 +574,16 @@ static int unexplained_user(struct flush *f, char **ret_why)
                         return 0;
                 }
                 mpf_blockers_done(&cur);
-                bl->unexplained_opens = MIN(bl->unexplained_opens, left);
+                if (before.open_count != after.open_count)
+                        continue; /* someone came or went during the scan */
+                bl->unexplained_opens = left;
+                if (left == 0)
+                        return 0;
+                steady++;
         }
+        if (steady == 0)
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "in-use",
+                        "the open count never held still during a scan; going by the first count");
         if (bl->unexplained_opens == 0)
                 return 0;
         if (n < 0)
