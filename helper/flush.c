@@ -83,6 +83,16 @@ _printf_(4, 5) static int stop(struct flush *f, MpfResult result, MpfStep step, 
         return 0;
 }
 
+/* No step that changes the map starts after the deadline. Returns true (and the result says
+ * timeout at step) when it has passed; what was done before is undone by the caller's cleanup. */
+static bool too_late(struct flush *f, MpfStep step)
+{
+        if (!deadline_passed(f->p->deadline, now(f)))
+                return false;
+        (void)stop(f, MPF_RESULT_TIMEOUT, step, "the deadline passed before this step");
+        return true;
+}
+
 static void step_debug(const struct flush *f, MpfStep step, const char *what)
 {
         log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, mpf_step_to_string(step), "%s", what);
@@ -665,6 +675,8 @@ static int step_queueing(struct flush *f, bool *done)
         int r;
 
         *done = true;
+        if (too_late(f, MPF_STEP_QUEUEING))
+                return 0;
         /* I/O is queued on this pathless map: what fails once queueing is off is counted against
          * this mark (the map's disk statistics count failed writes as completed) */
         if (f->count_writes && o->writes_done(o->userdata, &f->map, &f->writes_before) < 0) {
@@ -733,6 +745,8 @@ static int step_partitions(struct flush *f, bool *done)
         int r;
 
         *done = true;
+        if (too_late(f, MPF_STEP_PARTITIONS))
+                return 0;
         for (size_t i = 1; i < f->n_targets; i++) {
                 const struct mpf_target *t = &f->targets[i];
                 struct mpf_dm_info info;
@@ -801,6 +815,8 @@ static int step_claim(struct flush *f, bool *done)
         int r;
 
         *done = true;
+        if (too_late(f, MPF_STEP_CLAIM))
+                return 0;
         r = f->ops->claim(f->ops->userdata, &f->map, &f->fd);
         if (r == -EBUSY) {
                 restore_queueing(f);

@@ -34,6 +34,7 @@ struct fake {
         int lock_r;
         bool lock_removes_map;        /* another flusher removed it while we waited */
         const char *lock_sets_params; /* the table as another flusher left it while we waited */
+        bool lock_until_deadline;     /* the lock comes at the deadline */
         bool mounted;                 /* scan finds a mount of the map */
         unsigned explained;
         int mpathd_r;
@@ -267,6 +268,8 @@ static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void 
                 F.maps[0].info.exists = false;
         if (F.lock_sets_params)
                 F.maps[0].params = F.lock_sets_params;
+        if (F.lock_until_deadline)
+                F.clock = deadline; /* got the lock just in time */
         *ret = &F;
         return 0;
 }
@@ -1026,6 +1029,24 @@ START_TEST(test_unexplained_status_unreadable_busy)
 }
 END_TEST
 
+/* The lock came at the deadline: nothing that changes the map starts any more. */
+START_TEST(test_no_step_after_deadline)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.lock_until_deadline = true;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_QUEUEING);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+        assert_untouched();
+        ck_assert(!called("claim mpatha"));
+        ck_assert(called("unlock"));
+}
+END_TEST
+
 /* A worker stuck in the kernel at the deadline is named in the result. */
 START_TEST(test_flush_timeout_stuck_worker)
 {
@@ -1513,7 +1534,8 @@ START_TEST(test_run_all_failed_removes_release_cookie)
         ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
         ck_assert_uint_eq(run.n_maps, 2);
         ck_assert_int_eq(run.maps[0].result, MPF_RESULT_BUSY);
-        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_BUSY);
+        /* the first map's retries took the whole deadline: the second is not touched */
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
         for (size_t i = 0; i < F.n_calls; i++)
                 if (startswith(F.calls[i], "remove"))
                         last_remove = (ssize_t)i;
@@ -1788,6 +1810,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_unexplained_status_unreadable_busy);
         tcase_add_test(tc, test_unexplained_transient_proceeds);
         tcase_add_test(tc, test_flush_timeout_stuck_worker);
+        tcase_add_test(tc, test_no_step_after_deadline);
         tcase_add_test(tc, test_lock_rereads_queueing);
         tcase_add_test(tc, test_flush_timeout);
         tcase_add_test(tc, test_flush_cache_flush_failed);
