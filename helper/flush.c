@@ -847,7 +847,7 @@ static int step_flush(struct flush *f, bool *done)
 
         *done = true;
         r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline, &stuck);
-        if (r < 0 && r != -ETIMEDOUT && f->ops->active_paths(f->ops->userdata, f->map.name) == 0) {
+        if (r == -EIO && f->ops->active_paths(f->ops->userdata, f->map.name) == 0) {
                 /* Data could not be written, and no path is usable: it failed for lack of a path
                  * (once queueing is off, or earlier: the error is reported to whoever syncs first).
                  * Its pages are no longer dirty; keeping the map saves none of it. Go on, and say so. */
