@@ -11,7 +11,12 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "lock.h"
+#include "usage.h"
 #include "tests.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 /* The write-back worker keeps nothing but its socket: an abandoned worker must not hold our flocks. */
 START_TEST(test_close_all_but)
@@ -68,6 +73,88 @@ START_TEST(test_socket_listening)
 }
 END_TEST
 
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The path devices are listed once the map lock is ours: a path added while another flusher held
+ * the map lock is locked too. (/dev/null and /dev/zero stand in for the path devices.) */
+START_TEST(test_lock_lists_paths_after_map_lock)
+{
+        char dir[] = "/tmp/mpf-test-dev-XXXXXX", p[512], run[64], sys[64];
+        struct mpf_dm_info map = {.exists = true, .name = "mpatha", .uuid = "mpath-3600a"};
+        _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        struct mpf_ops ops;
+        void *lock = NULL;
+        int ready[2], st;
+        char c;
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(sys, sizeof(sys), "%s/sys", dir);
+        snprintf(run, sizeof(run), "%s/run", dir);
+        map.devt = makedev(254, 0);
+        ck_assert_int_eq(mkdir(sys, 0755), 0);
+        snprintf(p, sizeof(p), "%s/dev", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/dev/block", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/dev/block/254:0", sys);
+        ck_assert_int_eq(symlink("../../block/dm-0", p), 0);
+        snprintf(p, sizeof(p), "%s/block", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/block/dm-0", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/block/dm-0/slaves", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/block/dm-0/slaves/null", sys);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/block/dm-0/slaves/null/dev", sys);
+        write_file(p, "1:3\n");
+        ck_assert_int_eq(setenv(MPF_SYSFS_ENV, sys, 1), 0);
+        ck_assert_int_eq(setenv(MPF_RUNDIR_ENV, run, 1), 0);
+
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd;
+
+                /* another flusher: holds the map lock while a path is added */
+                if (mpf_lock_map(run, map.uuid, now_monotonic() + 5 * USEC_PER_SEC, &fd) < 0)
+                        _exit(1);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(2);
+                sleep_until(now_monotonic() + 200 * USEC_PER_MSEC);
+                snprintf(p, sizeof(p), "%s/block/dm-0/slaves/zero", sys);
+                if (mkdir(p, 0755) < 0)
+                        _exit(3);
+                snprintf(p, sizeof(p), "%s/block/dm-0/slaves/zero/dev", sys);
+                write_file(p, "1:5\n");
+                _exit(0);
+        }
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+
+        ck_assert_int_eq(mpf_device_new(false, &d), 0);
+        mpf_device_ops(d, &ops);
+        ck_assert_int_eq(ops.lock(ops.userdata, &map, now_monotonic() + 5 * USEC_PER_SEC, &lock), 0);
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        ck_assert_uint_eq(((struct mpf_lock *)lock)->n_path_fds, 2);
+        ops.unlock(ops.userdata, lock);
+        ck_assert_int_eq(unsetenv(MPF_SYSFS_ENV), 0);
+        ck_assert_int_eq(unsetenv(MPF_RUNDIR_ENV), 0);
+}
+END_TEST
+
 static Suite *device_suite(void)
 {
         Suite *s = suite_create("device");
@@ -75,6 +162,7 @@ static Suite *device_suite(void)
 
         tcase_add_test(tc, test_close_all_but);
         tcase_add_test(tc, test_socket_listening);
+        tcase_add_test(tc, test_lock_lists_paths_after_map_lock);
         suite_add_tcase(s, tc);
         return s;
 }
