@@ -266,8 +266,15 @@ int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_st
         if (deadline_passed(deadline, now_monotonic()))
                 return -ETIMEDOUT;
         plain = reopen_plain(fd);
-        if (plain < 0)
-                return plain;
+        if (plain < 0) {
+                /* no /proc: the worker gets our descriptor, and with it, if it is left behind, our
+                 * claim */
+                log_debug_errno(plain,
+                                "Cannot open the device again through /proc (%m), passing our descriptor");
+                plain = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (plain < 0)
+                        return negative_errno();
+        }
         for (int attempt = 0;; attempt++) {
                 if (s->pid <= 0) {
                         r = spawn(s);
