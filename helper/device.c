@@ -159,7 +159,7 @@ static int dev_scan_usage(void *u, const struct mpf_target *targets, size_t n, u
         return mpf_scan_usage(&d->roots, targets, n, deadline, ret, ret_explained);
 }
 
-static int dev_writes_done(void *u, const struct mpf_dm_info *map, uint64_t *ret)
+static int dev_sectors_written(void *u, const struct mpf_dm_info *map, uint64_t *ret)
 {
         struct mpf_device *d = u;
         char kname[32];
@@ -168,7 +168,7 @@ static int dev_writes_done(void *u, const struct mpf_dm_info *map, uint64_t *ret
         r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
         if (r < 0)
                 return r;
-        return mpf_sysfs_writes_completed(d->roots.sysfs, kname, ret);
+        return mpf_sysfs_sectors_written(d->roots.sysfs, kname, ret);
 }
 
 /* The map's path device nodes (/dev/sdX), in ascending dev_t order. -ENXIO when the map is gone. */
@@ -454,7 +454,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .flush = dev_flush,
                 .release = dev_release,
                 .active_paths = dev_active_paths,
-                .writes_done = dev_writes_done,
+                .sectors_written = dev_sectors_written,
                 .remove = dev_remove,
                 .save = dev_save,
                 .create = dev_create,

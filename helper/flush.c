@@ -52,8 +52,8 @@ struct flush {
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
         bool cache_flush_failed;
-        bool count_writes;      /* queued I/O is drained: count the writes that fail meanwhile */
-        uint64_t writes_before; /* the map's completed writes before queueing went off */
+        bool count_writes;       /* queued I/O is drained: count the writes that fail meanwhile */
+        uint64_t sectors_before; /* the map's written sectors before queueing went off */
         usec_t start;
 };
 
@@ -679,7 +679,7 @@ static int step_queueing(struct flush *f, bool *done)
                 return 0;
         /* I/O is queued on this pathless map: what fails once queueing is off is counted against
          * this mark (the map's disk statistics count failed writes as completed) */
-        if (f->count_writes && o->writes_done(o->userdata, &f->map, &f->writes_before) < 0) {
+        if (f->count_writes && o->sectors_written(o->userdata, &f->map, &f->sectors_before) < 0) {
                 log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "queueing",
                         "cannot read the map's disk statistics; failed writes are not counted");
                 f->count_writes = false;
@@ -968,21 +968,22 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
 }
 
 /* The queued I/O is drained (the open count is down to ours): every write the map completed since
- * queueing went off, with no usable path, failed. */
+ * queueing went off, with no usable path, failed. Its sectors are counted, not its requests: our
+ * own fsync's cache flush is a write request too, without sectors. */
 static void count_failed_writes(struct flush *f)
 {
         const struct mpf_ops *o = f->ops;
         uint64_t after;
 
-        if (!f->count_writes || o->writes_done(o->userdata, &f->map, &after) < 0)
+        if (!f->count_writes || o->sectors_written(o->userdata, &f->map, &after) < 0)
                 return;
-        if (after <= f->writes_before || o->active_paths(o->userdata, f->map.name) != 0)
+        if (after <= f->sectors_before || o->active_paths(o->userdata, f->map.name) != 0)
                 return; /* none; or a path came back meanwhile and some may have succeeded */
-        f->res->failed_writes = after - f->writes_before;
+        f->res->failed_write_bytes = (after - f->sectors_before) * 512;
         f->res->data_lost = true;
         log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
-                "%llu queued write request(s) failed when queueing was switched off: written data was lost",
-                (unsigned long long)f->res->failed_writes);
+                "%llu bytes of queued writes failed when queueing was switched off: written data was lost",
+                (unsigned long long)f->res->failed_write_bytes);
 }
 
 /* ---- 9 remove ---- */
@@ -1118,11 +1119,11 @@ static int step_udev_wait(struct flush *f, bool deferred)
         if (udev_late)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; udev had not finished with it at the deadline (cookie released)");
-        if (f->res->data_lost && f->res->failed_writes > 0)
+        if (f->res->data_lost && f->res->failed_write_bytes > 0)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
-                            "removed; %llu write request(s) queued for a path failed when queueing was "
+                            "removed; %llu bytes of writes queued for a path failed when queueing was "
                             "switched off: written data was lost",
-                            (unsigned long long)f->res->failed_writes);
+                            (unsigned long long)f->res->failed_write_bytes);
         if (f->res->data_lost)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; the write-back failed with no usable path: written data was lost");

@@ -64,8 +64,9 @@ struct mpf_ops {
         void (*release)(void *u, int fd);
         /* paths the kernel currently counts as active ("A" in the target's status) */
         int (*active_paths)(void *u, const char *name);
-        /* write requests the map completed so far, failed ones included (its disk statistics) */
-        int (*writes_done)(void *u, const struct mpf_dm_info *map, uint64_t *ret);
+        /* sectors of the write requests the map completed so far, failed ones included (its disk
+         * statistics) */
+        int (*sectors_written)(void *u, const struct mpf_dm_info *map, uint64_t *ret);
         int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);
         /* a partition map's name, UUID and table, to make it again if the flush fails (-ENXIO: gone) */
         int (*save)(void *u, const char *name, struct mpf_dm_saved *ret);

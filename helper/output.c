@@ -190,7 +190,7 @@ static struct json_object *map_to_json(const struct mpf_map_result *r, bool dry_
             !add(o, "blockers", blockers_to_json(&r->blockers)) || !add(o, "queueing", TAKE_PTR(q)) ||
             !add(o, "partitions", strv_to_json(r->partitions)) ||
             !add(o, "data_lost", json_object_new_boolean(r->data_lost)) ||
-            !add(o, "failed_writes", json_object_new_int64((int64_t)r->failed_writes)) ||
+            !add(o, "failed_write_bytes", json_object_new_int64((int64_t)r->failed_write_bytes)) ||
             !(r->stuck_worker > 0 ? add(o, "stuck_worker", json_object_new_int(r->stuck_worker))
                                   : json_object_object_add(o, "stuck_worker", NULL) >= 0) ||
             !add(o, "elapsed_ms", json_object_new_int64((int64_t)r->elapsed_ms)) ||

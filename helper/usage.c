@@ -64,19 +64,21 @@ int mpf_sysfs_dm_kname(const char *sysfs, dev_t devt, char *ret, size_t size)
         return 0;
 }
 
-int mpf_sysfs_writes_completed(const char *sysfs, const char *kname, uint64_t *ret)
+int mpf_sysfs_sectors_written(const char *sysfs, const char *kname, uint64_t *ret)
 {
         _cleanup_(freep) char *line = NULL;
-        unsigned long long v[5];
+        unsigned long long v[7];
         int r;
 
-        /* Documentation/block/stat.rst: read I/Os, read merges, read sectors, read ticks, write I/Os */
+        /* Documentation/block/stat.rst: read I/Os, read merges, read sectors, read ticks, write I/Os,
+         * write merges, write sectors */
         r = read_attr(sysfs, kname, "stat", &line);
         if (r < 0)
                 return r;
-        if (sscanf(line, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5)
+        if (sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6]) != 7)
                 return -EBADMSG;
-        *ret = v[4];
+        *ret = v[6];
         return 0;
 }
 

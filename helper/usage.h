@@ -38,9 +38,11 @@ int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_u
 int mpf_sysfs_slaves(const char *sysfs, const char *kname, char ***ret_names, dev_t **ret_devts,
                      size_t *ret_n);
 
-/* Write requests completed by a block device so far (successful or failed): the fifth field of
+/* 512-byte sectors of the write requests a block device completed so far, successful or failed
+ * (the block layer accounts a request's sectors when it ends, whatever its status; an empty cache
+ * flush, which counts as a write request, has none): the seventh field of
  * <sysfs>/block/<kname>/stat. */
-int mpf_sysfs_writes_completed(const char *sysfs, const char *kname, uint64_t *ret);
+int mpf_sysfs_sectors_written(const char *sysfs, const char *kname, uint64_t *ret);
 
 /* Who holds targets[0] (the map) or targets[1..] (its partition maps)? Partition maps listed in
  * targets are not holders of the map; holders of a partition map are. *ret_explained: how many of

@@ -54,10 +54,10 @@ struct fake {
         const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
         bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
-        int open_after_first_scan;    /* the map's open count from the first scan on (0: unchanged) */
-        pid_t stuck_worker;           /* a flush that times out leaves this worker behind */
-        uint64_t writes_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
-        size_t n_writes_seq, writes_pos;
+        int open_after_first_scan;     /* the map's open count from the first scan on (0: unchanged) */
+        pid_t stuck_worker;            /* a flush that times out leaves this worker behind */
+        uint64_t sectors_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
+        size_t n_sectors_seq, sectors_pos;
         bool claimed;
         int part_open_count;
         int opener_seq[SEQ_MAX]; /* pid of a process opener per scan (0: none), the last one repeats */
@@ -288,8 +288,8 @@ static int f_message(void *u, const char *name, const char *msg)
                 return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0)
                 return F.message_restore_r;
-        if (F.message_r >= 0 && F.n_writes_seq > 0)
-                F.writes_pos++; /* queueing is off: the queued writes fail */
+        if (F.message_r >= 0 && F.n_sectors_seq > 0)
+                F.sectors_pos++; /* queueing is off: the queued writes fail */
         return F.message_r;
 }
 
@@ -326,12 +326,12 @@ static int f_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         return F.flush_r;
 }
 
-static int f_writes_done(void *u, const struct mpf_dm_info *map, uint64_t *ret)
+static int f_sectors_written(void *u, const struct mpf_dm_info *map, uint64_t *ret)
 {
-        record("writes-done %s", map->name);
-        if (F.n_writes_seq == 0)
+        record("sectors-written %s", map->name);
+        if (F.n_sectors_seq == 0)
                 return -ENOENT;
-        *ret = F.writes_seq[F.writes_pos < F.n_writes_seq ? F.writes_pos : F.n_writes_seq - 1];
+        *ret = F.sectors_seq[F.sectors_pos < F.n_sectors_seq ? F.sectors_pos : F.n_sectors_seq - 1];
         return 0;
 }
 
@@ -470,7 +470,7 @@ static const struct mpf_ops fake_ops = {
         .save = f_save,
         .create = f_create,
         .active_paths = f_active_paths,
-        .writes_done = f_writes_done,
+        .sectors_written = f_sectors_written,
         .release = f_release,
         .remove = f_remove,
         .udev_wait = f_udev_wait,
@@ -933,19 +933,19 @@ START_TEST(test_queued_writes_failed_counted)
         setup_standard();
         F.maps[0].info.open_count = 3; /* its partition map, and two opens nobody accounts for */
         F.active_paths_r = 0;
-        F.writes_seq[0] = 10;
-        F.writes_seq[1] = 13; /* after fail_if_no_path */
-        F.n_writes_seq = 2;
+        F.sectors_seq[0] = 10;
+        F.sectors_seq[1] = 13; /* sectors written (failed) after fail_if_no_path */
+        F.n_sectors_seq = 2;
         F.open_seq[0] = 1; /* drained: only our own open left */
         F.n_open_seq = 1;
         flush("mpatha", false, false, &r);
         ck_assert_msg(r.result == MPF_RESULT_REMOVED, "%s", r.reason);
         ck_assert_uint_eq(r.blockers.unexplained_opens, 2);
         ck_assert(r.data_lost);
-        ck_assert_uint_eq(r.failed_writes, 3);
+        ck_assert_uint_eq(r.failed_write_bytes, 3 * 512);
         ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_DATA_LOST);
-        ck_assert_ptr_nonnull(strstr(r.reason, "3 write request(s)"));
-        ck_assert_int_lt(call_index("writes-done mpatha"), call_index("message mpatha fail_if_no_path"));
+        ck_assert_ptr_nonnull(strstr(r.reason, "1536 bytes of writes"));
+        ck_assert_int_lt(call_index("sectors-written mpatha"), call_index("message mpatha fail_if_no_path"));
 }
 END_TEST
 
@@ -957,14 +957,14 @@ START_TEST(test_queued_reads_not_data_lost)
         setup_standard();
         F.maps[0].info.open_count = 2;
         F.active_paths_r = 0;
-        F.writes_seq[0] = 10;
-        F.n_writes_seq = 1;
+        F.sectors_seq[0] = 10;
+        F.n_sectors_seq = 1;
         F.open_seq[0] = 1;
         F.n_open_seq = 1;
         flush("mpatha", false, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
         ck_assert(!r.data_lost);
-        ck_assert_uint_eq(r.failed_writes, 0);
+        ck_assert_uint_eq(r.failed_write_bytes, 0);
         ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_OK);
 }
 END_TEST

@@ -230,7 +230,7 @@ START_TEST(test_json_new_fields)
         make_run(&run);
         ck_assert_int_eq(mpf_blockers_add_kernel_user(&run.maps[0].blockers, "loop", "loop0", "mpatha"), 0);
         run.maps[0].data_lost = true;
-        run.maps[0].failed_writes = 3;
+        run.maps[0].failed_write_bytes = 3;
         run.maps[0].stuck_worker = 4242;
         doc = mpf_run_to_json(&run, "0.1.0", false);
         ck_assert_ptr_nonnull(doc);
@@ -240,11 +240,11 @@ START_TEST(test_json_new_fields)
         ck_assert_str_eq(json_object_get_string(get(u, "name")), "loop0");
         ck_assert_str_eq(json_object_get_string(get(u, "device")), "mpatha");
         ck_assert(json_object_get_boolean(get(a, "data_lost")));
-        ck_assert_int_eq(json_object_get_int(get(a, "failed_writes")), 3);
+        ck_assert_int_eq(json_object_get_int(get(a, "failed_write_bytes")), 3);
         ck_assert_int_eq(json_object_get_int(get(a, "stuck_worker")), 4242);
         b = json_object_array_get_idx(get(doc, "maps"), 1);
         ck_assert(!json_object_get_boolean(get(b, "data_lost")));
-        ck_assert_int_eq(json_object_get_int(get(b, "failed_writes")), 0);
+        ck_assert_int_eq(json_object_get_int(get(b, "failed_write_bytes")), 0);
         ck_assert(json_object_is_type(get(b, "stuck_worker"), json_type_null));
         ck_assert_uint_eq(json_object_array_length(get(get(b, "blockers"), "kernel_users")), 0);
         json_object_put(doc);

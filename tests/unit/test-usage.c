@@ -261,10 +261,10 @@ START_TEST(test_writes_completed)
 {
         uint64_t w = 0;
 
-        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "dm-0", &w), 0);
-        ck_assert_uint_eq(w, 710);
-        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "dm-9", &w), -ENOENT);
-        ck_assert_int_eq(mpf_sysfs_writes_completed(sysfs_ku, "loop0", &w), -ENOENT);
+        ck_assert_int_eq(mpf_sysfs_sectors_written(sysfs_ku, "dm-0", &w), 0);
+        ck_assert_uint_eq(w, 5680);
+        ck_assert_int_eq(mpf_sysfs_sectors_written(sysfs_ku, "dm-9", &w), -ENOENT);
+        ck_assert_int_eq(mpf_sysfs_sectors_written(sysfs_ku, "loop0", &w), -ENOENT);
 }
 END_TEST
 

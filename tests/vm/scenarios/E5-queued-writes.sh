@@ -4,7 +4,7 @@
 # writer that already closed its fd (O_DIRECT, Linux AIO). Switching queueing
 # off fails the write; the map is still removed (keeping it would save
 # nothing), and the result says written data was lost: exit 8, "data_lost" and
-# "failed_writes" in the JSON. The dry run predicts the removal and says the
+# "failed_write_bytes" in the JSON. The dry run predicts the removal and says the
 # queued I/O will fail and what that costs if it holds writes.
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
@@ -30,7 +30,7 @@ lab_run r mpath-flush --json --timeout 20 "$map"
 t_is "exit 8 (removed, written data lost)" "$r_rc" 8
 t_is "result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
 t_is "data_lost" "$(printf '%s' "$r_out" | jq -r '.maps[0].data_lost')" true
-t_check "failed_writes counts the failed write" test "$(printf '%s' "$r_out" | jq -r '.maps[0].failed_writes')" -ge 1
+t_is "failed_write_bytes: the 4 KiB write" "$(printf '%s' "$r_out" | jq -r '.maps[0].failed_write_bytes')" 4096
 t_like "the reason says so" "$(printf '%s' "$r_out" | jq -r '.maps[0].reason')" "written data was lost"
 t_like "and stderr" "$r_err" "written data was lost"
 t_is "the JSON exit status too" "$(printf '%s' "$r_out" | jq -r '.exit_status')" 8
