@@ -33,11 +33,11 @@ t_check "out=\$(mpath-flush --json -t 3) returns within 4 s" test "$ms" -lt 4000
 t_is "exit 5 (timeout)" "$rc" 5
 t_is "result timeout" "$(printf '%s' "$out" | jq -r '.maps[0].result')" timeout
 t_is "at flush" "$(printf '%s' "$out" | jq -r '.maps[0].step')" flush
-t_check "the map can be claimed (O_EXCL, as mount does) right after" excl-open "/dev/mapper/$map"
 worker=$(printf '%s' "$out" | jq -r '.maps[0].stuck_worker')
 t_like "the stuck worker is named in the result" "$worker" '^[0-9]+$'
 t_like "and in the reason" "$(printf '%s' "$out" | jq -r '.maps[0].reason')" "pid $worker.*stuck"
 t_check "it is still there, in the kernel" alive "$worker"
+t_check "while it is, the map can be claimed (O_EXCL, as mount does)" excl-open "/dev/mapper/$map"
 t_diag "worker $worker: $(cat "/proc/$worker/stat" 2> /dev/null | cut -d' ' -f3) in $(cat "/proc/$worker/wchan" 2> /dev/null)"
 t_is "its stdout is not ours" "$(readlink "/proc/$worker/fd/1")" /dev/null
 t_check "queueing was restored" lab_map_queueing "$map"
