@@ -4,7 +4,8 @@
 # the open count shows it. With usable paths no I/O queues, so an open nobody
 # accounts for is a user: busy at in-use, at once, the loop device named, and
 # queueing never switched off (the table is sampled during the run). The dry
-# run predicts the same. Once the loop device is gone the map is removed.
+# run predicts the same. An external ext4 journal on the map is named too. Once
+# they are gone the map is removed.
 # mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
@@ -59,7 +60,24 @@ t_check "the loop device still reads" dd if="$loop" of=/dev/null bs=4k count=1 i
 
 losetup -d "$loop"
 lab_settle
+
+# Another kernel user without a holders/ link: the map as the external journal of an ext4
+# file system (on a file here). jbd2 names its /proc/fs/jbd2 entry after the journal device.
+t_check "ext4 journal device on $map" mkfs.ext4 -q -F -O journal_dev -b 4096 "/dev/mapper/$map"
+truncate -s 64M /tmp/fs.img
+t_check "ext4 on a file, journal on $map" mkfs.ext4 -q -F -b 4096 -J "device=/dev/mapper/$map" /tmp/fs.img
+mkdir -p /mnt/j
+t_check "mounted" mount -o loop /tmp/fs.img /mnt/j
+lab_run j mpath-flush --json -t 8 "$map"
+t_is "external journal: busy (exit 4)" "$j_rc" 4
+t_is "external journal: at in-use" "$(printf '%s' "$j_out" | jq -r '.maps[0].step')" in-use
+t_is "external journal: named" "$(printf '%s' "$j_out" | jq -r '.maps[0].blockers.kernel_users[0].kind')" journal
+t_check "external journal: queueing left on" lab_map_queueing "$map"
+umount /mnt/j
+losetup -D
+lab_settle
+
 lab_run g mpath-flush --json "$map"
-t_is "once the loop device is gone: removed (exit 0)" "$g_rc" 0
+t_is "once they are gone: removed (exit 0)" "$g_rc" 0
 t_check_fails "the map is gone" lab_map_exists "$map"
 t_done
