@@ -12,6 +12,12 @@
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 1 multipathd
+# multipathd's path checkers would keep slow commands queued long after the stall (so that
+# scsi_debug refuses to drop the delay): without it, the stall ends with the flush's command.
+# It switches queueing off when it stops; switch it back on.
+t_check "multipathd stops" lab_mpathd_stop
+t_check "queueing on again" dmsetup message "$map" 0 queue_if_no_path
+t_check "the map queues" lab_map_queueing "$map"
 dm=$(lab_map_dev "$map")
 # alive PID: the process exists and is not a zombie (an orphan is reaped by nobody here)
 alive() { _st=$(cut -d' ' -f3 "/proc/$1/stat" 2> /dev/null); [ -n "$_st" ] && [ "$_st" != Z ]; }
