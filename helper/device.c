@@ -247,6 +247,25 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
         return 0;
 }
 
+static int dev_paths(void *u, const struct mpf_dm_info *map, char ***ret_names)
+{
+        struct mpf_device *d = u;
+        _cleanup_(freep) dev_t *devts = NULL;
+        char kname[32];
+        size_t n = 0;
+        int r;
+
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r == -ENODEV)
+                return -ENXIO;
+        if (r < 0)
+                return r;
+        /* a removed path stays in slaves/ as a dangling link until the table is reloaded: only
+         * entries whose dev attribute can be read are listed */
+        r = mpf_sysfs_slaves(d->roots.sysfs, kname, ret_names, &devts, &n);
+        return r == -ENOENT ? -ENXIO : r;
+}
+
 static void dev_unlock(void *u, void *lock)
 {
         struct mpf_lock *l = lock;
@@ -448,6 +467,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .scan_usage = dev_scan_usage,
                 .lock = dev_lock,
                 .unlock = dev_unlock,
+                .paths = dev_paths,
                 .message = dev_message,
                 .mpathd = dev_mpathd,
                 .claim = dev_claim,

@@ -363,7 +363,8 @@ static int step_lock(struct flush *f, bool *done)
         int r;
 
         *done = true;
-        r = o->lock(o->userdata, &f->map, f->p->deadline, &f->lock);
+        /* --if-pathless took them already (lastpath.c) */
+        r = f->p->locked ? 0 : o->lock(o->userdata, &f->map, f->p->deadline, &f->lock);
         if (r == -ETIMEDOUT)
                 return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
                             "could not take the map and path locks before the deadline");
@@ -668,10 +669,29 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 
 /* ---- 4 queueing ---- */
 
+int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadline, bool *ret_mpathd)
+{
+        _cleanup_(freep) char *cmd = NULL;
+        int r;
+
+        *ret_mpathd = false;
+        /* multipathd first, so that it does not switch queueing back on behind us */
+        if (asprintf_safe(&cmd, "disablequeueing map %s", name) < 0)
+                return -ENOMEM;
+        r = o->mpathd(o->userdata, cmd, deadline);
+        if (r >= 0)
+                *ret_mpathd = true;
+        else if (r == -ENOENT || r == -ECONNREFUSED)
+                log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
+        else
+                log_map(LOG_WARNING, r, name, NULL, "queueing",
+                        "multipathd did not disable queueing: %m, ignoring");
+        return o->message(o->userdata, name, "fail_if_no_path");
+}
+
 static int step_queueing(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
-        _cleanup_(freep) char *cmd = NULL;
         int r;
 
         *done = true;
@@ -693,19 +713,9 @@ static int step_queueing(struct flush *f, bool *done)
                 return 0;
         }
 
-        /* multipathd first, so that it does not switch queueing back on behind us */
-        if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
-                return -ENOMEM;
-        r = o->mpathd(o->userdata, cmd, f->p->deadline);
-        if (r >= 0)
-                f->mpathd_queueing_disabled = true;
-        else if (r == -ENOENT || r == -ECONNREFUSED)
-                step_debug(f, MPF_STEP_QUEUEING, "multipathd does not run");
-        else
-                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "queueing",
-                        "multipathd did not disable queueing: %m, ignoring");
-
-        r = o->message(o->userdata, f->map.name, "fail_if_no_path");
+        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->mpathd_queueing_disabled);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0) {
                 restore_queueing(f);
                 if (map_gone(f))

@@ -62,6 +62,9 @@ struct mpf_ops {
          * worker that did not die when killed (stuck in the kernel), else 0 */
         int (*flush)(void *u, int fd, usec_t deadline, pid_t *ret_stuck);
         void (*release)(void *u, int fd);
+        /* the map's path devices that still exist (sysfs slaves), names sorted by dev_t; -ENXIO
+         * when the map is gone */
+        int (*paths)(void *u, const struct mpf_dm_info *map, char ***ret_names);
         /* paths the kernel currently counts as active ("A" in the target's status) */
         int (*active_paths)(void *u, const char *name);
         /* sectors of the write requests the map completed so far, failed ones included (its disk
@@ -90,7 +93,14 @@ struct mpf_flush_params {
          * waiting for udev itself; the map's locks are then kept in the result (held_lock) until
          * the caller has waited for the cookie once, for all maps. NULL: wait per map. */
         uint32_t *shared_cookie;
+        /* The caller holds the map's locks already (--if-pathless): the lock step only looks the
+         * map up again. */
+        bool locked;
 };
+
+/* The queueing step: "disablequeueing map NAME" to multipathd (*ret_mpathd: it did), then the
+ * kernel message fail_if_no_path, whose result is returned. Nothing is restored here. */
+int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, usec_t deadline, bool *ret_mpathd);
 
 /* The ordered flush of one map, arg as given on the command line. Always fills *ret (its
  * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */

@@ -26,10 +26,13 @@ int main(int argc, char *argv[])
                 printf("mpath-flush %s\n", MPF_VERSION);
                 return MPF_EXIT_OK;
         case MPF_ACTION_FLUSH:
+        case MPF_ACTION_IF_PATHLESS:
         default:
                 break;
         }
         log_set_max_level(o.verbose < 0 ? LOG_ERR : o.verbose == 0 ? LOG_INFO : LOG_DEBUG);
         log_open();
+        if (o.action == MPF_ACTION_IF_PATHLESS)
+                return mpf_run_if_pathless(&o);
         return mpf_run(&o);
 }

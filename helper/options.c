@@ -23,6 +23,7 @@ const struct option mpf_long_options[] = {
         { "quiet",        no_argument,       NULL, 'q'              },
         { "help",         no_argument,       NULL, 'h'              },
         { "version",      no_argument,       NULL, ARG_VERSION      },
+        { "if-pathless",  no_argument,       NULL, ARG_IF_PATHLESS  },
         {}
 };
 /* clang-format on */
@@ -31,6 +32,7 @@ void mpf_help(FILE *f)
 {
         fprintf(f, "Usage: mpath-flush [OPTIONS] MAP...\n"
                    "       mpath-flush [OPTIONS] --all\n"
+                   "       mpath-flush [--timeout SECONDS] --if-pathless WWID|MAP\n"
                    "\n"
                    "Flush and remove dm-multipath maps safely, one ordered step at a time.\n"
                    "MAP is a map name, /dev/mapper/NAME, /dev/dm-N (any block node), a WWID or mpath-WWID.\n"
@@ -43,6 +45,8 @@ void mpf_help(FILE *f)
                    "      --json-lines      one JSON line per map as it finishes, then a summary line\n"
                    "  -w, --wait-busy       wait (unlocked) until a busy map is free, up to the deadline\n"
                    "      --no-udev-sync    never wait for udev\n"
+                   "      --if-pathless     if the map has no path device left, act by multipath's\n"
+                   "                        flush_on_last_del (or $MPATH_FLUSH_ON_LAST_DEL)\n"
                    "  -v, --verbose         more log (repeatable)\n"
                    "  -q, --quiet           only errors\n"
                    "  -h, --help            show this help\n"
@@ -98,6 +102,7 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                 .action = MPF_ACTION_FLUSH,
                 .timeout = MPF_TIMEOUT_DEFAULT_USEC,
         };
+        bool if_pathless = false;
         int c, r;
 
         optind = 0; /* full re-initialisation, so tests can call us repeatedly */
@@ -145,6 +150,9 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                 case ARG_VERSION:
                         o.action = MPF_ACTION_VERSION;
                         break;
+                case ARG_IF_PATHLESS:
+                        if_pathless = true;
+                        break;
                 case '?':
                 default:
                         if (optopt > 0 && optopt < 0x100) {
@@ -169,6 +177,19 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
 
         o.maps = argv + optind;
         o.n_maps = (size_t)(argc - optind);
+        if (if_pathless) {
+                if (o.all || o.deferred || o.dry_run || o.json || o.wait_busy)
+                        (void)usage_error(
+                                &o,
+                                "%s: --if-pathless takes no --all, --deferred, --dry-run, --json or "
+                                "--wait-busy",
+                                "usage");
+                else if (o.n_maps != 1)
+                        (void)usage_error(&o, "%s: --if-pathless takes one WWID or MAP", "usage");
+                if (o.error[0])
+                        return parse_failed(&o, ret, err);
+                o.action = MPF_ACTION_IF_PATHLESS;
+        }
         if (o.all && o.n_maps > 0)
                 (void)usage_error(&o, "%s: --all takes no MAP arguments", "usage");
         else if (!o.all && o.n_maps == 0)

@@ -11,12 +11,14 @@ enum {
         ARG_NO_UDEV_SYNC = 0x100,
         ARG_VERSION,
         ARG_JSON_LINES,
+        ARG_IF_PATHLESS,
 };
 
 typedef enum MpfAction {
         MPF_ACTION_FLUSH,
         MPF_ACTION_HELP,
         MPF_ACTION_VERSION,
+        MPF_ACTION_IF_PATHLESS, /* --if-pathless WWID|MAP (lastpath.c) */
 } MpfAction;
 
 struct mpf_options {

@@ -4,6 +4,7 @@
 
 #include "device.h"
 #include "journal.h"
+#include "lastpath.h"
 #include "log.h"
 #include "macro.h"
 #include "output.h"
@@ -214,13 +215,24 @@ static bool signal_held(const sigset_t *mask)
         return held;
 }
 
-int mpf_run(const struct mpf_options *o)
+/* The real world, with SIGINT, SIGTERM and SIGHUP held back from the start: a signal in the middle
+ * of a flush would leave queueing disabled or a partition map gone; the run is bounded by the
+ * deadline. (--if-pathless: systemd stops a running lastpath instance when the rule restarts it,
+ * and runs it again; the instance finishes what it does first.) */
+static int run_real(const struct mpf_options *o,
+                    int (*fn)(const struct mpf_options *o, const struct mpf_ops *ops))
 {
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
         struct mpf_ops ops;
         sigset_t mask, old_mask;
         bool udev_sync;
         int r, status;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
 
         udev_sync = !o->no_udev_sync && mpf_udev_running();
         if (!udev_sync)
@@ -233,19 +245,11 @@ int mpf_run(const struct mpf_options *o)
                 if (o->json)
                         (void)mpf_print_json_error(stdout, o->json_lines, MPF_VERSION, MPF_EXIT_FAILED,
                                                    strerror(-r));
-                return MPF_EXIT_FAILED;
+                status = MPF_EXIT_FAILED;
+        } else {
+                mpf_device_ops(d, &ops);
+                status = fn(o, &ops);
         }
-        mpf_device_ops(d, &ops);
-
-        /* A signal in the middle of a flush would leave queueing disabled or a partition map
-         * gone: SIGINT, SIGTERM and SIGHUP wait until the run is over (it is bounded by the
-         * deadline), then take effect. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
-        status = mpf_run_with_ops(o, &ops);
         fflush(stdout);
         /* A signal held back during the run has had its effect: the run ended, at its deadline at
          * the latest. Letting it through now would replace the run's answer with death by that
@@ -256,4 +260,36 @@ int mpf_run(const struct mpf_options *o)
                 return status;
         (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return status;
+}
+
+int mpf_run(const struct mpf_options *o)
+{
+        return run_real(o, mpf_run_with_ops);
+}
+
+static int if_pathless(const struct mpf_options *o, const struct mpf_ops *ops)
+{
+        struct mpf_lastpath_params p = {
+                .deadline = usec_add(ops->now(ops->userdata), o->timeout),
+                .policy = mpf_last_del_read,
+                .flush = mpf_flush_map,
+        };
+        int r;
+
+        r = ops->check(ops->userdata);
+        if (r < 0) {
+                log_error_errno(r, "device-mapper is not available: %m");
+                return MPF_EXIT_ENVIRONMENT;
+        }
+        r = mpf_lastpath(ops, &p, o->maps[0]);
+        if (r < 0) {
+                log_error_errno(r, "Failed to run: %m");
+                return MPF_EXIT_FAILED;
+        }
+        return r;
+}
+
+int mpf_run_if_pathless(const struct mpf_options *o)
+{
+        return run_real(o, if_pathless);
 }

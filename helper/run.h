@@ -33,3 +33,5 @@ int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params 
 int mpf_run_with_ops(const struct mpf_options *o, const struct mpf_ops *ops);
 /* Same, with the real device-mapper/udev/multipathd implementation. */
 int mpf_run(const struct mpf_options *o);
+/* --if-pathless (lastpath.c) with the real implementation. */
+int mpf_run_if_pathless(const struct mpf_options *o);
