@@ -52,6 +52,9 @@
 #   lab_partition NAME [K]    write a DOS label with K (default 2) 16 MiB partitions and
 #                             make sure the kpartx maps NAME-part1..K exist
 #   lab_path_offline SDX / lab_path_online SDX / lab_path_delete SDX
+#   lab_wait_journal UNIT ERE [SECS]
+#                             wait (bounded, default 30 s) until UNIT's journal of this boot
+#                             has a line matching ERE (a unit that ran may be unloaded since)
 #   lab_ms                    monotonic milliseconds (for elapsed times)
 #   lab_run VAR CMD...        run CMD, put its exit status in VAR_rc, its stdout in VAR_out,
 #                             its stderr in VAR_err and its wall time (ms) in VAR_ms; when CMD
@@ -104,6 +107,14 @@ t_done() {
         t_diag "passed $_t_pass, failed $_t_failed, skipped $_t_skipped"
         [ "$_t_failed" -eq 0 ] && [ $((_t_pass + _t_failed)) -gt 0 ]
         exit $?
+}
+
+lab_wait_journal() {
+        _i=0; _n=$((${3:-30} * 10))
+        until journalctl -b -u "$1" -o cat --no-pager 2>/dev/null | grep -Eq -- "$2"; do
+                [ $_i -ge $_n ] && return 1
+                sleep 0.1; _i=$((_i + 1))
+        done
 }
 
 lab_ms() { echo $(($(date +%s%N) / 1000000)); }

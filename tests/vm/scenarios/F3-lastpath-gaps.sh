@@ -1,10 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # F3: without multipathd, the two paths of an unused map are deleted 10, 30 and
-# 100 ms apart (scsi_debug), twice each: the first removal starts the lastpath
-# unit, which finds a path left; the second removal may arrive while that
-# instance runs (systemd then merges its start into the running job). The
-# pathless map must be removed every time, within 10 s.
+# 100 ms apart (scsi_debug; the deletes start that far apart, each runs in the
+# background), twice each, and 300, 600 and 1000 ms apart once: the first
+# removal starts the lastpath unit, which may find a path left; the second
+# removal may arrive while that instance runs (systemd then merges its start
+# into the running job). The pathless map must be removed every time, within
+# 10 s.
 # F5 in the same boot: one LUN's ID_SERIAL (multipath's WWID) is set by a udev
 # rule to a value with characters systemd escapes ("-", "+"); its map is removed
 # the same way, by the unit instance with the escaped name.
@@ -12,13 +14,13 @@
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait
-# F5: the seventh LUN (H:0:0:6) gets a WWID that needs escaping in a unit name.
+# F5: the tenth LUN (H:0:0:9) gets a WWID that needs escaping in a unit name.
 cat > /etc/udev/rules.d/61-mpf-f5.rules <<'RULE'
-ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNELS=="*:0:0:6", ENV{ID_SERIAL}=="?*", ENV{ID_SERIAL}="F5-lun+x_$env{ID_SERIAL}"
+ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNELS=="*:0:0:9", ENV{ID_SERIAL}=="?*", ENV{ID_SERIAL}="F5-lun+x_$env{ID_SERIAL}"
 RULE
 udevadm control --reload
 lab_mpathd_running && lab_mpathd_stop
-lab_setup 7
+lab_setup 10
 t_check "multipathd does not run" lab_mpathd_stop
 
 f5=
@@ -31,32 +33,49 @@ f5unit=$(systemd-escape --template=mpath-flush-lastpath@.service -- "$f5wwid")
 t_diag "F5: map $f5, WWID $f5wwid, unit $f5unit"
 t_like "F5: the unit name is escaped" "$f5unit" '\\x2d.*\\x2b'
 
-# delete_apart MAP GAP_MS: delete its two paths GAP_MS apart, wait until it is gone
+# No lastpath unit is starting or running any more (bounded).
+units_idle() {
+        _i=0
+        while [ $_i -lt 300 ]; do
+                [ -z "$(systemctl list-units --no-legend --state=activating 'mpath-flush-lastpath@*')" ] &&
+                        [ -z "$(systemctl list-jobs --no-legend 'mpath-flush-lastpath@*')" ] && return 0
+                sleep 0.1; _i=$((_i + 1))
+        done
+        return 1
+}
+# delete_apart MAP GAP_MS: start deleting its two paths GAP_MS apart (a delete takes
+# a few hundred ms under emulation, so each runs in the background), wait until the
+# map is gone
 delete_apart() {
         set -- "$1" "$2" $(lab_map_paths "$1")
         [ $# -eq 4 ] || { t_fail "$1 has two paths" "paths: $*"; return 0; }
         _s=$(lab_ms)
-        lab_path_delete "$3"
-        sleep "$(printf '0.%03d' "$2")"
+        lab_path_delete "$3" &
+        sleep "$(printf '%d.%03d' $(($2 / 1000)) $(($2 % 1000)))"
         _g=$(($(lab_ms) - _s))
-        lab_path_delete "$4"
+        lab_path_delete "$4" &
+        wait
         lab_wait_gone "$1" 30
         _e=$(($(lab_ms) - _s))
         t_check_fails "$1: paths $3, $4 deleted $2 ms apart (measured $_g ms): the map is gone" lab_map_exists "$1"
         t_check "$1: ... within 10 s ($_e ms)" test "$_e" -le 10000
+        units_idle
 }
 
 set -- $(lab_maps | grep -vx "$f5")
-for gap in 10 30 100; do
+for gap in 10 30 100 10 30 100 300 600 1000; do
         delete_apart "$1" "$gap"
-        delete_apart "$2" "$gap"
-        shift 2
+        shift
 done
 delete_apart "$f5" 30
-j=$(journalctl -b -u "$f5unit" -o cat)
-printf '%s\n' "$j"
-t_like "F5: the escaped unit removed the map" "$j" "$f5: .*flush_on_last_del is unused .*: removed: "
-# the rounds the helper needed: a "not its last path" followed by a removal in one run shows
-# the look-again at work
-journalctl -b -u 'mpath-flush-lastpath@*' -o short-monotonic --no-pager | tail -n 40
+t_check "F5: the escaped unit removed the map" \
+        lab_wait_journal "$f5unit" "$f5: .*flush_on_last_del is unused .*: removed: "
+journalctl -b -u "$f5unit" -o cat --no-pager
+# How often an instance found a path left and then, looking again, the map without
+# paths (a removal that arrived while it ran).
+journalctl -b -u 'mpath-flush-lastpath@*' -o short-monotonic --no-pager | grep mpath-flush | tail -n 60
+n=$(journalctl -b -u 'mpath-flush-lastpath@*' -o json --no-pager |
+    jq -r 'select(.MESSAGE != null) | "\(._PID) \(.MESSAGE)"' |
+    awk '/not its last path/ { seen[$1] = 1 } /flush_on_last_del/ && seen[$1] { n++ } END { print n + 0 }')
+t_diag "instances that found a path left, looked again and acted: $n"
 t_done
