@@ -10,6 +10,8 @@
 # F5 in the same boot: one LUN's ID_SERIAL (multipath's WWID) is set by a udev
 # rule to a value with characters systemd escapes ("-", "+"); its map is removed
 # the same way, by the unit instance with the escaped name.
+# Negative control (not in the suite): the rule as it was, "systemctl start":
+#   tests/vm/run --set F3_START=1 --name F3-start tests/vm/scenarios/F3-lastpath-gaps.sh
 # mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
@@ -18,6 +20,12 @@ t_check "the system finished booting" systemctl is-system-running --wait
 cat > /etc/udev/rules.d/61-mpf-f5.rules <<'RULE'
 ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNELS=="*:0:0:9", ENV{ID_SERIAL}=="?*", ENV{ID_SERIAL}="F5-lun+x_$env{ID_SERIAL}"
 RULE
+if [ "${F3_START:-0}" = 1 ]; then
+        for f in /etc/udev/rules.d /usr/local/lib/udev/rules.d /usr/lib/udev/rules.d /lib/udev/rules.d; do
+                [ -e "$f/69-mpath-flush.rules" ] && sed -i 's/--no-block restart/--no-block start/' "$f/69-mpath-flush.rules"
+        done
+        t_diag "negative control: the rule starts the unit instead of restarting it"
+fi
 udevadm control --reload
 lab_mpathd_running && lab_mpathd_stop
 lab_setup 10
