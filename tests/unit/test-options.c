@@ -85,6 +85,24 @@ START_TEST(test_usage_error_escapes)
 }
 END_TEST
 
+START_TEST(test_if_pathless)
+{
+        struct mpf_options o;
+        _cleanup_(freep) char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+
+        /* the unit's command line; a WWID with characters systemd escapes arrives unescaped */
+        ck_assert_int_eq(parse(&o, &e1, "--timeout", "30", "--if-pathless", "--", "F5-lun+x_1", NULL), 0);
+        ck_assert_int_eq(o.action, MPF_ACTION_IF_PATHLESS);
+        ck_assert_uint_eq(o.n_maps, 1);
+        ck_assert_str_eq(o.maps[0], "F5-lun+x_1");
+        ck_assert_int_eq(parse(&o, &e2, "--if-pathless", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e2, "one WWID or MAP"));
+        ck_assert_int_eq(parse(&o, &e3, "--if-pathless", "a", "b", NULL), -EINVAL);
+        ck_assert_int_eq(parse(&o, &e4, "--if-pathless", "--dry-run", "a", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e4, "--if-pathless takes no"));
+}
+END_TEST
+
 START_TEST(test_help_version)
 {
         struct mpf_options o;
@@ -232,6 +250,7 @@ static Suite *options_suite(void)
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_all_options);
         tcase_add_test(tc, test_help_version);
+        tcase_add_test(tc, test_if_pathless);
         tcase_add_test(tc, test_usage_error_escapes);
         tcase_add_test(tc, test_usage_errors);
         tcase_add_test(tc, test_help_lists_table);
