@@ -7,6 +7,12 @@
 # removal may arrive while that instance runs (systemd then merges its start
 # into the running job). The pathless map must be removed every time, within
 # 10 s.
+# Then, deterministically, a removal that arrives while an instance is still
+# active: a drop-in makes the instance linger 2 s after the helper (ExecStartPost=
+# sleep, as a loaded machine would); the second path is deleted once the
+# instance has said "not its last path". The rule restarts the unit, so systemd
+# runs it again and the map is removed; with "start" (the negative control
+# below) the request is merged into the running job and the map stays.
 # F5 in the same boot: one LUN's ID_SERIAL (multipath's WWID) is set by a udev
 # rule to a value with characters systemd escapes ("-", "+"); its map is removed
 # the same way, by the unit instance with the escaped name.
@@ -16,9 +22,9 @@
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait
-# F5: the tenth LUN (H:0:0:9) gets a WWID that needs escaping in a unit name.
+# F5: the eleventh LUN (H:0:0:10) gets a WWID that needs escaping in a unit name.
 cat > /etc/udev/rules.d/61-mpf-f5.rules <<'RULE'
-ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNELS=="*:0:0:9", ENV{ID_SERIAL}=="?*", ENV{ID_SERIAL}="F5-lun+x_$env{ID_SERIAL}"
+ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNELS=="*:0:0:10", ENV{ID_SERIAL}=="?*", ENV{ID_SERIAL}="F5-lun+x_$env{ID_SERIAL}"
 RULE
 if [ "${F3_START:-0}" = 1 ]; then
         for f in /etc/udev/rules.d /usr/local/lib/udev/rules.d /usr/lib/udev/rules.d /lib/udev/rules.d; do
@@ -28,7 +34,7 @@ if [ "${F3_START:-0}" = 1 ]; then
 fi
 udevadm control --reload
 lab_mpathd_running && lab_mpathd_stop
-lab_setup 10
+lab_setup 11
 t_check "multipathd does not run" lab_mpathd_stop
 
 f5=
@@ -79,6 +85,28 @@ delete_apart "$f5" 30
 t_check "F5: the escaped unit removed the map" \
         lab_wait_journal "$f5unit" "$f5: .*flush_on_last_del is unused .*: removed: "
 journalctl -b -u "$f5unit" -o cat --no-pager
+# A removal while the instance is still active (it lingers in ExecStartPost=).
+set -- $(lab_maps)
+m=$1
+mkdir -p /run/systemd/system/mpath-flush-lastpath@.service.d
+printf '[Service]\nExecStartPost=/bin/sleep 2\n' > /run/systemd/system/mpath-flush-lastpath@.service.d/f3-linger.conf
+systemctl daemon-reload
+unit=$(systemd-escape --template=mpath-flush-lastpath@.service -- \
+        "$(dmsetup info -c --noheadings -o uuid "$m" | sed 's/^mpath-//')")
+set -- $(lab_map_paths "$m")
+lab_path_delete "$1"
+t_check "$m: the first instance finds $2 left" lab_wait_journal "$unit" "$m: .*not its last path" 20
+t_is "$m: ... and is still active (lingering)" "$(systemctl is-active "$unit")" activating
+s=$(lab_ms)
+lab_path_delete "$2"
+lab_wait_gone "$m" 30
+e=$(($(lab_ms) - s))
+t_check_fails "$m: the second path deleted while the instance was active: the map is gone" lab_map_exists "$m"
+t_check "$m: ... within 10 s ($e ms)" test "$e" -le 10000
+units_idle
+rm -f /run/systemd/system/mpath-flush-lastpath@.service.d/f3-linger.conf
+systemctl daemon-reload
+
 # How often an instance found a path left and then, looking again, the map without
 # paths (a removal that arrived while it ran).
 journalctl -b -u 'mpath-flush-lastpath@*' -o short-monotonic --no-pager | grep mpath-flush | tail -n 60
