@@ -5,7 +5,9 @@
 # being written, 2 queueing maps without a usable path (both paths offline) with
 # a reader blocked in I/O on each, 4 unused. The host (B4-poweroff.host) checks
 # that the files written before poweroff are on the disks, that every map got a
-# journal line from mpath-flush at shutdown, that mpath-flush@.service can be
+# journal line at shutdown from mpath-flush or from lvm2's blkdeactivate (which
+# runs first when blk-availability.service is active, and which the late flush
+# does not race), that mpath-flush@.service can be
 # started during shutdown, and the poweroff time against the documented bound.
 # The baseline is the same set-up with our units masked (Debian's
 # multipath-tools, lvm2's blk-availability and systemd alone); it takes minutes,
