@@ -8,6 +8,9 @@
 # map is flushed within 10 s of the last logout; the mounted map stays and keeps
 # queueing (default flush_on_last_del, unused), a write made meanwhile waits, and
 # when the sessions log in again the write completes and the data reads back.
+# (With multipathd running, multipathd removes the unused map itself and our
+# unit finds it gone.) Then again without multipathd, both maps unused: our rule
+# and unit alone flush both within 10 s of the last logout.
 # mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
@@ -99,6 +102,23 @@ t_is "the data reads back after a remount" "$(md5sum < /mnt/f4/during 2>&1)" "$w
 umount /mnt/f4
 errs=$(dmesg | grep -E 'EXT4-fs (error|warning)|Buffer I/O error|JBD2: .*(error|abort)|Aborting journal' || true)
 t_is "no file system or buffer I/O error in the kernel log" "$errs" ""
+
+# Without multipathd: both maps unused, logout from one portal then the other.
+t_check "both maps are there again, two paths each" lab_maps_create 2
+t_check "multipathd stops" lab_mpathd_stop
+set -- $(lab_maps)
+t_check "logout from 127.0.0.1 (no multipathd)" logout 127.0.0.1
+lab_settle
+t_check "both maps stay after the first logout" sh -c "dmsetup info '$1' > /dev/null && dmsetup info '$2' > /dev/null"
+t_check "logout from 127.0.0.2" logout 127.0.0.2
+s=$(lab_ms)
+lab_wait_gone "$1" 30
+lab_wait_gone "$2" 30
+e=$(($(lab_ms) - s))
+t_check_fails "our unit flushed $1" lab_map_exists "$1"
+t_check_fails "our unit flushed $2" lab_map_exists "$2"
+t_check "... both within 10 s of the last logout ($e ms)" test "$e" -le 10000
+journalctl -b -u 'mpath-flush-lastpath@*' -o cat --no-pager | tail -n 6
 # Leave nothing for the poweroff to wait on.
 multipath -F > /dev/null 2>&1 || true
 iscsiadm -m node --logoutall=all > /dev/null 2>&1 || true
