@@ -8,10 +8,20 @@
 # data is on the disk (checksum after unmount, cache drop and mount again); the
 # kernel logs no file system or buffer I/O error. With the old lastpath script
 # (queueing switched off when the map was in use) the write failed.
+# Negative control (not in the suite): what the old lastpath script did to a map
+# in use (queueing switched off), here through the override:
+#   tests/vm/run --set F1_OVERRIDE=always --name F1-always tests/vm/scenarios/F1-lastpath-queue.sh
 # mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait
+if [ -n "${F1_OVERRIDE:-}" ]; then
+        mkdir -p /run/systemd/system/mpath-flush-lastpath@.service.d
+        printf '[Service]\nEnvironment=MPATH_FLUSH_ON_LAST_DEL=%s\n' "$F1_OVERRIDE" \
+                > /run/systemd/system/mpath-flush-lastpath@.service.d/f1.conf
+        systemctl daemon-reload
+        t_diag "negative control: MPATH_FLUSH_ON_LAST_DEL=$F1_OVERRIDE"
+fi
 lab_setup 1 multipathd
 m=$map
 wwid=$(dmsetup info -c --noheadings -o uuid "$m" | sed 's/^mpath-//')
