@@ -37,6 +37,9 @@
 #   lab_mpathd_start          start multipathd (fast guest: as a daemon; full: systemctl)
 #   lab_mpathd_stop
 #   lab_mpathd_running        exit 0 if multipathd answers
+#   lab_mpathd_maps_have DESC NAME / lab_mpathd_maps_lack DESC ERE
+#                             a check that multipathd answers "show maps" and lists NAME /
+#                             lists no map matching ERE (a dead daemon fails both)
 #   lab_maps_create [N]       create the multipath maps (multipath, or multipathd reconfigure)
 #                             and wait until N maps exist (default: as many as LUNs)
 #   lab_maps                  names of all multipath maps, one a line
@@ -188,6 +191,25 @@ lab_qemu_san() {
 }
 
 lab_mpathd_running() { multipathd show daemon > /dev/null 2>&1; }
+# multipathd's map names, one a line; fails (and prints nothing) when it does not answer.
+# multipathd exits 0 even when it cannot reach the daemon, so its answer must look right too.
+_lab_mpathd_map_names() {
+        lab_mpathd_running || return 1
+        _o=$(multipathd show maps raw format '%n' 2>&1) || return 1
+        case $_o in *"error"*|*"timeout"*|*"fail"*) return 1 ;; esac
+        [ "$_o" = ok ] && return 0      # its answer when it has no map
+        printf '%s\n' "$_o"
+}
+lab_mpathd_maps_have() {
+        if ! _names=$(_lab_mpathd_map_names); then t_fail "$1" "multipathd does not answer show maps"
+        elif printf '%s\n' "$_names" | grep -qx -- "$2"; then t_ok "$1"
+        else t_fail "$1" "multipathd lists: $(echo $_names)"; fi
+}
+lab_mpathd_maps_lack() {
+        if ! _names=$(_lab_mpathd_map_names); then t_fail "$1" "multipathd does not answer show maps"
+        elif printf '%s\n' "$_names" | grep -qx -- "$2"; then t_fail "$1" "multipathd lists: $(echo $_names)"
+        else t_ok "$1"; fi
+}
 lab_mpathd_start() {
         modprobe -a dm-multipath dm-round-robin
         if lab_full; then systemctl start multipathd.service
