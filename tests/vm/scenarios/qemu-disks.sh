@@ -13,6 +13,7 @@ t_check "one map from the qemu disk" lab_maps_create 1
 map=$(lab_map_first)
 multipath -ll
 t_is "it has two paths" "$(lab_map_paths "$map" | wc -l)" 2
-printf 'mpf-lab marker\n' | dd of="/dev/mapper/$map" bs=512 seek=100 conv=sync,fsync status=none
-t_ok "a marker is written at sector 100"
+printf 'mpf-lab marker\n' > /tmp/marker
+t_check "a marker is written at sector 100" \
+        dd if=/tmp/marker of="/dev/mapper/$map" bs=512 seek=100 conv=sync,fsync status=none
 t_done
