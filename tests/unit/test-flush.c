@@ -66,8 +66,13 @@ struct fake {
         unsigned fail_after;
         int fail_r;
         unsigned fail_count;
-        unsigned waits;           /* --wait-busy: wait_change calls */
-        unsigned unmount_at_wait; /* the mount goes away during this wait_change call (0: never) */
+        unsigned waits;             /* --wait-busy: wait_change calls */
+        unsigned unmount_at_wait;   /* the mount goes away during this wait_change call (0: never) */
+        int list_r;                 /* listing the maps fails */
+        unsigned table_targets;     /* targets in the map's table (0: one) */
+        const char *part_vanish_at; /* before this op runs, someone removes the first partition map */
+        const char *recreate_at;    /* before this op runs, the map is made again with a new dev_t */
+        usec_t deadline;            /* the run's deadline: what the fakes must be given */
 };
 
 static struct fake F;
@@ -77,6 +82,25 @@ static void maybe_vanish(const char *op)
         if (F.vanish_at && strcmp(op, F.vanish_at) == 0)
                 for (size_t i = 0; i < F.n_maps; i++)
                         F.maps[i].info.exists = false;
+        if (F.part_vanish_at && strcmp(op, F.part_vanish_at) == 0 && F.n_maps > 1)
+                F.maps[1].info.exists = false;
+        if (F.recreate_at && strcmp(op, F.recreate_at) == 0)
+                F.maps[0].info.devt = makedev(254, 99);
+}
+
+/* Every bounded call gets the run's deadline; a restore after it may get a short grace beyond. */
+static void check_deadline(const char *op, usec_t deadline, bool restore)
+{
+        if (F.deadline == 0)
+                return;
+        if (!restore) {
+                ck_assert_msg(deadline == F.deadline, "%s: deadline %llu, want the run's %llu", op,
+                              (unsigned long long)deadline, (unsigned long long)F.deadline);
+                return;
+        }
+        ck_assert_msg(deadline >= F.deadline && deadline <= MAX(F.deadline, F.clock + RESTORE_GRACE_USEC),
+                      "%s: restore deadline %llu outside [%llu, max(that, now + grace)]", op,
+                      (unsigned long long)deadline, (unsigned long long)F.deadline);
 }
 
 static bool should_fail(const char *op)
@@ -138,6 +162,9 @@ static int f_check(void *u)
 static int f_list(void *u, char ***ret)
 {
         char **l = NULL;
+
+        if (F.list_r < 0)
+                return F.list_r;
         for (size_t i = 0; i < F.n_maps; i++)
                 if (F.maps[i].info.exists && startswith(F.maps[i].info.uuid, "mpath-"))
                         ck_assert_int_eq(strv_extend(&l, F.maps[i].info.name), 0);
@@ -201,7 +228,7 @@ static int f_table(void *u, const char *name, unsigned *n, char **type, char **p
                 return F.fail_r;
         if (!m)
                 return -ENXIO;
-        *n = 1;
+        *n = F.table_targets ? F.table_targets : 1;
         *type = strdup(m->type);
         *params = strdup(m->params);
         return 0;
@@ -260,6 +287,7 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, usec_t de
 static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret)
 {
         record("lock %s", map->uuid);
+        check_deadline("lock", deadline, false);
         if (F.lock_r == -ETIMEDOUT)
                 F.clock = deadline;
         if (F.lock_r < 0)
@@ -296,6 +324,7 @@ static int f_message(void *u, const char *name, const char *msg)
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 {
         record("mpathd %s", cmd);
+        check_deadline(cmd, deadline, startswith(cmd, "restorequeueing") != NULL);
         if (startswith(cmd, "restorequeueing") && F.vanish_at)
                 return -EBADMSG; /* multipathd no longer knows the map */
         if (startswith(cmd, "restorequeueing"))
@@ -320,6 +349,7 @@ static int f_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
 {
         ck_assert_int_eq(fd, 42);
         record("flush");
+        check_deadline("flush", deadline, false);
         if (F.flush_r == -ETIMEDOUT)
                 F.clock = deadline;
         *ret_stuck = F.flush_r == -ETIMEDOUT ? F.stuck_worker : 0;
@@ -419,6 +449,8 @@ static int f_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
 static int f_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
 {
         record("udev_wait");
+        /* after a failure (partition maps made again) it may run on the restore's grace */
+        check_deadline("udev_wait", deadline, true);
         return F.udev_wait_r;
 }
 
@@ -501,7 +533,7 @@ static void setup(void)
 {
         for (size_t i = 0; i < F.n_calls; i++)
                 free(F.calls[i]);
-        F = (struct fake){.clock = START, .mpathd_r = 0, .active_paths_r = 2};
+        F = (struct fake){.clock = START, .mpathd_r = 0, .active_paths_r = 2, .deadline = START + TIMEOUT};
         log_set_max_level(LOG_EMERG - 1); /* quiet */
 }
 
@@ -1777,6 +1809,159 @@ START_TEST(test_run_json_document)
 }
 END_TEST
 
+/* Two partition maps, the second cannot be removed after the first was: the first is made again,
+ * the second was never touched, queueing is put back. */
+START_TEST(test_second_partition_fails_first_remade)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        add_map("mpatha-part2", "part2-mpath-" WWID, 2, 0, "linear", "254:0 34816");
+        F.maps[0].info.open_count = 2;
+        F.fail_op = "remove";
+        F.fail_after = 1; /* the second remove fails */
+        F.fail_r = -EIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert_ptr_nonnull(strstr(r.reason, "mpatha-part2"));
+        ck_assert(called("remove mpatha-part1"));
+        ck_assert(called("create mpatha-part1"));
+        ck_assert(!called("create mpatha-part2"));
+        ck_assert_ptr_nonnull(find_name("mpatha-part1"));
+        ck_assert_ptr_nonnull(find_name("mpatha-part2"));
+        ck_assert(!r.partitions_lost);
+        ck_assert(!called("claim mpatha"));
+        assert_restored();
+}
+END_TEST
+
+/* A partition map removed by someone else between the in-use step and ours: skipped, not an error. */
+START_TEST(test_partition_vanishes_partway)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.part_vanish_at = "message"; /* while queueing is being disabled */
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(!called("save mpatha-part1"));
+        ck_assert(!called("remove mpatha-part1"));
+        ck_assert(called("remove mpatha"));
+}
+END_TEST
+
+/* The map is removed and made again (a new dev_t) by someone else while we fail: that map is not
+ * ours to restore; we say so. */
+START_TEST(test_recreated_with_new_devt_not_restored)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.recreate_at = "claim";
+        F.claim_r = -EIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(r.step, MPF_STEP_CLAIM);
+        ck_assert(called("message mpatha fail_if_no_path"));
+        ck_assert(!called("message mpatha queue_if_no_path"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert(!called("create mpatha-part1"));
+        ck_assert(!r.restore_failed);
+}
+END_TEST
+
+START_TEST(test_dm_node_missing)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        flush("/dev/dm-7", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(r.step, MPF_STEP_RESOLVE);
+        ck_assert_ptr_nonnull(strstr(r.reason, "/dev/dm-7 does not exist"));
+        ck_assert_uint_eq(F.n_calls, 0); /* no lock, nothing changed */
+}
+END_TEST
+
+START_TEST(test_multi_target_table_refused)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.table_targets = 2;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REFUSED);
+        ck_assert_ptr_nonnull(strstr(r.reason, "2 target(s)"));
+        ck_assert_uint_eq(F.n_calls, 0);
+}
+END_TEST
+
+/* A process opener is being watched to see if it lasts, and a re-scan fails: failed, nothing
+ * touched. */
+START_TEST(test_scan_fails_while_openers_settle)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.opener_seq[0] = 200;
+        F.n_opener_seq = 1;
+        F.fail_op = "scan";
+        F.fail_after = 1;
+        F.fail_r = -EIO;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE);
+        ck_assert_ptr_nonnull(strstr(r.reason, "cannot find the map's users"));
+        ck_assert_int_ge(call_index("unlock"), 0);
+        assert_untouched();
+}
+END_TEST
+
+/* --all with one map removed and one refused: each its own result, the exit status the more severe. */
+START_TEST(test_run_all_mixed)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "linear",
+                "8:16 0"); /* an mpath- UUID, not a multipath table */
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_str_eq(run.maps[0].map, "mpatha");
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[1].map, "mpathb");
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REFUSED);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_REFUSED);
+        ck_assert_ptr_null(find_name("mpatha"));
+        ck_assert_ptr_nonnull(find_name("mpathb"));
+        mpf_run_done(&run);
+}
+END_TEST
+
+START_TEST(test_run_all_list_fails)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        setup_standard();
+        F.list_r = -EIO;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_FAILED);
+        ck_assert_ptr_nonnull(strstr(run.error, "cannot list the multipath maps"));
+        ck_assert_uint_eq(run.n_maps, 0);
+        ck_assert_uint_eq(F.n_calls, 0);
+        mpf_run_done(&run);
+
+        setup_standard();
+        F.list_r = -EPERM;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_ENVIRONMENT);
+        mpf_run_done(&run);
+}
+END_TEST
+
 static Suite *flush_suite(void)
 {
         Suite *s = suite_create("flush");
@@ -1844,6 +2029,14 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_wait_busy_sole_opener_unlocked);
         tcase_add_test(tc, test_run_wait_busy_remove_ebusy);
         tcase_add_test(tc, test_run_all_failed_removes_release_cookie);
+        tcase_add_test(tc, test_second_partition_fails_first_remade);
+        tcase_add_test(tc, test_partition_vanishes_partway);
+        tcase_add_test(tc, test_recreated_with_new_devt_not_restored);
+        tcase_add_test(tc, test_dm_node_missing);
+        tcase_add_test(tc, test_multi_target_table_refused);
+        tcase_add_test(tc, test_scan_fails_while_openers_settle);
+        tcase_add_test(tc, test_run_all_mixed);
+        tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;
 }
