@@ -18,6 +18,7 @@ t_check "$mnt is mounted" mount "/dev/mapper/$mnt" /mnt/a
 lab_run r mpath-flush --json "$mnt"
 t_is "mounted: exit 4 (busy)" "$r_rc" 4
 t_is "mounted: result busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
+t_is "mounted: refused at the in-use step, before anything is changed" "$(printf '%s' "$r_out" | jq -r '.maps[0].step')" in-use
 t_is "mounted: the mount point is named" "$(printf '%s' "$r_out" | jq -r '.maps[0].blockers.mounts[0].target')" /mnt/a
 t_like "mounted: stderr says why" "$r_err" "$mnt.*(busy|mounted).*/mnt/a"
 t_check "mounted: the map is there" lab_map_exists "$mnt"
@@ -33,6 +34,7 @@ dmsetup ls --tree
 lab_run r mpath-flush --json "$lvm"
 t_is "LVM: exit 4 (busy)" "$r_rc" 4
 t_is "LVM: result busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
+t_is "LVM: refused at the in-use step, before anything is changed" "$(printf '%s' "$r_out" | jq -r '.maps[0].step')" in-use
 holder=$(printf '%s' "$r_out" | jq -r '.maps[0].blockers.holders | join(" ")')
 t_like "LVM: the holder is named" "$holder" "vg0-lv0|dm-[0-9]+"
 t_check "LVM: the map is there" lab_map_exists "$lvm"
