@@ -7,7 +7,7 @@
 # that the files written before poweroff are on the disks, that every map got a
 # journal line at shutdown from mpath-flush or from lvm2's blkdeactivate (which
 # runs first when blk-availability.service is active, and which the late flush
-# does not race), that mpath-flush@.service can be
+# does not race), that every unused map was removed, that mpath-flush@.service can be
 # started during shutdown, and the poweroff time against the documented bound.
 # The baseline is the same set-up with our units masked (Debian's
 # multipath-tools, lvm2's blk-availability and systemd alone); it takes minutes,
@@ -38,6 +38,7 @@ others=$(lab_maps | grep -vx -e "$w0" -e "$w1")
 set -- $others
 p1=$1 p2=$2
 lab_maps > "$MPF_LAB_OUT/b4-maps"
+printf '%s\n' "$3" "$4" "$5" "$6" > "$MPF_LAB_OUT/b4-unused"
 t_diag "mounted: $w0 $w1; pathless with a blocked reader: $p1 $p2; unused: $3 $4 $5 $6"
 
 # Two mounted maps with writers (transient services, stopped at shutdown like
