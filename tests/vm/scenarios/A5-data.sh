@@ -1,18 +1,106 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
-# A5: 32 MiB written through the page cache without sync, then flushed: the path
-# device holds exactly what was written.
-# mpf-lab: mode=fast timeout=150
+# A5: the flush step writes back what the page cache still holds, and a write-back
+# that fails is not a clean removal.
+#
+# Every last close of a block device writes its dirty pages back (and ignores the
+# errors), so the data must still be dirty when mpath-flush claims the map: a chain
+# of short-lived readers (each one open until the next one has it open, a new one
+# every 0.1-0.3 s) keeps the map open from the write until after the in-use step,
+# which sees only passers-by (none lasts its 0.5 s settle time). The write-back then happens inside mpath-flush's
+# run: the path devices' write counters show it.
+#   map 1: 32 MiB written, then flushed: removed, the path device holds the data.
+#   map 2: 8 MiB written, then both paths offline: the write-back fails (EIO once
+#          queueing is off). mpath-flush must not answer "removed": it stops at the
+#          flush step, the map stays, queueing is put back.
+# mpf-lab: mode=fast timeout=180
 . /usr/lib/mpf-lab/lib.sh
 
-lab_setup 1 multipathd
-path=$(lab_map_paths "$map" | head -n 1)
+lab_setup 2 multipathd
+set -- $(lab_maps)
+m1=$1 m2=$2
+# Only the flush step (or a last close) may write the dirty pages back.
+sysctl -qw vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0 \
+        vm.dirty_background_ratio=90 vm.dirty_ratio=95
+
+chain() {  # chain MAP SECS: readers keep MAP open for SECS s, without a gap: each one
+        # stays until the next one has the map open (its fd 0), then goes
+        _dev=$(readlink -f "/dev/mapper/$1")
+        _end=$(($(lab_ms) + $2 * 1000))
+        _prev=
+        while [ "$(lab_ms)" -lt "$_end" ]; do
+                sleep 1000 < "$_dev" &
+                _new=$!
+                _i=0
+                until [ "$(readlink "/proc/$_new/fd/0" 2> /dev/null)" = "$_dev" ] || [ $_i -ge 100 ]; do
+                        sleep 0.01; _i=$((_i + 1))
+                done
+                [ -n "$_prev" ] && kill "$_prev"
+                _prev=$_new
+                sleep 0.05
+        done
+        kill "$_prev"
+        wait
+}
+sectors_written() {  # total sectors written to MAP's path devices
+        _s=0
+        for _p in $(lab_map_paths "$1"); do _s=$((_s + $(awk '{ print $7 }' "/sys/block/$_p/stat"))); done
+        echo "$_s"
+}
+dirty_kb() { awk '/^Dirty:/ { print $2 }' /proc/meminfo; }
+
+# -- map 1: the data reaches the paths, during mpath-flush's run
+paths1=$(lab_map_paths "$m1")
+p1=$(echo "$paths1" | head -n 1)
 head -c 32M /dev/urandom > /tmp/data
 want=$(sha256sum < /tmp/data | cut -d' ' -f1)
-t_check "32 MiB written through the page cache, no sync" dd if=/tmp/data of="/dev/mapper/$map" bs=1M status=none
-lab_run r mpath-flush --json "$map"
-t_is "exit 0" "$r_rc" 0
-t_check_fails "the map is gone" lab_map_exists "$map"
-got=$(dd if="/dev/$path" bs=1M count=32 iflag=direct status=none | sha256sum | cut -d' ' -f1)
-t_is "the path device's checksum matches what was written" "$got" "$want"
+chain "$m1" 6 &
+chain1=$!
+sleep 0.5
+t_check "32 MiB written through the page cache, no sync" dd if=/tmp/data of="/dev/mapper/$m1" bs=1M status=none
+before=$(sectors_written "$m1")
+dirty=$(dirty_kb)
+t_check "the data is still dirty after dd's close ($dirty kB dirty)" test "$dirty" -ge 28672
+lab_run r mpath-flush --json --timeout 20 "$m1"
+wait "$chain1"
+after=0
+for p in $paths1; do after=$((after + $(awk '{ print $7 }' "/sys/block/$p/stat"))); done
+t_is "map 1: exit 0" "$r_rc" 0
+t_is "map 1: result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
+t_check_fails "map 1: the map is gone" lab_map_exists "$m1"
+t_check "map 1: at least 28 of the 32 MiB reached the paths during mpath-flush's run ($((after - before)) sectors)" \
+        test $((after - before)) -ge 57344
+t_diag "map 1: mpath-flush took $r_ms ms"
+got=$(dd if="/dev/$p1" bs=1M count=32 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+t_is "map 1: the path device's checksum matches what was written" "$got" "$want"
+
+# -- map 2: the write-back fails
+chain "$m2" 15 &
+chain2=$!
+sleep 0.5
+t_check "map 2: 8 MiB written through the page cache, no sync" \
+        dd if=/dev/urandom of="/dev/mapper/$m2" bs=1M count=8 status=none
+dirty=$(dirty_kb)
+t_check "map 2: the data is still dirty after dd's close ($dirty kB dirty)" test "$dirty" -ge 7000
+t_check "map 2 queues" lab_map_queueing "$m2"
+# udev probes the map on dd's close and on the first path failure: let it finish
+# while a path still works, or its read would queue on the pathless map and hold
+# it open. The second failure (no valid path) is not probed.
+lab_settle
+for p in $(lab_map_paths "$m2"); do
+        lab_path_offline "$p"
+        dmsetup message "$m2" 0 "fail_path $(cat "/sys/block/$p/dev")"
+        lab_settle
+done
+t_is "map 2: no active path left" "$(dmsetup status "$m2" | grep -oE '[0-9]+:[0-9]+ [AF]' | grep -c ' A$')" 0
+lab_run r mpath-flush --json --timeout 20 "$m2"
+wait "$chain2"
+res=$(printf '%s' "$r_out" | jq -r '.maps[0].result')
+t_like "map 2: not removed after a failed write-back (result $res)" "$res" '^(failed|timeout)$'
+t_is "map 2: it stopped at the flush step" "$(printf '%s' "$r_out" | jq -r '.maps[0].step')" flush
+t_like "map 2: the reason names the write error" "$(printf '%s' "$r_out" | jq -r '.maps[0].reason')" 'EIO|written'
+t_check "map 2: exit status non-zero" test "$r_rc" -ne 0
+t_check "map 2: the map stays" lab_map_exists "$m2"
+t_check "map 2: queueing is put back" lab_map_queueing "$m2"
+dmsetup message "$m2" 0 fail_if_no_path    # nothing may keep the poweroff's sync waiting
 t_done
