@@ -137,7 +137,7 @@ t_is "three maps left for --all" "$(tr '\n' ' ' < /tmp/all-maps)" "$last $mid $f
 flock "$(lockfile "$mid")" sleep 5 &
 holder=$!
 sleep 0.3
-dm-bench time /tmp/rss -- mpath-flush --all --json --timeout 30 > /tmp/all.json 2>&1 &
+dm-bench time /tmp/rss -- mpath-flush --all --json --timeout 30 > /tmp/all.json 2> /tmp/all.err &
 runner=$!
 i=0
 while lab_map_exists "$last" && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
