@@ -39,7 +39,8 @@ mid=$2 sig1=$3 sig2=$4 sig3=$5 bywwid=$6 byname=$7 bydm=$8
 t_check "the renamed maps exist" sh -c "dmsetup info $first > /dev/null && dmsetup info $last > /dev/null"
 
 # -- lock: another tool holds the map lock
-flock "$(lockfile "$mid")" sleep 5 &
+# flock -o: the lock is flock(1)'s own, released when it is killed below
+flock -o "$(lockfile "$mid")" sleep 60 &
 holder=$!
 sleep 0.5
 lab_run r mpath-flush --json --timeout 3 "$mid"
@@ -53,6 +54,7 @@ lab_run r mpath-flush --dry-run --json --timeout 10 "$mid"
 t_is "--dry-run while the lock is held: exit 0" "$r_rc" 0
 t_check "--dry-run while the lock is held: answers at once (${r_ms} ms)" test "$r_ms" -lt 3000
 t_check "the lock holder was still there" kill -0 "$holder"
+kill "$holder"
 wait "$holder"
 # A path device held with LOCK_SH, as multipathd does while it creates a map: the
 # path lock is not taken, the run waits until its deadline.
