@@ -39,8 +39,8 @@ mid=$2 sig1=$3 sig2=$4 sig3=$5 bywwid=$6 byname=$7 bydm=$8
 t_check "the renamed maps exist" sh -c "dmsetup info $first > /dev/null && dmsetup info $last > /dev/null"
 
 # -- lock: another tool holds the map lock
-# flock -o: the lock is flock(1)'s own, released when it is killed below
-flock -o "$(lockfile "$mid")" sleep 60 &
+# flock -o: the lock is flock(1)'s own, released after 10 s or when it is killed below
+flock -o "$(lockfile "$mid")" sleep 10 &
 holder=$!
 sleep 0.5
 lab_run r mpath-flush --json --timeout 3 "$mid"
