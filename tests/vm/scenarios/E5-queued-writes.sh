@@ -13,7 +13,7 @@ lab_setup 1 multipathd
 t_check "the map queues" lab_map_queueing "$map"
 for p in $(lab_map_paths "$map"); do lab_path_offline "$p"; done
 sleep 3
-aio-writer "/dev/mapper/$map" > "$MPF_LAB_OUT/aio.out" 2>&1 &
+aio-io write "/dev/mapper/$map" > "$MPF_LAB_OUT/aio.out" 2>&1 &
 aio=$!
 sleep 2
 t_check "the writer is blocked" kill -0 "$aio"
