@@ -44,14 +44,20 @@ static int run_as(bool unprivileged, char **out, char **err, const char *const *
         pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
+                /* opened before dropping privileges: the build tree may lie below a directory
+                 * that only root may enter (a package build's mktemp -d) */
+                int fd = open(exe, O_RDONLY | O_CLOEXEC);
+
                 dup2(po[1], STDOUT_FILENO);
                 dup2(pe[1], STDERR_FILENO);
                 unsetenv("JOURNAL_STREAM");
+                if (fd < 0)
+                        _exit(127);
                 if (unprivileged && geteuid() == 0 &&
                     (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
                      setresuid(NOBODY, NOBODY, NOBODY) < 0))
                         _exit(126);
-                execv(exe, argv);
+                fexecve(fd, argv, environ);
                 _exit(127);
         }
         close(po[1]);
