@@ -5,12 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "macro.h"
 #include "mpathd.h"
 
-static int connect_to(const char *name, bool abstract)
+/* A connect() to a daemon that does not accept (stopped, or busy) blocks once its listen backlog
+ * is full: SO_SNDTIMEO bounds it (the kernel then fails it with EAGAIN). */
+static int connect_to(const char *name, bool abstract, usec_t deadline)
 {
         _cleanup_(closep) int fd = -EBADF;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -29,22 +32,37 @@ static int connect_to(const char *name, bool abstract)
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
-        if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
-                return negative_errno();
+        for (;;) {
+                usec_t left = deadline_left(deadline, now_monotonic());
+                /* at least 1 us: a zero timeout would mean "wait for ever" */
+                struct timeval tv = {.tv_sec = (time_t)(left / USEC_PER_SEC),
+                                     .tv_usec = (suseconds_t)MAX(left % USEC_PER_SEC, (usec_t)1)};
+
+                if (left == 0)
+                        return -ETIMEDOUT;
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                        return negative_errno();
+                if (connect(fd, (struct sockaddr *)&sa, salen) >= 0)
+                        break;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        return -ETIMEDOUT; /* the backlog stayed full until the deadline */
+                if (errno != EINTR)
+                        return negative_errno();
+        }
         return TAKE_FD(fd);
 }
 
-int mpathd_connect(void)
+int mpathd_connect(usec_t deadline)
 {
         const char *name = getenv(MPATHD_SOCKET_ENV);
         int fd;
 
         if (name && *name)
-                return connect_to(name, true);
-        fd = connect_to(MPATHD_SOCKET_ABSTRACT, true);
-        if (fd >= 0)
-                return fd;
-        return connect_to(MPATHD_SOCKET_PATH, false);
+                return connect_to(name, true, deadline);
+        fd = connect_to(MPATHD_SOCKET_ABSTRACT, true, deadline);
+        if (fd >= 0 || fd == -ETIMEDOUT)
+                return fd; /* a daemon that listens there but does not accept: not another socket */
+        return connect_to(MPATHD_SOCKET_PATH, false, deadline);
 }
 
 static int wait_fd(int fd, short events, usec_t deadline)
@@ -162,7 +180,7 @@ int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply)
         usec_t d = MIN(deadline, usec_add(now_monotonic(), MPATHD_TIMEOUT_USEC));
         int r;
 
-        fd = mpathd_connect();
+        fd = mpathd_connect(d);
         if (fd < 0)
                 return fd;
         r = mpathd_send(fd, cmd, d);

@@ -12,8 +12,9 @@
 #define MPATHD_REPLY_MAX (16U * 1024U * 1024U)
 
 /* Connect: abstract socket (name from $MULTIPATH_SOCKET_NAME or the default), then the path
- * socket. -ENOENT/-ECONNREFUSED: multipathd does not run. */
-int mpathd_connect(void);
+ * socket. -ENOENT/-ECONNREFUSED: multipathd does not run; -ETIMEDOUT: its listen backlog stayed
+ * full until the deadline (a stopped or stuck multipathd). */
+int mpathd_connect(usec_t deadline);
 /* Framing: native size_t length (strlen + 1), then the bytes including the NUL. */
 int mpathd_send(int fd, const char *msg, usec_t deadline);
 int mpathd_recv(int fd, char **ret_reply, usec_t deadline);

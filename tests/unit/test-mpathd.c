@@ -170,6 +170,49 @@ START_TEST(test_not_running)
 }
 END_TEST
 
+/* A multipathd that listens but never accepts (stopped with SIGSTOP) and whose backlog is full:
+ * connect() would block for ever; the deadline bounds it. */
+START_TEST(test_backlog_full)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        char name[64];
+        int fd, fill[64];
+        size_t n = 0;
+        socklen_t salen;
+        usec_t t;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/stopped", (int)getpid());
+        memcpy(sa.sun_path + 1, name, strlen(name));
+        salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, salen), 0);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        for (;;) {
+                int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+                ck_assert_int_ge(c, 0);
+                ck_assert_uint_lt(n, ELEMENTSOF(fill));
+                fill[n++] = c;
+                if (connect(c, (struct sockaddr *)&sa, salen) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        break;
+                }
+        }
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpathd_command("disablequeueing map mpatha", t + 200 * USEC_PER_MSEC, NULL),
+                         -ETIMEDOUT);
+        ck_assert_uint_ge(now_monotonic(), t + 200 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic(), t + 1 * USEC_PER_SEC);
+        /* a deadline already passed: no attempt at all */
+        ck_assert_int_eq(mpathd_connect(now_monotonic() - 1), -ETIMEDOUT);
+        for (size_t i = 0; i < n; i++)
+                close(fill[i]);
+        close(fd);
+}
+END_TEST
+
 static Suite *mpathd_suite(void)
 {
         Suite *s = suite_create("mpathd");
@@ -181,6 +224,7 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_command_ok);
         tcase_add_test(tc, test_command_fail);
         tcase_add_test(tc, test_not_running);
+        tcase_add_test(tc, test_backlog_full);
         suite_add_tcase(s, tc);
         return s;
 }
