@@ -1228,11 +1228,23 @@ static int dry_run(struct flush *f)
 
 /* ---- the whole flush ---- */
 
+/* No step starts after the deadline: the map is then left as found (mpf_flush_map restores what
+ * the steps before changed). Each step's start is logged, so -v shows how far a run got. */
+static bool step_begins(struct flush *f, MpfStep step)
+{
+        if (too_late(f, step))
+                return false;
+        step_debug(f, step, "starting");
+        return true;
+}
+
 static int flush_steps(struct flush *f, const char *arg)
 {
         bool done, in_use, still_open, deferred;
         int r;
 
+        if (!step_begins(f, MPF_STEP_RESOLVE))
+                return 0;
         r = step_resolve(f, arg, &done);
         if (r < 0 || done)
                 return r;
@@ -1241,34 +1253,50 @@ static int flush_steps(struct flush *f, const char *arg)
         r = step_lock(f, &done);
         if (r < 0 || done)
                 return r;
+        if (!step_begins(f, MPF_STEP_IN_USE))
+                return 0;
         r = step_in_use(f, &done, &in_use);
         if (r < 0 || done)
                 return r;
         if (in_use) {
                 /* --deferred and in use: leave queueing alone, let the kernel remove it later */
+                if (!step_begins(f, MPF_STEP_REMOVE))
+                        return 0;
                 r = step_remove(f, true, &done);
                 if (r < 0 || done)
                         return r;
                 return step_udev_wait(f, true);
         }
+        if (!step_begins(f, MPF_STEP_QUEUEING))
+                return 0;
         r = step_queueing(f, &done);
         if (r < 0 || done)
                 return r;
+        if (!step_begins(f, MPF_STEP_PARTITIONS))
+                return 0;
         r = step_partitions(f, &done);
         if (r < 0 || done)
                 return r;
+        if (!step_begins(f, MPF_STEP_CLAIM))
+                return 0;
         r = step_claim(f, &done);
         if (r < 0 || done)
                 return r;
+        if (!step_begins(f, MPF_STEP_FLUSH))
+                return 0;
         r = step_flush(f, &done);
         if (r < 0 || done)
                 return r;
+        if (!step_begins(f, MPF_STEP_SOLE_OPENER))
+                return 0;
         r = step_sole_opener(f, &done, &still_open);
         if (r < 0 || done)
                 return r;
         count_failed_writes(f);                      /* the queued I/O is drained now: did writes fail? */
         deferred = still_open;                       /* only with --deferred */
         f->n_targets = MIN(f->n_targets, (size_t)1); /* partition maps are gone already */
+        if (!step_begins(f, MPF_STEP_REMOVE))
+                return 0;
         r = step_remove(f, deferred, &done);
         if (r < 0 || done)
                 return r;

@@ -58,6 +58,7 @@ struct fake {
         pid_t stuck_worker;            /* a flush that times out leaves this worker behind */
         uint64_t sectors_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
         size_t n_sectors_seq, sectors_pos;
+        usec_t udev_wait_takes; /* the next udev wait moves the clock on by this much */
         bool claimed;
         int part_open_count;
         int opener_seq[SEQ_MAX]; /* pid of a process opener per scan (0: none), the last one repeats */
@@ -451,6 +452,8 @@ static int f_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, 
         record("udev_wait");
         /* after a failure (partition maps made again) it may run on the restore's grace */
         check_deadline("udev_wait", deadline, true);
+        F.clock += F.udev_wait_takes;
+        F.udev_wait_takes = 0;
         return F.udev_wait_r;
 }
 
@@ -1071,7 +1074,7 @@ START_TEST(test_no_step_after_deadline)
         F.lock_until_deadline = true;
         flush("mpatha", false, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
-        ck_assert_int_eq(r.step, MPF_STEP_QUEUEING);
+        ck_assert_int_eq(r.step, MPF_STEP_IN_USE); /* not even the scan starts */
         ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
         assert_untouched();
         ck_assert(!called("claim mpatha"));
@@ -1677,6 +1680,51 @@ START_TEST(test_run_wait_busy_remove_ebusy)
 }
 END_TEST
 
+/* No step starts after the deadline: the udev wait of the partitions step takes it all, so the
+ * map is never claimed; the partition map is made again and queueing restored. */
+START_TEST(test_no_claim_after_deadline)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.udev_wait_takes = TIMEOUT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_CLAIM);
+        ck_assert(!called("claim mpatha"));
+        ck_assert(!called("remove mpatha"));
+        ck_assert(called("create mpatha-part1"));
+        ck_assert(find_name("mpatha-part1"));
+        assert_restored();
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+}
+END_TEST
+
+/* --all: a map whose turn comes after the deadline is not touched at all. */
+START_TEST(test_run_all_no_map_after_deadline)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", QUEUEING_PARAMS);
+        F.maps[0].info.open_count = 1;
+        F.udev_wait_takes = TIMEOUT; /* mpatha's partitions step takes the whole deadline */
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_TIMEOUT);
+        ck_assert(find_name("mpatha-part1"));
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(run.maps[1].step, MPF_STEP_RESOLVE);
+        ck_assert(!called("lock mpath-3600b"));
+        ck_assert(!called("message mpathb fail_if_no_path"));
+        ck_assert(!called("mpathd disablequeueing map mpathb"));
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_TIMEOUT);
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* Every remaining failure branch: which op fails, on which call, what the result must be. */
 START_TEST(test_failure_branches)
 {
@@ -2020,6 +2068,8 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_independent);
         tcase_add_test(tc, test_run_precedence);
         tcase_add_test(tc, test_run_json_document);
+        tcase_add_test(tc, test_no_claim_after_deadline);
+        tcase_add_test(tc, test_run_all_no_map_after_deadline);
         tcase_add_test(tc, test_failure_branches);
         tcase_add_test(tc, test_unparsable_features_disable_anyway);
         tcase_add_test(tc, test_removed_by_someone_else);
