@@ -11,11 +11,13 @@
 
 #include "device.h"
 #include "dm.h"
+#include "guardian.h"
 #include "lock.h"
 #include "log.h"
 #include "macro.h"
 #include "mpathd.h"
 #include "syncer.h"
+#include "undo.h"
 #include "usage.h"
 #include "wait.h"
 
@@ -26,7 +28,19 @@ struct mpf_device {
         struct udev_monitor *monitor;
         struct mpf_syncer *syncer;      /* the write-back worker, started at the first flush */
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
+        struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
 };
+
+/* A map's locks, and the UUID its guardian knows it by. */
+struct dev_lock {
+        struct mpf_lock lock;
+        char uuid[MPF_UUID_MAX];
+};
+
+void mpf_device_set_guardian(struct mpf_device *d, struct mpf_guardian *g)
+{
+        d->guardian = g;
+}
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
 
@@ -216,7 +230,7 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
 {
         struct mpf_device *d = u;
         _cleanup_(strv_freep) char **paths = NULL;
-        _cleanup_(freep) struct mpf_lock *l = NULL;
+        _cleanup_(freep) struct dev_lock *l = NULL;
         _cleanup_(closep) int map_fd = -EBADF;
         int *fds = NULL;
         size_t n = 0, n_fds = 0;
@@ -240,9 +254,15 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
                 free(fds);
                 return -ENOMEM;
         }
-        *l = (struct mpf_lock){.map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n_fds};
+        l->lock = (struct mpf_lock){.map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n_fds};
+        snprintf(l->uuid, sizeof(l->uuid), "%s", map->uuid);
         log_debug("%s: locked %s/lock/%s and %zu path device(s)", map->name, mpf_rundir(), map->uuid,
-                  l->n_path_fds);
+                  l->lock.n_path_fds);
+        /* from now on, if we die, the guardian holds the map lock until it has put the map back */
+        r = mpf_guardian_watch(d->guardian, map->uuid, l->lock.map_fd);
+        if (r < 0)
+                log_warning_errno(r, "%s: Failed to hand the map lock to the guardian: %m, ignoring",
+                                  map->name);
         *ret_lock = TAKE_PTR(l);
         return 0;
 }
@@ -268,9 +288,11 @@ static int dev_paths(void *u, const struct mpf_dm_info *map, char ***ret_names)
 
 static void dev_unlock(void *u, void *lock)
 {
-        struct mpf_lock *l = lock;
+        struct mpf_device *d = u;
+        struct dev_lock *l = lock;
 
-        mpf_lock_release(l);
+        (void)mpf_guardian_forget(d->guardian, l->uuid);
+        mpf_lock_release(&l->lock);
         free(l);
 }
 
@@ -432,6 +454,16 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
         }
 }
 
+static int dev_record_write(void *u, const struct mpf_undo *rec)
+{
+        return mpf_undo_write(mpf_rundir(), rec);
+}
+
+static int dev_record_read(void *u, const char *uuid, struct mpf_undo *ret)
+{
+        return mpf_undo_read(mpf_rundir(), uuid, ret);
+}
+
 static usec_t dev_now(void *u)
 {
         return now_monotonic();
@@ -479,6 +511,8 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .save = dev_save,
                 .create = dev_create,
                 .udev_wait = dev_udev_wait,
+                .record_write = dev_record_write,
+                .record_read = dev_record_read,
                 .now = dev_now,
                 .sleep_until = dev_sleep_until,
                 .wait_change = dev_wait_change,

@@ -19,6 +19,9 @@ static inline void mpf_device_freep(struct mpf_device **d)
 {
         *d = mpf_device_free(*d);
 }
+/* The guardian (guardian.h) to hand each map's lock to; not owned. */
+struct mpf_guardian;
+void mpf_device_set_guardian(struct mpf_device *d, struct mpf_guardian *g);
 /* Fill ops with the real implementation, userdata d. */
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
 /* Does udevd answer on its control socket? */

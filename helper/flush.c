@@ -16,7 +16,9 @@
  *   done
  *
  * On failure after queueing was disabled, queueing is restored before returning; partition maps
- * removed by a flush that fails later are made again (same name, UUID and table).
+ * removed by a flush that fails later are made again (same name, UUID and table). What queueing
+ * and partitions change is written down first in the map's undo record (undo.h), which puts the
+ * map back also when the helper dies mid-flush.
  * Writes that were queued on a map without a usable path fail when queueing goes off: the map is
  * removed all the same (keeping it saves nothing), and the result says written data was lost.
  * With --deferred, a map in use goes from in-use straight to a deferred remove.
@@ -41,13 +43,11 @@ struct flush {
         struct mpf_target *targets;
         size_t n_targets;
         unsigned explained;
-        struct mpf_dm_saved *saved; /* the partition maps we removed, to make them again on failure */
-        size_t n_saved;
+        struct mpf_undo undo; /* what we changed and must put back (queueing, partition maps) */
+        bool recorded;        /* the undo record exists (undo is written down) */
 
         void *lock;
         int fd;
-        bool kernel_queueing_disabled;
-        bool mpathd_queueing_disabled;
         uint32_t cookie;
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
@@ -101,6 +101,9 @@ static void step_debug(const struct flush *f, MpfStep step, const char *what)
 static int set_identity(struct flush *f, const struct mpf_dm_info *info)
 {
         f->map = *info;
+        memcpy(f->undo.name, info->name, sizeof(f->undo.name));
+        memcpy(f->undo.uuid, info->uuid, sizeof(f->undo.uuid));
+        f->undo.devt = info->devt;
         free(f->res->name);
         free(f->res->uuid);
         f->res->name = strdup(info->name);
@@ -110,7 +113,7 @@ static int set_identity(struct flush *f, const struct mpf_dm_info *info)
         return f->res->name && f->res->uuid ? 0 : -ENOMEM;
 }
 
-/* ---- restore: undo the queueing step ---- */
+/* ---- restore: put back what the steps changed (undo.c does it, for us and for the guardian) ---- */
 
 /* Has someone else (multipath -f, dmsetup) removed the map meanwhile? Errors count as "no". */
 static bool map_gone(struct flush *f)
@@ -122,49 +125,33 @@ static bool map_gone(struct flush *f)
         return !info.exists || info.devt != f->map.devt;
 }
 
-static void restore_queueing(struct flush *f)
+/* Write down what we are about to change (or have put back), before we change it. */
+static int record(struct flush *f)
 {
-        const struct mpf_ops *o = f->ops;
-        usec_t d = MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
-        bool failed = false;
         int r;
 
-        if (!f->kernel_queueing_disabled && !f->mpathd_queueing_disabled)
-                return;
-        if (map_gone(f)) {
-                /* its queueing went with it */
-                f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false;
-                return;
-        }
+        if (!f->recorded && mpf_undo_empty(&f->undo))
+                return 0;
+        r = f->ops->record_write(f->ops->userdata, &f->undo);
+        if (r < 0)
+                return log_map(LOG_ERR, r, map_label(f), f->map.uuid, NULL,
+                               "Failed to write the undo record: %m");
+        f->recorded = !mpf_undo_empty(&f->undo);
+        return 0;
+}
 
-        if (f->mpathd_queueing_disabled) {
-                _cleanup_(freep) char *cmd = NULL;
+static usec_t restore_deadline(const struct flush *f)
+{
+        return MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
+}
 
-                if (asprintf_safe(&cmd, "restorequeueing map %s", f->map.name) < 0)
-                        r = -ENOMEM;
-                else
-                        r = o->mpathd(o->userdata, cmd, d);
-                if (r < 0) {
-                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "queueing",
-                                "Failed to restore queueing in multipathd: %m");
-                        failed = true;
-                } else
-                        f->mpathd_queueing_disabled = false;
-        }
-        if (f->kernel_queueing_disabled) {
-                r = o->message(o->userdata, f->map.name, "queue_if_no_path");
-                if (r == -ENXIO)
-                        r = 0; /* the map is gone: nothing left to restore */
-                if (r < 0) {
-                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "queueing",
-                                "Failed to restore queue_if_no_path: %m");
-                        failed = true;
-                } else
-                        f->kernel_queueing_disabled = false;
-        }
-        if (failed)
+static void restore_queueing(struct flush *f)
+{
+        int r = mpf_undo_queueing(f->ops, &f->undo, restore_deadline(f));
+
+        if (r < 0)
                 f->res->restore_failed = true;
-        else
+        else if (r == 0)
                 f->res->queueing_after = f->res->queueing_before;
 }
 
@@ -172,49 +159,19 @@ static void restore_queueing(struct flush *f)
  * their names, UUIDs and tables, as kpartx made them. */
 static void restore_partitions(struct flush *f)
 {
-        const struct mpf_ops *o = f->ops;
-        usec_t d = MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
-        uint32_t cookie = 0;
         size_t made = 0;
-        bool failed = false;
-        int r;
+        int r = mpf_undo_partitions(f->ops, &f->undo, restore_deadline(f), &made);
 
-        if (f->n_saved == 0 || map_gone(f))
-                return;
-        for (size_t i = 0; i < f->n_saved; i++) {
-                const struct mpf_dm_saved *s = &f->saved[i];
-                struct mpf_dm_info info;
-
-                /* made again meanwhile (kpartx run by a udev change event): leave it */
-                if (o->info_by_name(o->userdata, s->name, &info) >= 0 && info.exists)
-                        continue;
-                r = o->create(o->userdata, s, &cookie);
-                if (r < 0) {
-                        log_map(LOG_ERR, r, map_label(f), f->map.uuid, "partitions",
-                                "Failed to re-create partition map %s: %m", s->name);
-                        failed = true;
-                        continue;
-                }
-                made++;
-        }
-        if (made > 0 || failed) {
-                r = o->udev_wait(o->userdata, &f->map, cookie, d);
-                if (r < 0 && r != -ETIMEDOUT)
-                        log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "partitions",
-                                "Waiting for udev failed: %m, ignoring");
-        }
         if (made > 0) {
                 char *s = NULL;
 
-                log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "partitions",
-                        "re-created %zu partition map(s)", made);
                 if (asprintf_safe(&s, "%s; its %zu partition map(s) were re-created",
                                   strempty(f->res->reason), made) >= 0) {
                         free(f->res->reason);
                         f->res->reason = s;
                 }
         }
-        if (failed)
+        if (r < 0)
                 f->res->partitions_lost = true;
 }
 
@@ -356,6 +313,25 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
 
 /* ---- 2 lock ---- */
 
+/* A flusher that died mid-flush (and its guardian with it) left its undo record: put the map back
+ * as that flusher found it, then read its table again (queueing is on again, if it was). */
+static int undo_leftover(struct flush *f)
+{
+        _cleanup_(freep) char *type = NULL, *params = NULL;
+        unsigned n = 0;
+        int r;
+
+        r = mpf_undo_leftover(f->ops, f->map.uuid, restore_deadline(f));
+        if (r <= 0)
+                return 0; /* none, or it could not be put back: it stays for the next one, we go on */
+        r = f->ops->table(f->ops->userdata, f->map.name, &n, &type, &params);
+        if (r < 0 || n != 1 || !params)
+                return 0;
+        r = mpf_features_queue_if_no_path(params);
+        f->res->queueing_before = f->res->queueing_after = r < 0 ? -1 : r;
+        return 0;
+}
+
 static int step_lock(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
@@ -389,6 +365,9 @@ static int step_lock(struct flush *f, bool *done)
         if (read_table(f, MPF_STEP_LOCK) > 0)
                 return 0;
         step_debug(f, MPF_STEP_LOCK, "map and path devices locked");
+        r = undo_leftover(f);
+        if (r < 0)
+                return r;
         *done = false;
         return 0;
 }
@@ -713,7 +692,15 @@ static int step_queueing(struct flush *f, bool *done)
                 return 0;
         }
 
-        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->mpathd_queueing_disabled);
+        /* written down before it is done: if we die now, our guardian switches it on again */
+        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = true;
+        r = record(f);
+        if (r < 0) {
+                f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
+                return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
+                            strerror(-r));
+        }
+        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -724,7 +711,6 @@ static int step_queueing(struct flush *f, bool *done)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "fail_if_no_path failed: %s",
                             strerror(-r));
         }
-        f->kernel_queueing_disabled = true;
         f->res->queueing_after = 0;
         *done = false;
         return 0;
@@ -732,21 +718,22 @@ static int step_queueing(struct flush *f, bool *done)
 
 /* ---- 5 partitions ---- */
 
-/* Keep what it takes to make a partition map again before it is removed. */
+/* Keep what it takes to make a partition map again, and write it down, before it is removed. */
 static int save_partition(struct flush *f, const char *name)
 {
-        struct mpf_dm_saved *a;
+        struct mpf_dm_saved s = {};
         int r;
 
-        a = reallocarray(f->saved, f->n_saved + 1, sizeof(*a));
-        if (!a)
-                return -ENOMEM;
-        f->saved = a;
-        r = f->ops->save(f->ops->userdata, name, &a[f->n_saved]);
+        r = f->ops->save(f->ops->userdata, name, &s);
         if (r < 0)
                 return r;
-        f->n_saved++;
-        return 0;
+        r = mpf_undo_add_saved(&f->undo, &s);
+        if (r < 0)
+                return r;
+        r = record(f);
+        if (r < 0)
+                mpf_undo_drop_last(&f->undo);
+        return r;
 }
 
 static int step_partitions(struct flush *f, bool *done)
@@ -789,7 +776,7 @@ static int step_partitions(struct flush *f, bool *done)
                 r = o->remove(o->userdata, t->name, false, &f->cookie);
                 f->udev_pending = true;
                 if (r < 0) /* not removed by us: nothing to make again */
-                        mpf_dm_saved_done(&f->saved[--f->n_saved]);
+                        mpf_undo_drop_last(&f->undo);
                 if (r == -ENXIO)
                         continue;
                 if (r < 0) {
@@ -1058,7 +1045,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 }
                 if (r >= 0 || r == -ENXIO) {
                         /* gone: its queueing went with it, nothing to restore any more */
-                        f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false;
+                        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
                         break;
                 }
                 if (r != -EBUSY) {
@@ -1125,7 +1112,7 @@ static int step_udev_wait(struct flush *f, bool deferred)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT,
                             "the map still exists after its removal");
         }
-        f->kernel_queueing_disabled = f->mpathd_queueing_disabled = false; /* gone with the map */
+        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false; /* gone with the map */
         if (udev_late)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; udev had not finished with it at the deadline (cookie released)");
@@ -1337,9 +1324,12 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         restore_queueing(&f);
         if (ret->result != MPF_RESULT_REMOVED && ret->result != MPF_RESULT_DEFERRED)
                 restore_partitions(&f);
-        for (size_t i = 0; i < f.n_saved; i++)
-                mpf_dm_saved_done(&f.saved[i]);
-        free(f.saved);
+        else
+                while (f.undo.n_saved > 0) /* the partition maps went (or go) with the map */
+                        mpf_undo_drop_last(&f.undo);
+        /* what could not be put back stays written down for the next flusher; else the record goes */
+        (void)record(&f);
+        mpf_undo_done(&f.undo);
         if (f.lock && f.shared_pending && ret->result == MPF_RESULT_REMOVED)
                 ret->held_lock = TAKE_PTR(f.lock); /* until udev is done with the shared cookie */
         if (f.lock)

@@ -7,6 +7,7 @@
 #include "deadline.h"
 #include "dm.h"
 #include "result.h"
+#include "undo.h"
 #include "usage.h"
 
 /* in-use: a process that has the map open only counts as a user if it still has it open after
@@ -24,7 +25,7 @@
  * answer busy; the wait module (wait.c) then waits for the map with no lock held, and retries */
 #define WAIT_BUSY_LOCKED_USEC (1 * USEC_PER_SEC)
 /* Restoring queueing is never skipped for lack of time: it gets this much past the deadline. */
-#define RESTORE_GRACE_USEC (2 * USEC_PER_SEC)
+#define RESTORE_GRACE_USEC MPF_UNDO_GRACE_USEC
 /* Naming who keeps a map busy, once we give up at the deadline, may take this long past it. */
 #define RESCAN_GRACE_USEC (500 * USEC_PER_MSEC)
 
@@ -77,6 +78,10 @@ struct mpf_ops {
         int (*create)(void *u, const struct mpf_dm_saved *s, uint32_t *cookie);
         /* until udev has processed the cookie's events (or the deadline: -ETIMEDOUT, cookie released) */
         int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
+        /* the map's undo record (undo.h): write it, before each change (an empty record removes it);
+         * read the one a flusher that died left (-ENOENT: none) */
+        int (*record_write)(void *u, const struct mpf_undo *rec);
+        int (*record_read)(void *u, const char *uuid, struct mpf_undo *ret);
         usec_t (*now)(void *u);
         void (*sleep_until)(void *u, usec_t t);
         /* --wait-busy: return when something that may free a map happened (the mount table

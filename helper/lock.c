@@ -184,5 +184,8 @@ void mpf_lock_release(struct mpf_lock *l)
         close_all(l->path_fds, l->n_path_fds);
         l->path_fds = NULL;
         l->n_path_fds = 0;
+        /* explicitly: a copy of the fd (the guardian's) must not keep it locked */
+        if (l->map_fd >= 0)
+                (void)flock(l->map_fd, LOCK_UN);
         l->map_fd = safe_close(l->map_fd);
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "guardian.h"
 #include "journal.h"
 #include "lastpath.h"
 #include "log.h"
@@ -222,16 +223,27 @@ static bool signal_held(const sigset_t *mask)
 static int run_real(const struct mpf_options *o,
                     int (*fn)(const struct mpf_options *o, const struct mpf_ops *ops))
 {
+        /* The guardian is freed (told we are done, and reaped) after the device's locks are gone. */
+        _cleanup_(mpf_guardian_freep) struct mpf_guardian *g = NULL;
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
         struct mpf_ops ops;
         sigset_t mask, old_mask;
         bool udev_sync;
         int r, status;
 
+        /* A signal in the middle of a flush would leave queueing disabled or a partition map
+         * gone: these wait until the run is over (it is bounded by the deadline). SIGPIPE too: a
+         * log reader that went away must not end a flush (the write fails instead). What cannot
+         * be held back (SIGKILL) the guardian answers. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGPIPE);
+        sigaddset(&mask, SIGQUIT);
+        sigaddset(&mask, SIGTSTP);
+        sigaddset(&mask, SIGTTIN);
+        sigaddset(&mask, SIGTTOU);
         (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
 
         udev_sync = !o->no_udev_sync && mpf_udev_running();
@@ -239,18 +251,28 @@ static int run_real(const struct mpf_options *o,
                 log_debug("Not synchronising with udev (%s)",
                           o->no_udev_sync ? "--no-udev-sync"
                                           : "udevd does not answer on " UDEV_CONTROL_PATH);
-        r = mpf_device_new(udev_sync, &d);
+        /* before anything is opened: it must inherit nothing but its socket */
+        r = o->dry_run ? 0 : mpf_guardian_start(udev_sync, &g);
+        if (r < 0)
+                log_error_errno(r, "Failed to start the guardian: %m");
+        else {
+                r = mpf_device_new(udev_sync, &d);
+                if (r < 0)
+                        log_error_errno(r, "Failed to set up: %m");
+        }
         if (r < 0) {
-                log_error_errno(r, "Failed to set up: %m");
                 if (o->json)
                         (void)mpf_print_json_error(stdout, o->json_lines, MPF_VERSION, MPF_EXIT_FAILED,
                                                    strerror(-r));
                 status = MPF_EXIT_FAILED;
         } else {
+                mpf_device_set_guardian(d, g);
                 mpf_device_ops(d, &ops);
                 status = fn(o, &ops);
         }
         fflush(stdout);
+        d = mpf_device_free(d);
+        g = mpf_guardian_free(g);
         /* A signal held back during the run has had its effect: the run ended, at its deadline at
          * the latest. Letting it through now would replace the run's answer with death by that
          * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script

@@ -5,12 +5,16 @@
 #include <sys/sysmacros.h>
 
 #include <json-c/json.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "flush.h"
+#include "guardian.h"
 #include "output.h"
 #include "run.h"
 #include "log.h"
+#include "undo.h"
 #include "macro.h"
 #include "tests.h"
 
@@ -74,6 +78,12 @@ struct fake {
         const char *part_vanish_at; /* before this op runs, someone removes the first partition map */
         const char *recreate_at;    /* before this op runs, the map is made again with a new dev_t */
         usec_t deadline;            /* the run's deadline: what the fakes must be given */
+        char *undo_text;            /* the undo record as written (NULL: none) */
+        int record_r;               /* writing the record fails */
+        const char *die_at;         /* the helper dies right before the call that starts so: from then on no
+                                     * op changes anything (its own restore cannot run) */
+        bool dead;
+        bool kernel_queueing, mpathd_queueing; /* mpatha's queueing as the kernel and multipathd see it */
 };
 
 static struct fake F;
@@ -121,6 +131,8 @@ _printf_(1, 2) static void record(const char *fmt, ...)
         va_end(ap);
         ck_assert_uint_lt(F.n_calls, MAX_CALLS);
         F.calls[F.n_calls++] = s;
+        if (F.die_at && startswith(s, F.die_at))
+                F.dead = true;
 }
 
 static bool called(const char *s)
@@ -312,30 +324,46 @@ static void f_unlock(void *u, void *l)
 static int f_message(void *u, const char *name, const char *msg)
 {
         record("message %s %s", name, msg);
+        if (F.dead)
+                return -EINTR;
         maybe_vanish("message");
         if (!find_name(name))
                 return -ENXIO;
-        if (strcmp(msg, "queue_if_no_path") == 0)
+        if (strcmp(msg, "queue_if_no_path") == 0) {
+                if (F.message_restore_r >= 0 && strcmp(name, "mpatha") == 0)
+                        F.kernel_queueing = true;
                 return F.message_restore_r;
+        }
         if (F.message_r >= 0 && F.n_sectors_seq > 0)
                 F.sectors_pos++; /* queueing is off: the queued writes fail */
+        if (F.message_r >= 0 && strcmp(name, "mpatha") == 0)
+                F.kernel_queueing = false;
         return F.message_r;
 }
 
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 {
         record("mpathd %s", cmd);
+        if (F.dead)
+                return -EINTR;
         check_deadline(cmd, deadline, startswith(cmd, "restorequeueing") != NULL);
         if (startswith(cmd, "restorequeueing") && F.vanish_at)
                 return -EBADMSG; /* multipathd no longer knows the map */
-        if (startswith(cmd, "restorequeueing"))
+        if (startswith(cmd, "restorequeueing")) {
+                if (F.mpathd_restore_r >= 0 && strcmp(cmd, "restorequeueing map mpatha") == 0)
+                        F.mpathd_queueing = true;
                 return F.mpathd_restore_r;
+        }
+        if (F.mpathd_r >= 0 && strcmp(cmd, "disablequeueing map mpatha") == 0)
+                F.mpathd_queueing = false;
         return F.mpathd_r;
 }
 
 static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
 {
         record("claim %s", map->name);
+        if (F.dead)
+                return -EINTR;
         maybe_vanish("claim");
         if (F.vanish_at && strcmp(F.vanish_at, "claim") == 0)
                 return -ENOENT;
@@ -386,6 +414,8 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         int r = 0;
 
         record("remove%s %s", deferred ? " deferred" : "", name);
+        if (F.dead)
+                return -EINTR;
         if (*cookie == 0)
                 *cookie = 0x0d4d1234; /* libdevmapper makes the cookie before it runs the task */
         if (should_fail("remove"))
@@ -429,6 +459,8 @@ static int f_save(void *u, const char *name, struct mpf_dm_saved *ret)
 static int f_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
 {
         record("create %s", s->name);
+        if (F.dead)
+                return -EINTR;
         if (F.create_r < 0)
                 return F.create_r;
         for (size_t i = 0; i < F.n_maps; i++) {
@@ -455,6 +487,32 @@ static int f_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, 
         F.clock += F.udev_wait_takes;
         F.udev_wait_takes = 0;
         return F.udev_wait_r;
+}
+
+/* The record is kept as text, so that every write goes through format and parse. */
+static int f_record_write(void *u, const struct mpf_undo *rec)
+{
+        char *text = NULL;
+
+        record("record%s%s%s", rec->kernel_queueing_disabled ? " kernel" : "",
+               rec->mpathd_queueing_disabled ? " multipathd" : "", rec->n_saved > 0 ? " partitions" : "");
+        if (F.dead)
+                return -EINTR;
+        if (F.record_r < 0)
+                return F.record_r;
+        if (!mpf_undo_empty(rec))
+                ck_assert_int_eq(mpf_undo_format(rec, &text), 0);
+        free(F.undo_text);
+        F.undo_text = text;
+        return 0;
+}
+
+static int f_record_read(void *u, const char *uuid, struct mpf_undo *ret)
+{
+        record("record-read");
+        if (!F.undo_text)
+                return -ENOENT;
+        return mpf_undo_parse(F.undo_text, ret);
 }
 
 static usec_t f_now(void *u)
@@ -509,6 +567,8 @@ static const struct mpf_ops fake_ops = {
         .release = f_release,
         .remove = f_remove,
         .udev_wait = f_udev_wait,
+        .record_write = f_record_write,
+        .record_read = f_record_read,
         .now = f_now,
         .sleep_until = f_sleep_until,
         .wait_change = f_wait_change,
@@ -536,7 +596,13 @@ static void setup(void)
 {
         for (size_t i = 0; i < F.n_calls; i++)
                 free(F.calls[i]);
-        F = (struct fake){.clock = START, .mpathd_r = 0, .active_paths_r = 2, .deadline = START + TIMEOUT};
+        free(F.undo_text);
+        F = (struct fake){.clock = START,
+                          .mpathd_r = 0,
+                          .active_paths_r = 2,
+                          .deadline = START + TIMEOUT,
+                          .kernel_queueing = true,
+                          .mpathd_queueing = true};
         log_set_max_level(LOG_EMERG - 1); /* quiet */
 }
 
@@ -585,10 +651,13 @@ START_TEST(test_happy_path_order)
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
         static const char *const expected[] = {
                 "lock mpath-" WWID,
+                "record-read", /* none left by a flusher that died */
                 /* open once, by its unused partition map: nobody else, no scan */
+                "record kernel multipathd", /* written down before it is done */
                 "mpathd disablequeueing map mpatha",
                 "message mpatha fail_if_no_path",
                 "save mpatha-part1",
+                "record kernel multipathd partitions",
                 "remove mpatha-part1",
                 "udev_wait",
                 "claim mpatha",
@@ -596,6 +665,7 @@ START_TEST(test_happy_path_order)
                 "release",
                 "remove mpatha",
                 "udev_wait",
+                "record", /* gone: nothing left to put back */
                 "unlock",
                 NULL,
         };
@@ -1725,6 +1795,154 @@ START_TEST(test_run_all_no_map_after_deadline)
 }
 END_TEST
 
+/* ---- the undo record: what a guardian or the next flusher puts back ---- */
+
+/* The helper dies before each call of a flush in turn (SIGKILL: nothing of its own restore runs).
+ * What its record says then puts the map back: it is gone, or queueing is on in the kernel and in
+ * multipathd and the partition map exists. */
+START_TEST(test_killed_anywhere_undone)
+{
+        static const char *const points[] = {
+                "record kernel",
+                "mpathd disablequeueing",
+                "message mpatha fail",
+                "save",
+                "record kernel multipathd partitions",
+                "remove mpatha-part1",
+                "udev_wait",
+                "claim",
+                "flush",
+                "release",
+                "remove mpatha",
+                NULL,
+        };
+
+        for (size_t i = 0; points[i]; i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+                int k;
+
+                setup_standard();
+                F.maps[0].info.open_count = 1;
+                F.die_at = points[i];
+                flush("mpatha", false, false, &r);
+                ck_assert_msg(F.dead, "never reached %s", points[i]);
+                F.dead = false;
+                F.die_at = NULL;
+                F.deadline = 0; /* the guardian has no run deadline, only its grace */
+                k = mpf_undo_leftover(&fake_ops, "mpath-" WWID, START + 100 * USEC_PER_SEC);
+                ck_assert_msg(k >= 0, "%s: %d", points[i], k);
+                if (!find_uuid("mpath-" WWID))
+                        continue; /* gone: nothing to put back */
+                ck_assert_msg(F.kernel_queueing, "died at %s: kernel queueing left off", points[i]);
+                ck_assert_msg(F.mpathd_queueing, "died at %s: multipathd queueing left off", points[i]);
+                ck_assert_msg(find_name("mpatha-part1"), "died at %s: partition map lost", points[i]);
+                ck_assert_msg(!F.undo_text, "died at %s: the record is still there", points[i]);
+        }
+}
+END_TEST
+
+/* The next flusher finds a record left behind, puts the map back, and reads its queueing again. */
+START_TEST(test_next_flusher_undoes_leftover)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.die_at = "remove mpatha-part1";
+        flush("mpatha", false, false, &r);
+        F.dead = false;
+        F.die_at = NULL;
+        F.maps[1].info.exists = false;         /* it died right after this remove */
+        F.maps[0].params = NO_QUEUEING_PARAMS; /* as its table reads now */
+        ck_assert_ptr_nonnull(F.undo_text);
+        mpf_map_result_done(&r);
+
+        F.flush_r = -EIO; /* keep the map: look at what the next flusher leaves */
+        flush("mpatha", false, false, &r);
+        ck_assert(called("create mpatha-part1"));
+        ck_assert_uint_lt(call_index("create mpatha-part1"), call_index("claim mpatha"));
+        ck_assert(F.kernel_queueing);
+        ck_assert(F.mpathd_queueing);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
+/* A record that cannot be written: nothing is changed. */
+START_TEST(test_record_write_fails)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.record_r = -ENOSPC;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r.step, MPF_STEP_QUEUEING);
+        assert_untouched();
+}
+END_TEST
+
+/* What could not be put back stays written down, for the next flusher. */
+START_TEST(test_record_kept_when_restore_fails)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.flush_r = -EIO;
+        F.create_r = -ENOMEM;
+        flush("mpatha", false, false, &r);
+        ck_assert(r.partitions_lost);
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert_uint_eq(u.n_saved, 1);
+        ck_assert_str_eq(u.saved[0].name, "mpatha-part1");
+        ck_assert(!u.kernel_queueing_disabled);
+}
+END_TEST
+
+/* The guardian: the helper handed it the map lock, then died. */
+START_TEST(test_guardian_serve)
+{
+        char path[] = "/tmp/mpf-guardian-XXXXXX";
+        int sv[2], lock, other;
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        for (int forgot = 0; forgot <= 1; forgot++) {
+                setup_standard();
+                F.maps[0].info.open_count = 1;
+                F.die_at = "claim";
+                flush("mpatha", false, false, &r);
+                mpf_map_result_done(&r);
+                F.dead = false;
+                F.die_at = NULL;
+                ck_assert(!F.kernel_queueing);
+
+                lock = mkstemp(path);
+                ck_assert_int_ge(lock, 0);
+                ck_assert_int_eq(flock(lock, LOCK_EX), 0);
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+                ck_assert_int_eq(mpf_guardian_watch_fd(sv[0], "mpath-" WWID, lock), 0);
+                if (forgot)
+                        ck_assert_int_eq(mpf_guardian_forget_fd(sv[0], "mpath-" WWID), 0);
+                close(sv[0]); /* the helper is gone */
+                close(lock);
+                F.deadline = 0; /* the guardian has no run deadline, only its grace */
+                ck_assert_int_eq(mpf_guardian_serve(sv[1], &fake_ops), forgot ? 0 : 1);
+                close(sv[1]);
+                /* it let go of the lock */
+                other = open(path, O_RDONLY | O_CLOEXEC);
+                ck_assert_int_eq(flock(other, LOCK_EX | LOCK_NB), 0);
+                close(other);
+                unlink(path);
+                ck_assert(F.kernel_queueing == !forgot);
+                ck_assert(F.mpathd_queueing == !forgot);
+                ck_assert((find_name("mpatha-part1") != NULL) == !forgot);
+                strcpy(path, "/tmp/mpf-guardian-XXXXXX");
+        }
+}
+END_TEST
+
 /* Every remaining failure branch: which op fails, on which call, what the result must be. */
 START_TEST(test_failure_branches)
 {
@@ -2069,6 +2287,11 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_precedence);
         tcase_add_test(tc, test_run_json_document);
         tcase_add_test(tc, test_no_claim_after_deadline);
+        tcase_add_test(tc, test_killed_anywhere_undone);
+        tcase_add_test(tc, test_next_flusher_undoes_leftover);
+        tcase_add_test(tc, test_record_write_fails);
+        tcase_add_test(tc, test_record_kept_when_restore_fails);
+        tcase_add_test(tc, test_guardian_serve);
         tcase_add_test(tc, test_run_all_no_map_after_deadline);
         tcase_add_test(tc, test_failure_branches);
         tcase_add_test(tc, test_unparsable_features_disable_anyway);

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The guardian: a small process forked when a run starts, that puts a map back as it was found
+ * (undo.h) when the helper dies in the middle of its flush, whatever killed it (SIGKILL included).
+ *
+ * It is the helper's child in its own session (no terminal signal reaches it), ignores every
+ * signal that can be ignored, has /dev/null as stdio and no fd of the helper but one end of a
+ * socket pair: a caller that waits for the helper's exit or output never waits for it, and it holds
+ * no claim on any map. For each map, once its lock is taken, the helper hands the guardian a copy of
+ * the lock fd. A flock belongs to the open file description, so while the guardian holds its copy
+ * the lock outlives the helper: nobody else flushes the map before the guardian has put it back.
+ * When the helper is done with a map it tells the guardian, which drops its copy.
+ *
+ * When the socket reads EOF (the helper is gone: exited or killed), the guardian takes each lock it
+ * still has copies of (LOCK_NB: it is still held by it), undoes what the map's record says, and
+ * exits. A guardian killed too (a cgroup kill) leaves the record to the next flusher of the map.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct mpf_guardian;
+
+/* Fork the guardian. udev_sync: whether it may wait for udev when it makes partition maps again. */
+int mpf_guardian_start(bool udev_sync, struct mpf_guardian **ret);
+/* The helper exits: tell the guardian (socket closed) and reap it. It has nothing left to undo
+ * unless a map was never forgotten. NULL is fine. */
+struct mpf_guardian *mpf_guardian_free(struct mpf_guardian *g);
+static inline void mpf_guardian_freep(struct mpf_guardian **g)
+{
+        *g = mpf_guardian_free(*g);
+}
+
+/* The map's lock is held (lock_fd): watch it. NULL g: no guardian, 0. */
+int mpf_guardian_watch(struct mpf_guardian *g, const char *uuid, int lock_fd);
+/* Done with the map (its undo record is removed): drop the copy of its lock. */
+int mpf_guardian_forget(struct mpf_guardian *g, const char *uuid);
+pid_t mpf_guardian_pid(const struct mpf_guardian *g);
+
+/* Both sides of the socket, for tests. The helper's messages on its end of the socket; the
+ * guardian serves its end until EOF, then puts back (ops) each map still watched whose lock it can
+ * take. Returns the number of maps it put back or found nothing to put back for. */
+int mpf_guardian_watch_fd(int sock, const char *uuid, int lock_fd);
+int mpf_guardian_forget_fd(int sock, const char *uuid);
+struct mpf_ops;
+int mpf_guardian_serve(int sock, const struct mpf_ops *ops);
