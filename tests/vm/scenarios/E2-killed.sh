@@ -1,0 +1,111 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# E2: left as found even when killed. A queueing map with two kpartx partition
+# maps; mpath-flush -v is sent SIGKILL the moment it logs each of ten points
+# spread over the flush (from "locked" to "remove: starting"). After each kill,
+# within 3 s, the map is gone or back as it was found: queue_if_no_path in the
+# kernel table, queueing on in multipathd, both partition maps with their
+# /dev/mapper links, nothing suspended; the guardian is gone, and it never held
+# the caller's stderr (the reader sees EOF when the helper dies). Once more with
+# SIGPIPE (the reader of its log goes away after the first partition map is
+# removed): the flush carries on and removes the map. The last step each killed
+# helper logged is reported.
+# mpf-lab: mode=fast timeout=420
+. /usr/lib/mpf-lab/lib.sh
+
+lab_setup 1 multipathd
+t_check "two partition maps exist" lab_partition "$map" 2
+
+mpathd_queueing() { multipathd show maps format "%n %Q" 2> /dev/null | awk -v m="$map" '$1 == m { print $2 }'; }
+active() { dmsetup info "$1" 2> /dev/null | grep -q '^State: *ACTIVE'; }
+# the map is gone, or as it was found
+as_found() {
+        lab_map_exists "$map" || return 0
+        lab_map_queueing "$map" || return 1
+        [ "$(mpathd_queueing)" = "$q0" ] || return 1
+        for p in "$map" "$map-part1" "$map-part2"; do active "$p" || return 1; done
+        [ -b "/dev/mapper/$map-part1" ] && [ -b "/dev/mapper/$map-part2" ]
+}
+# a fresh queueing map with both partition maps, if the last round removed it
+ensure_map() {
+        lab_map_exists "$map" || lab_maps_create 1 || return 1
+        _i=0
+        while ! { [ -b "/dev/mapper/$map-part1" ] && [ -b "/dev/mapper/$map-part2" ]; } && [ $_i -lt 100 ]; do
+                sleep 0.1; _i=$((_i + 1))
+        done
+        [ -b "/dev/mapper/$map-part1" ] || kpartx -a -p -part "/dev/mapper/$map"
+        lab_settle
+        as_found && lab_map_exists "$map"
+}
+guardians() { pgrep -x mpath-flush-gd | wc -l; }
+
+q0=$(mpathd_queueing)
+t_diag "multipathd shows queueing as '$q0'"
+t_check "the map queues (queue_if_no_path)" lab_map_queueing "$map"
+
+fifo=$MPF_LAB_OUT/log.fifo
+mkfifo "$fifo"
+n=0
+kill_at() {
+        n=$((n + 1))
+        if ! ensure_map; then
+                t_fail "kill $n ($1): the map could not be set up again"
+                return
+        fi
+        mpath-flush -v -t 20 "$map" 2> "$fifo" &
+        pid=$!
+        killed=0 last='' t_kill=0
+        # read to EOF: the guardian must not hold the helper's stderr
+        while IFS= read -r line; do
+                echo "  [$n] $line"
+                case $line in *": $map: "*) last=$line ;; esac
+                if [ $killed -eq 0 ]; then
+                        case $line in *"$1"*)
+                                kill -KILL "$pid"; t_kill=$(lab_ms); killed=1 ;;
+                        esac
+                fi
+        done < "$fifo"
+        t_eof=$(lab_ms)
+        wait "$pid"; rc=$?
+        step=$(printf '%s\n' "$last" | sed -n "s/^mpath-flush: $map: \([a-z-]*\): .*/\1/p")
+        if [ $killed -eq 0 ]; then
+                t_fail "kill $n: '$1' was never logged (exit $rc)"
+                return
+        fi
+        _i=0
+        until as_found || [ $_i -ge 30 ]; do sleep 0.1; _i=$((_i + 1)); done
+        took=$(($(lab_ms) - t_kill))
+        if lab_map_exists "$map"; then state="as found"; else state=gone; fi
+        if as_found && [ $took -le 3500 ]; then
+                t_ok "kill $n on '$1' (last step logged: ${step:-none}): $state within 3 s ($took ms)"
+        else
+                t_fail "kill $n on '$1' (last step logged: ${step:-none}): not as found after $took ms" \
+                        "table: $(dmsetup table "$map" 2>&1 | head -1); multipathd: $(mpathd_queueing); $(dmsetup ls | tr '\n' ' ')"
+        fi
+        t_check "kill $n: the caller saw EOF on stderr at once ($((t_eof - t_kill)) ms)" test $((t_eof - t_kill)) -lt 1000
+        _i=0
+        while [ "$(guardians)" -gt 0 ] && [ $_i -lt 30 ]; do sleep 0.1; _i=$((_i + 1)); done
+        t_is "kill $n: no guardian left" "$(guardians)" 0
+        t_check_fails "kill $n: no undo record left" sh -c "ls /run/mpath-flush/undo/ 2> /dev/null | grep -q ."
+}
+
+kill_at "lock: map and path devices locked"
+kill_at "in-use: starting"
+kill_at "queueing: starting"
+kill_at "partitions: starting"
+kill_at "removed partition map $map-part1"
+kill_at "removed partition map $map-part2"
+kill_at "claim: starting"
+kill_at "flush: starting"
+kill_at "sole-opener: starting"
+kill_at "remove: starting"
+
+# SIGPIPE: the log's reader exits after the first partition map is removed
+t_check "the map is set up again" ensure_map
+(mpath-flush -v -t 20 "$map" 2>&1; echo $? > "$MPF_LAB_OUT/pipe.rc") |
+        awk -v p="removed partition map $map-part1" '{ print "  [pipe] " $0; fflush() } index($0, p) { exit }'
+wait
+t_diag "with its log reader gone: exit $(cat "$MPF_LAB_OUT/pipe.rc")"
+t_check "SIGPIPE did not stop the flush: the map is gone" lab_wait_gone "$map" 5
+t_check_fails "its partition maps are gone" lab_map_exists "$map-part1"
+t_done

@@ -1,0 +1,72 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# E6: --all -t 1 with 16 queueing maps that each have two kpartx partition maps.
+# No map is touched after the deadline: no step starts later than the deadline
+# (the -v log, time-stamped by its reader, with 0.2 s for the pipe), maps whose
+# turn comes after it are reported "timeout" at "resolve", and every map that is
+# not reported removed is exactly as found (queue_if_no_path, both partition
+# maps, nothing suspended). The run answers within the deadline plus the 2 s
+# that putting a map back may take. --dry-run with the same deadline changes
+# nothing.
+# mpf-lab: mode=fast timeout=600
+. /usr/lib/mpf-lab/lib.sh
+
+lab_setup 16 multipathd
+# scsi_debug LUNs share one store: one label shows on every LUN; kpartx for each map
+printf 'label: dos\n,16M,L\n,16M,L\n' | sfdisk -q "/dev/mapper/$map"
+echo 3 > /proc/sys/vm/drop_caches
+for m in $(lab_maps); do
+        [ -e "/dev/mapper/$m-part2" ] || kpartx -a -p -part "/dev/mapper/$m"
+done
+lab_settle
+parts=0
+for m in $(lab_maps); do lab_map_exists "$m-part1" && lab_map_exists "$m-part2" && parts=$((parts + 1)); done
+t_is "16 maps with two partition maps each" "$parts" 16
+
+# what each map looks like: its table, its partition maps' tables, its state
+state() {
+        for m in $(lab_maps); do
+                printf '%s|%s|%s|%s|%s\n' "$m" "$(dmsetup table "$m")" "$(dmsetup table "$m-part1" 2>&1)" \
+                        "$(dmsetup table "$m-part2" 2>&1)" \
+                        "$(dmsetup info "$m" "$m-part1" "$m-part2" 2>&1 | grep -E '^(Name|State)' | tr -s ' \n' ' ')"
+        done
+}
+before=$(state)
+t_is "every map queues" "$(printf '%s\n' "$before" | grep -c queue_if_no_path)" 16
+
+lab_run n mpath-flush --all --dry-run --json -t 1
+t_is "dry run: 16 maps reported" "$(printf '%s' "$n_out" | jq '.maps | length')" 16
+t_is "dry run: nothing changed" "$(state)" "$before"
+
+t0=$(lab_ms)
+# stderr (the -v log) through a reader that stamps each line with the time it arrived
+{ mpath-flush --all --json -v -t 1 2>&1 > "$MPF_LAB_OUT/all.json"; echo $? > "$MPF_LAB_OUT/all.rc"; } |
+        perl -MTime::HiRes=time -ne '$| = 1; printf "%d %s", time() * 1000, $_' > "$MPF_LAB_OUT/all.log"
+took=$(($(lab_ms) - t0))
+out=$(cat "$MPF_LAB_OUT/all.json")
+rc=$(cat "$MPF_LAB_OUT/all.rc")
+t_diag "mpath-flush --all -t 1 took $took ms, exit $rc"
+t_check "it answered within the deadline and the 2 s of putting back ($took ms)" test "$took" -lt 3500
+t_is "exit 5 (timeout)" "$rc" 5
+t_is "16 maps reported" "$(printf '%s' "$out" | jq '.maps | length')" 16
+removed=$(printf '%s' "$out" | jq -r '.maps[] | select(.result == "removed") | .name' | sort)
+t_diag "removed before the deadline: $(printf '%s' "$removed" | tr '\n' ' ')"
+t_diag "results: $(printf '%s' "$out" | jq -r '[.maps[] | "\(.map)=\(.result)@\(.step)"] | join(" ")')"
+t_like "the maps not removed timed out" \
+        "$(printf '%s' "$out" | jq -r '[.maps[] | select(.result != "removed") | .result] | unique | join(" ")')" '^(timeout)?$'
+notstarted=$(printf '%s' "$out" | jq '[.maps[] | select(.result == "timeout" and .step == "resolve")] | length')
+t_check "some maps' turn came after the deadline ($notstarted not started)" test "$notstarted" -gt 0
+
+# A step that starts, or a partition map removed, later than the deadline (as the caller saw it,
+# with 0.2 s for the helper's start and the pipe)
+late=$(awk -v lim=$((t0 + 1200)) '$1 > lim && ($0 ~ /: (in-use|queueing|partitions|claim|flush|sole-opener|remove): starting/ || $0 ~ /removed partition map/)' "$MPF_LAB_OUT/all.log")
+t_is "no step started after the deadline" "$late" ""
+grep -E ': (starting|removed partition map)' "$MPF_LAB_OUT/all.log" | sed "s/^/  /" | tail -n 12
+
+# every map not removed is exactly as found
+lab_settle
+expect=$(printf '%s\n' "$before" | while IFS='|' read -r m rest; do
+        printf '%s\n' "$removed" | grep -qx "$m" || printf '%s|%s\n' "$m" "$rest"; done)
+t_is "every map not removed is as found (tables, partition maps, not suspended)" "$(state)" "$expect"
+t_check_fails "no undo record is left" sh -c "ls /run/mpath-flush/undo/ 2> /dev/null | grep -q ."
+t_done
