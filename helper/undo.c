@@ -351,6 +351,29 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
         return ret;
 }
 
+/* A partition map's table opens the map exclusively: while someone else still has it open O_EXCL
+ * (our write-back worker of a helper that was killed, finishing its fsync) that fails with EBUSY.
+ * Try again until the deadline. */
+static int create_retrying(const struct mpf_ops *o, const struct mpf_dm_saved *s, usec_t deadline,
+                           uint32_t *cookie)
+{
+        struct backoff b;
+
+        backoff_init(&b, UNDO_CREATE_BACKOFF_FIRST_USEC, UNDO_CREATE_BACKOFF_MAX_USEC);
+        for (;;) {
+                usec_t t, d;
+                int r = o->create(o->userdata, s, cookie);
+
+                if (r != -EBUSY)
+                        return r;
+                t = o->now(o->userdata);
+                d = backoff_step(&b, deadline, t);
+                if (d == 0)
+                        return r;
+                o->sleep_until(o->userdata, t + d);
+        }
+}
+
 int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline, size_t *ret_made)
 {
         struct mpf_dm_info map, info;
@@ -377,7 +400,7 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
                         mpf_dm_saved_done(s);
                         continue;
                 }
-                r = o->create(o->userdata, s, &cookie);
+                r = create_retrying(o, s, deadline, &cookie);
                 if (r < 0) {
                         log_map(LOG_ERR, r, u->name, u->uuid, "partitions",
                                 "Failed to re-create partition map %s: %m", s->name);

@@ -30,6 +30,9 @@ struct mpf_ops;
 /* Putting a map back is never skipped for lack of time: it gets this long past the deadline (or,
  * for the guardian and the next flusher, from when it starts). */
 #define MPF_UNDO_GRACE_USEC (2 * USEC_PER_SEC)
+/* Making a partition map again fails with EBUSY while another opener holds the map O_EXCL. */
+#define UNDO_CREATE_BACKOFF_FIRST_USEC (10 * USEC_PER_MSEC)
+#define UNDO_CREATE_BACKOFF_MAX_USEC (200 * USEC_PER_MSEC)
 
 struct mpf_undo {
         char name[MPF_NAME_MAX];

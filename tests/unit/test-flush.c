@@ -50,6 +50,7 @@ struct fake {
         int active_paths_r;    /* active paths in the status line, or an error */
         int save_r;            /* reading a partition map\'s table fails */
         int create_r;          /* making a partition map again fails */
+        unsigned create_busy;  /* ... with EBUSY this many times first (the map is still claimed) */
         int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
@@ -461,6 +462,10 @@ static int f_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
         record("create %s", s->name);
         if (F.dead)
                 return -EINTR;
+        if (F.create_busy > 0) {
+                F.create_busy--;
+                return -EBUSY;
+        }
         if (F.create_r < 0)
                 return F.create_r;
         for (size_t i = 0; i < F.n_maps; i++) {
@@ -1867,6 +1872,26 @@ START_TEST(test_next_flusher_undoes_leftover)
 }
 END_TEST
 
+/* The write-back worker of a killed helper still has the map open O_EXCL for a moment: making the
+ * partition map again is retried until it is let go. */
+START_TEST(test_undo_create_retried_while_claimed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.die_at = "flush";
+        flush("mpatha", false, false, &r);
+        F.dead = false;
+        F.die_at = NULL;
+        F.create_busy = 3;
+        ck_assert_int_eq(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 1);
+        ck_assert(find_name("mpatha-part1"));
+        ck_assert_uint_eq(F.create_busy, 0);
+        ck_assert_uint_gt(F.clock, START); /* it waited in between */
+}
+END_TEST
+
 /* A record that cannot be written: nothing is changed. */
 START_TEST(test_record_write_fails)
 {
@@ -2290,6 +2315,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_killed_anywhere_undone);
         tcase_add_test(tc, test_next_flusher_undoes_leftover);
         tcase_add_test(tc, test_record_write_fails);
+        tcase_add_test(tc, test_undo_create_retried_while_claimed);
         tcase_add_test(tc, test_record_kept_when_restore_fails);
         tcase_add_test(tc, test_guardian_serve);
         tcase_add_test(tc, test_run_all_no_map_after_deadline);
