@@ -247,14 +247,16 @@ int mpf_undo_write(const char *rundir, const struct mpf_undo *u)
         r = undo_path(rundir, u->uuid, !mpf_undo_empty(u), &path);
         if (r < 0)
                 return r;
-        if (mpf_undo_empty(u))
+        if (asprintf_safe(&tmp, "%s.new", path) < 0)
+                return -ENOMEM;
+        if (mpf_undo_empty(u)) {
+                (void)unlink(tmp); /* left by a writer that was killed */
                 return unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
+        }
 
         r = mpf_undo_format(u, &text);
         if (r < 0)
                 return r;
-        if (asprintf_safe(&tmp, "%s.new", path) < 0)
-                return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return negative_errno();
@@ -284,6 +286,15 @@ int mpf_undo_read(const char *rundir, const char *uuid, struct mpf_undo *ret)
         if (r < 0)
                 return r;
         f = fopen(path, "re");
+        if (!f && errno == ENOENT) {
+                /* a writer killed before its first record was in place leaves only this (we hold
+                 * the map lock: nobody is writing it now) */
+                _cleanup_(freep) char *tmp = NULL;
+
+                if (asprintf_safe(&tmp, "%s.new", path) >= 0)
+                        (void)unlink(tmp);
+                return -ENOENT;
+        }
         if (!f)
                 return negative_errno();
         n = getdelim(&text, &size, 0, f);
@@ -332,6 +343,8 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                         r = -ENOMEM;
                 else
                         r = o->mpathd(o->userdata, cmd, deadline);
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        r = 0; /* multipathd does not run (any more): it keeps no queueing state */
                 if (r < 0)
                         ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
                                       "Failed to restore queueing in multipathd: %m");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The undo record: text form both ways, the file under the run directory. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,8 +100,9 @@ START_TEST(test_file)
 {
         char dir[] = "/tmp/mpf-undo-XXXXXX";
         _cleanup_(mpf_undo_done) struct mpf_undo u = {}, v = {};
-        _cleanup_(freep) char *path = NULL;
+        _cleanup_(freep) char *path = NULL, *tmp = NULL;
         struct stat st;
+        int fd;
 
         ck_assert_ptr_nonnull(mkdtemp(dir));
         fill(&u);
@@ -121,6 +123,13 @@ START_TEST(test_file)
         ck_assert_int_eq(mpf_undo_write(dir, &u), 0);
         ck_assert_int_eq(stat(path, &st), -1);
         ck_assert_int_eq(mpf_undo_write(dir, &u), 0); /* and again: no error */
+        /* a writer killed mid-write leaves a .new file: the next look for a record removes it */
+        ck_assert_int_ge(asprintf(&tmp, "%s.new", path), 0);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(mpf_undo_read(dir, u.uuid, &v), -ENOENT);
+        ck_assert_int_eq(stat(tmp, &st), -1);
         ck_assert_int_eq(rmdir(strrchr(path, '/') ? (*strrchr(path, '/') = 0, path) : path), 0);
         ck_assert_int_eq(rmdir(dir), 0);
 }
