@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The guardian as a process: it holds nothing its caller waits on, and it keeps a map lock
+ * handed to it after the helper is gone, until it has looked at the map. (What it undoes is
+ * tested with the fakes in test-flush.c.) */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guardian.h"
+#include "lock.h"
+#include "macro.h"
+#include "tests.h"
+
+static bool fd_is_null(pid_t pid, int fd)
+{
+        char p[64], target[PATH_MAX] = {};
+
+        snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)pid, fd);
+        return readlink(p, target, sizeof(target) - 1) > 0 && strcmp(target, "/dev/null") == 0;
+}
+
+START_TEST(test_holds_nothing_of_the_caller)
+{
+        struct mpf_guardian *g = NULL;
+        char p[64];
+        int pipefd[2], saved, n = 0;
+        struct dirent *de;
+        DIR *d;
+        pid_t pid;
+
+        /* the caller reads our stdout through a pipe */
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        saved = dup(STDOUT_FILENO);
+        ck_assert_int_eq(dup2(pipefd[1], STDOUT_FILENO), STDOUT_FILENO);
+        ck_assert_int_eq(mpf_guardian_start(false, &g), 0);
+        ck_assert_int_eq(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+        close(saved);
+        close(pipefd[1]);
+        pid = mpf_guardian_pid(g);
+        ck_assert_int_gt(pid, 0);
+
+        for (int i = 0; i < 200 && !(fd_is_null(pid, 0) && fd_is_null(pid, 1) && fd_is_null(pid, 2)); i++)
+                usleep(10000);
+        ck_assert(fd_is_null(pid, 0) && fd_is_null(pid, 1) && fd_is_null(pid, 2));
+        ck_assert_int_eq(getsid(pid), pid); /* its own session: no terminal signal reaches it */
+        /* the caller's pipe reads EOF although the guardian runs */
+        {
+                char c;
+                ck_assert_int_eq(read(pipefd[0], &c, 1), 0);
+        }
+        close(pipefd[0]);
+        /* no fd but stdio, its socket to us, and its own udev/dm handles */
+        snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+        d = opendir(p);
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        ck_assert_int_le(n, 6);
+        /* SIGTERM is ignored: only the end of its socket ends it */
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        usleep(50000);
+        ck_assert_int_eq(kill(pid, 0), 0);
+        g = mpf_guardian_free(g); /* reaps it */
+        ck_assert_int_eq(kill(pid, 0), -1);
+}
+END_TEST
+
+/* The helper takes a map lock, hands it to the guardian and dies: the lock stays held (the guardian
+ * is stopped meanwhile, so it cannot have let go yet) until the guardian has looked at the map. */
+START_TEST(test_keeps_the_lock_until_it_looked)
+{
+        char dir[] = "/tmp/mpf-guard-XXXXXX";
+        _cleanup_(freep) char *path = NULL;
+        int pfd[2], lock, st;
+        pid_t helper, gpid = 0;
+        usec_t t;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(setenv(MPF_RUNDIR_ENV, dir, 1), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/lock/mpath-x", dir), 0);
+        ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+        helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                struct mpf_guardian *g = NULL;
+                int fd = -EBADF;
+
+                if (mpf_guardian_start(false, &g) < 0 ||
+                    mpf_lock_map(dir, "mpath-x", now_monotonic() + USEC_PER_SEC, &fd) < 0 ||
+                    mpf_guardian_watch(g, "mpath-x", fd) < 0)
+                        _exit(1);
+                gpid = mpf_guardian_pid(g);
+                usleep(100000); /* let it take the fd */
+                (void)kill(gpid, SIGSTOP);
+                if (write(pfd[1], &gpid, sizeof(gpid)) != sizeof(gpid))
+                        _exit(1);
+                _exit(0); /* killed, in effect: no unlock, no goodbye */
+        }
+        close(pfd[1]);
+        ck_assert_int_eq(read(pfd[0], &gpid, sizeof(gpid)), (ssize_t)sizeof(gpid));
+        close(pfd[0]);
+        ck_assert_int_eq(waitpid(helper, &st, 0), helper);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        lock = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(lock, 0);
+        ck_assert_int_eq(flock(lock, LOCK_EX | LOCK_NB), -1); /* the helper is gone, its lock is not */
+        ck_assert_int_eq(kill(gpid, SIGCONT), 0);
+        t = now_monotonic();
+        while (flock(lock, LOCK_EX | LOCK_NB) < 0 && now_monotonic() < t + 5 * USEC_PER_SEC)
+                usleep(10000);
+        ck_assert_int_eq(flock(lock, LOCK_EX | LOCK_NB), 0); /* it looked (no record), let go, exited */
+        for (int i = 0; i < 500 && kill(gpid, 0) == 0; i++)
+                usleep(10000);
+        ck_assert_int_eq(kill(gpid, 0), -1);
+        close(lock);
+        (void)unlink(path);
+        *strrchr(path, '/') = 0;
+        (void)rmdir(path);
+        (void)rmdir(dir);
+}
+END_TEST
+
+static Suite *guardian_suite(void)
+{
+        Suite *s = suite_create("guardian");
+        TCase *tc = tcase_create("guardian");
+
+        tcase_add_test(tc, test_holds_nothing_of_the_caller);
+        tcase_add_test(tc, test_keeps_the_lock_until_it_looked);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+MPF_TEST_MAIN(guardian_suite)
