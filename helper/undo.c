@@ -389,7 +389,7 @@ static int create_retrying(const struct mpf_ops *o, const struct mpf_dm_saved *s
 
 int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline, size_t *ret_made)
 {
-        struct mpf_dm_info map, info;
+        struct mpf_dm_info map = {}, info;
         uint32_t cookie = 0;
         size_t made = 0, k = 0;
         bool failed = false;
