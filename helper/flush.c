@@ -762,6 +762,11 @@ static int step_partitions(struct flush *f, bool *done)
                         return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is open (%d)",
                                     t->name, info.open_count);
                 }
+                if (deadline_passed(f->p->deadline, now(f))) {
+                        finish_cookie(f);
+                        return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_PARTITIONS,
+                                    "the deadline passed during this step");
+                }
                 r = save_partition(f, t->name);
                 if (r == -ENXIO)
                         continue;

@@ -51,6 +51,7 @@ struct fake {
         int save_r;            /* reading a partition map\'s table fails */
         int create_r;          /* making a partition map again fails */
         unsigned create_busy;  /* ... with EBUSY this many times first (the map is still claimed) */
+        usec_t mpathd_takes;   /* disablequeueing takes this long (multipathd stopped) */
         int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
@@ -354,6 +355,10 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
                 if (F.mpathd_restore_r >= 0 && strcmp(cmd, "restorequeueing map mpatha") == 0)
                         F.mpathd_queueing = true;
                 return F.mpathd_restore_r;
+        }
+        if (startswith(cmd, "disablequeueing") && F.mpathd_takes > 0) {
+                F.clock = MIN(F.clock + F.mpathd_takes, deadline);
+                return -ETIMEDOUT;
         }
         if (F.mpathd_r >= 0 && strcmp(cmd, "disablequeueing map mpatha") == 0)
                 F.mpathd_queueing = false;
