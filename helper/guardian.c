@@ -109,54 +109,64 @@ static void forget(struct watched *w, size_t *n, const char *uuid)
                 }
 }
 
-int mpf_guardian_serve(int sock, const struct mpf_ops *ops)
+/* Until EOF: the maps the helper holds the lock of when it goes. */
+static void collect(int sock, struct watched **w, size_t *n)
 {
-        _cleanup_(freep) struct watched *w = NULL;
-        size_t n = 0, looked = 0;
-        int r;
-
         for (;;) {
                 char kind = 0, uuid[MPF_UUID_MAX];
                 int fd = -EBADF;
+                int r = receive_msg(sock, &kind, uuid, &fd);
 
-                r = receive_msg(sock, &kind, uuid, &fd);
                 if (r == 0)
-                        break;
+                        return;
                 if (r == -EBADMSG)
                         continue;
                 if (r < 0)
-                        break; /* cannot hear the helper any more: act as if it were gone */
-                forget(w, &n, uuid);
+                        return; /* cannot hear the helper any more: act as if it were gone */
+                forget(*w, n, uuid);
                 if (kind == MSG_WATCH && fd >= 0) {
-                        struct watched *a = reallocarray(w, n + 1, sizeof(*a));
+                        struct watched *a = reallocarray(*w, *n + 1, sizeof(*a));
 
                         if (!a) {
                                 safe_close(fd);
                                 continue;
                         }
-                        w = a;
-                        snprintf(w[n].uuid, sizeof(w[n].uuid), "%s", uuid);
-                        w[n++].fd = fd;
+                        *w = a;
+                        snprintf(a[*n].uuid, sizeof(a[*n].uuid), "%s", uuid);
+                        a[(*n)++].fd = fd;
                 } else
                         safe_close(fd);
         }
+}
 
-        /* The helper is gone. Each lock we still have a copy of, it held when it died. */
+/* The helper is gone. Each lock we still have a copy of, it held when it died. */
+static int put_back(struct watched *w, size_t n, const struct mpf_ops *ops)
+{
+        int looked = 0;
+
         for (size_t i = 0; i < n; i++) {
                 usec_t d = usec_add(ops->now(ops->userdata), MPF_UNDO_GRACE_USEC);
 
                 if (flock(w[i].fd, LOCK_EX | LOCK_NB) >= 0) {
-                        r = mpf_undo_leftover(ops, w[i].uuid, d);
-                        if (r > 0)
+                        if (mpf_undo_leftover(ops, w[i].uuid, d) > 0)
                                 log_map(LOG_NOTICE, 0, NULL, w[i].uuid, NULL,
                                         "the flusher died mid-flush; the map was put back as found");
                         looked++;
                 } else
                         log_debug_errno(-errno, "%s: lock taken by another flusher, leaving it: %m",
                                         w[i].uuid);
-                safe_close(w[i].fd);
+                w[i].fd = safe_close(w[i].fd);
         }
-        return (int)looked;
+        return looked;
+}
+
+int mpf_guardian_serve(int sock, const struct mpf_ops *ops)
+{
+        _cleanup_(freep) struct watched *w = NULL;
+        size_t n = 0;
+
+        collect(sock, &w, &n);
+        return put_back(w, n, ops);
 }
 
 _Noreturn static void guardian_main(int sock, bool udev_sync)
@@ -164,7 +174,9 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
         static const int ignored[] = {SIGINT,  SIGTERM, SIGHUP,  SIGPIPE, SIGQUIT, SIGTSTP,
                                       SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGALRM};
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        struct watched *w = NULL;
         struct mpf_ops ops;
+        size_t n = 0;
         sigset_t none;
         int null;
 
@@ -184,10 +196,14 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
         close_all_but(sock);
         log_set_journal(true); /* the journal if it runs; else stderr, which is /dev/null now */
 
+        collect(sock, &w, &n);
+        if (n == 0)
+                _exit(EXIT_SUCCESS); /* the helper was done with every map */
         if (mpf_device_new(udev_sync, &d) < 0)
                 _exit(EXIT_FAILURE);
         mpf_device_ops(d, &ops);
-        _exit(mpf_guardian_serve(sock, &ops) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        (void)put_back(w, n, &ops);
+        _exit(EXIT_SUCCESS);
 }
 
 int mpf_guardian_start(bool udev_sync, struct mpf_guardian **ret)
