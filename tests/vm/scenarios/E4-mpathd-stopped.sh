@@ -24,8 +24,9 @@ until grep -q '^full' "$MPF_LAB_OUT/fill.out" || [ $_i -ge 100 ]; do sleep 0.1; 
 t_like "multipathd's backlog is full" "$(cat "$MPF_LAB_OUT/fill.out")" '^full [0-9]+$'
 t_check "multipathd does not answer (its own client, 2 s)" sh -c '! timeout 2 multipathd show daemon > /dev/null 2>&1'
 
-# bounded by the scenario, in case the helper hangs (it did before: connect() blocked)
-lab_run r timeout 60 mpath-flush --json -v -t 5 "$map"
+# bounded by the scenario, in case the helper hangs (it did before: connect() blocked; it holds
+# SIGTERM back, so SIGKILL)
+lab_run r timeout -s KILL 30 mpath-flush --json -v -t 5 "$map"
 t_diag "mpath-flush -t 5 took $r_ms ms"
 t_check "it answered within 6 s ($r_ms ms)" test "$r_ms" -lt 6000
 t_is "exit 0" "$r_rc" 0

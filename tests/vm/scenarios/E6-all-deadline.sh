@@ -41,7 +41,7 @@ t_is "dry run: nothing changed" "$(state)" "$before"
 t0=$(lab_ms)
 # stderr (the -v log) through a reader that stamps each line with the time it arrived
 { mpath-flush --all --json -v -t 1 2>&1 > "$MPF_LAB_OUT/all.json"; echo $? > "$MPF_LAB_OUT/all.rc"; } |
-        perl -MTime::HiRes=time -ne '$| = 1; printf "%d %s", time() * 1000, $_' > "$MPF_LAB_OUT/all.log"
+        stamp-lines > "$MPF_LAB_OUT/all.log"
 took=$(($(lab_ms) - t0))
 out=$(cat "$MPF_LAB_OUT/all.json")
 rc=$(cat "$MPF_LAB_OUT/all.rc")
