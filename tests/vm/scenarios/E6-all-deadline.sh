@@ -16,8 +16,9 @@ lab_setup 16 multipathd
 printf 'label: dos\n,16M,L\n,16M,L\n' | sfdisk -q "/dev/mapper/$map"
 echo 3 > /proc/sys/vm/drop_caches
 for m in $(lab_maps); do
-        [ -e "/dev/mapper/$m-part2" ] || kpartx -a -p -part "/dev/mapper/$m"
+        [ -e "/dev/mapper/$m-part2" ] || kpartx -a -p -part "/dev/mapper/$m" &
 done
+wait
 lab_settle
 parts=0
 for m in $(lab_maps); do lab_map_exists "$m-part1" && lab_map_exists "$m-part2" && parts=$((parts + 1)); done
