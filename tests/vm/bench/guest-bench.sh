@@ -45,7 +45,12 @@ daemon_maps() { multipathd show maps raw format "%n" 2>/dev/null | grep -c . ; }
 measure() {
         _k=$1 _n=$2 _tool=$3 _rep=$4; shift 4
         rm -f "$tfile"
-        dm-bench time "$tfile" --settle -- "$@" >> "$out/tool.log" 2>&1
+        if [ "$_k" = dryrun ]; then
+                # the JSON document goes to the host's schema check like every scenario's
+                dm-bench time "$tfile" --settle -- "$@" > "$(lab_json_path "bench-dryrun-$_n-$_rep")" 2>> "$out/tool.log"
+        else
+                dm-bench time "$tfile" --settle -- "$@" >> "$out/tool.log" 2>&1
+        fi
         _left=$(nmaps)
         # rc=R cmd_ms=C total_ms=T utime_ms=U stime_ms=S maxrss_kb=M -> R,C,T,U,S,M
         _vals=$(sed 's/[a-z_]*=//g; s/ /,/g' "$tfile" 2>/dev/null)
@@ -168,6 +173,7 @@ for n in $BENCH_SIZES; do
                 rm -f "$tfile"
                 dm-bench time "$tfile" -- valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$n.out" \
                         mpath-flush --dry-run --all --json > "$out/callgrind.$n.json" 2> "$out/callgrind.$n.log"
+                cp "$out/callgrind.$n.json" "$(lab_json_path "bench-callgrind-$n")"
                 ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$out/callgrind.$n.out" | head -n 1)
                 echo "callgrind,$n,mpf-dryrun-ir,1,$(sed 's/ .*//; s/rc=//' "$tfile"),$ir,$ir,,,,$(nmaps)" >> "$raw"
                 phase "callgrind --dry-run --all at N=$n: $ir instructions"
