@@ -28,67 +28,27 @@ struct watched {
 
 static int send_msg(int sock, char kind, const char *uuid, int fd)
 {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
         char buf[1 + MPF_UUID_MAX];
         size_t l = strlen(uuid);
-        struct iovec iov = {.iov_base = buf, .iov_len = 1 + l};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n;
 
         if (l == 0 || l >= MPF_UUID_MAX)
                 return -EINVAL;
         buf[0] = kind;
         memcpy(buf + 1, uuid, l);
-        if (fd >= 0) {
-                struct cmsghdr *c;
-
-                mh.msg_control = &control;
-                mh.msg_controllen = sizeof(control);
-                c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-        }
-        do
-                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        return n < 0 ? negative_errno() : 0;
+        return fd_send(sock, buf, 1 + l, fd);
 }
 
 /* One message: 1, 0 at EOF (the helper is gone), or a negative errno. */
 static int receive_msg(int sock, char *ret_kind, char *ret_uuid, int *ret_fd)
 {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
         char buf[1 + MPF_UUID_MAX];
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c;
         ssize_t n;
 
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return errno == ECONNRESET ? 0 : negative_errno();
-        if (n == 0)
+        n = fd_receive(sock, buf, sizeof(buf), ret_fd);
+        if (n == -ECONNRESET || n == 0)
                 return 0;
-        *ret_fd = -EBADF;
-        c = CMSG_FIRSTHDR(&mh);
-        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-                memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+        if (n < 0)
+                return (int)n;
         if (n < 2 || (size_t)n >= sizeof(buf)) {
                 *ret_fd = safe_close(*ret_fd);
                 return -EBADMSG;

@@ -98,5 +98,10 @@ static inline const char *strempty(const char *s)
 const char *startswith(const char *s, const char *prefix) _pure_;
 int read_one_line(const char *path, char **ret);
 int asprintf_safe(char **ret, const char *fmt, ...) _printf_(2, 3);
+/* One message on a socket with an fd attached (SCM_RIGHTS) when fd >= 0: 0 or a negative errno. */
+int fd_send(int sock, const void *buf, size_t len, int fd);
+/* One message into buf: its length (> 0), 0 at EOF, or a negative errno. *ret_fd is the fd that
+ * came with it (O_CLOEXEC), or -EBADF. */
+ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
 /* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
 void close_all_but(int keep);

@@ -46,62 +46,23 @@ static int sync_one(int fd)
 /* One fd from the socket: >= 0; -ECONNRESET when the other end is gone. */
 static int receive_fd(int sock)
 {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
         char byte;
-        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c;
         ssize_t n;
         int fd;
 
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
+        n = fd_receive(sock, &byte, 1, &fd);
         if (n < 0)
-                return negative_errno();
+                return (int)n;
         if (n == 0)
                 return -ECONNRESET;
-        c = CMSG_FIRSTHDR(&mh);
-        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-            c->cmsg_len != CMSG_LEN(sizeof(int)))
+        if (fd < 0)
                 return -EBADMSG;
-        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
         return fd;
 }
 
 static int send_fd(int sock, int fd)
 {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        char byte = 'S';
-        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        ssize_t n;
-
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-        do
-                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        return n < 0 ? negative_errno() : 0;
+        return fd_send(sock, "S", 1, fd);
 }
 
 _Noreturn static void worker(int sock)
