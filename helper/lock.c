@@ -158,24 +158,6 @@ int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds,
         return 0;
 }
 
-int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths,
-                     usec_t deadline, struct mpf_lock *ret)
-{
-        _cleanup_(closep) int map_fd = -EBADF;
-        int *fds = NULL;
-        size_t n = 0;
-        int r;
-
-        r = mpf_lock_map(rundir, uuid, deadline, &map_fd);
-        if (r < 0)
-                return r;
-        r = mpf_lock_paths(paths, n_paths, deadline, &fds, &n);
-        if (r < 0)
-                return r;
-        *ret = (struct mpf_lock){.map_fd = TAKE_FD(map_fd), .path_fds = fds, .n_path_fds = n};
-        return 0;
-}
-
 void mpf_lock_release(struct mpf_lock *l)
 {
         if (!l)

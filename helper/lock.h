@@ -34,7 +34,5 @@ int mpf_lock_map(const char *rundir, const char *uuid, usec_t deadline, int *ret
  * backoff until the deadline. Nodes that no longer exist are skipped. */
 int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n);
 
-/* Takes both. *ret is filled only on success. */
-int mpf_lock_acquire(const char *rundir, const char *uuid, char *const *paths, size_t n_paths,
-                     usec_t deadline, struct mpf_lock *ret);
+/* Releases what mpf_lock_map() and mpf_lock_paths() took: the path locks, then the map lock. */
 void mpf_lock_release(struct mpf_lock *l);

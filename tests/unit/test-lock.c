@@ -168,8 +168,9 @@ START_TEST(test_acquire_release)
         int other;
 
         make_file(a, sizeof(a), "sdd");
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600d", now_monotonic() + USEC_PER_SEC, &l.map_fd), 0);
         ck_assert_int_eq(
-                mpf_lock_acquire(rundir, "mpath-3600d", paths, 1, now_monotonic() + USEC_PER_SEC, &l), 0);
+                mpf_lock_paths(paths, 1, now_monotonic() + USEC_PER_SEC, &l.path_fds, &l.n_path_fds), 0);
         ck_assert_uint_eq(l.n_path_fds, 1);
         other = open_lockfile("mpath-3600d");
         ck_assert_int_eq(flock(other, LOCK_EX | LOCK_NB), -1);
