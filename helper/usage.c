@@ -247,6 +247,15 @@ static bool path_is_target(const char *path, const struct mpf_target *t)
         return s && strcmp(s, t->name) == 0;
 }
 
+/* Which target a path name refers to: its index, or -1. */
+static ssize_t target_index(const char *path, const struct mpf_target *targets, size_t n_targets)
+{
+        for (size_t i = 0; i < n_targets; i++)
+                if (path_is_target(path, &targets[i]))
+                        return (ssize_t)i;
+        return -1;
+}
+
 static int scan_holders(const struct mpf_usage_roots *roots, const struct mpf_target *targets,
                         size_t n_targets, struct mpf_blockers *b, unsigned *explained)
 {
@@ -308,7 +317,9 @@ static int scan_swaps(const struct mpf_usage_roots *roots, const struct mpf_targ
         if (!f)
                 return errno == ENOENT ? 0 : negative_errno();
         while (getline(&line, &sz, f) > 0) {
+                ssize_t i;
                 char *end;
+                int r;
 
                 if (first) { /* header */
                         first = false;
@@ -319,15 +330,14 @@ static int scan_swaps(const struct mpf_usage_roots *roots, const struct mpf_targ
                 if (!*line)
                         continue;
                 mpf_unescape_mountinfo(line);
-                for (size_t i = 0; i < n_targets; i++)
-                        if (path_is_target(line, &targets[i])) {
-                                int r = strv_extend(&b->swaps, line);
-                                if (r < 0)
-                                        return r;
-                                if (i == 0)
-                                        (*explained)++;
-                                break;
-                        }
+                i = target_index(line, targets, n_targets);
+                if (i < 0)
+                        continue;
+                r = strv_extend(&b->swaps, line);
+                if (r < 0)
+                        return r;
+                if (i == 0)
+                        (*explained)++;
         }
         return 0;
 }
@@ -350,23 +360,21 @@ static int scan_loops(const struct mpf_usage_roots *roots, const struct mpf_targ
                 return 0;
         while ((de = readdir(d))) {
                 _cleanup_(freep) char *backing = NULL;
+                ssize_t i;
+                int r;
 
                 if (!startswith(de->d_name, "loop"))
                         continue;
                 if (read_attr(roots->sysfs, de->d_name, "loop/backing_file", &backing) < 0)
                         continue; /* not bound */
-                for (size_t i = 0; i < n_targets; i++) {
-                        int r;
-
-                        if (!path_is_target(backing, &targets[i]))
-                                continue;
-                        r = mpf_blockers_add_kernel_user(b, "loop", de->d_name, targets[i].name);
-                        if (r < 0)
-                                return r;
-                        if (i == 0)
-                                (*explained)++;
-                        break;
-                }
+                i = target_index(backing, targets, n_targets);
+                if (i < 0)
+                        continue;
+                r = mpf_blockers_add_kernel_user(b, "loop", de->d_name, targets[i].name);
+                if (r < 0)
+                        return r;
+                if (i == 0)
+                        (*explained)++;
         }
         return 0;
 }
