@@ -9,8 +9,11 @@
 # queueing (default flush_on_last_del, unused), a write made meanwhile waits, and
 # when the sessions log in again the write completes and the data reads back.
 # (With multipathd running, multipathd removes the unused map itself and our
-# unit finds it gone.) Then again without multipathd, both maps unused: our rule
-# and unit alone flush both within 10 s of the last logout.
+# unit finds it gone.) Then the connections are killed (see below): paths fail,
+# devices stay, both maps keep queueing; then the sessions are lost and logged out.
+# Then again without multipathd, both maps unused, one session logged out and the
+# other lost and then logged out: our rule and unit alone flush both within 10 s
+# of the last logout.
 # mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
@@ -40,6 +43,12 @@ target_setup() {
         echo 1 > "$tpg/enable"
 }
 t_check "the LIO target serves two LUNs on 127.0.0.1 and 127.0.0.2" target_setup
+# multipath-tools' built-in hardware table gives LIO-ORG no_path_retry 12 (queueing stops
+# 12 checker intervals after the last path failed), which wins over the defaults section:
+# the admin's policy here is to queue, so say it for this vendor too.
+mkdir -p /etc/multipath/conf.d
+printf 'devices {\n\tdevice {\n\t\tvendor "LIO-ORG"\n\t\tproduct ".*"\n\t\tno_path_retry queue\n\t}\n}\n' \
+        > /etc/multipath/conf.d/f4-lio.conf
 t_check "multipathd runs" lab_mpathd_start
 modprobe -a dm-multipath dm-round-robin iscsi_tcp
 login() { iscsiadm -m node -T "$IQN" -p "$1:3260" --login > /dev/null; }
@@ -69,6 +78,8 @@ mkdir -p /mnt/f4 && mount "/dev/mapper/$m" /mnt/f4
 head -c 1048576 /dev/urandom > /tmp/f4.data
 want=$(md5sum < /tmp/f4.data)
 t_check "$m queues" lab_map_queueing "$m"
+t_is "multipathd queues for both LIO maps without limit (no_path_retry queue)" \
+        "$(multipathd show maps raw format '%n %Q' | sort | tr '\n' ' ')" "$(printf '%s on\n' $u $m | sort | tr '\n' ' ')"
 
 t_check "logout from 127.0.0.1" logout 127.0.0.1
 lab_settle
@@ -103,14 +114,150 @@ umount /mnt/f4
 errs=$(dmesg | grep -E 'EXT4-fs (error|warning)|Buffer I/O error|JBD2: .*(error|abort)|Aborting journal' || true)
 t_is "no file system or buffer I/O error in the kernel log" "$errs" ""
 
-# Without multipathd: both maps unused, logout from one portal then the other.
+# Connection loss (a cable pull, a target that goes away), with multipathd: kill one
+# session's TCP connection, then the other's, and keep each portal unreachable (a prohibit
+# route rule, so iscsid's reconnects fail at once). The sessions go into recovery; when
+# recovery_tmo runs out their SCSI devices go transport-offline but stay (open-iscsi
+# retries a lost session for ever; only a logout deletes its devices). So the paths fail,
+# no path device is removed, no last-path event comes: both maps stay queueing as the
+# admin configured them, the used one and the unused one alike, and a write waits.
+paths_failed() { dmsetup status "$1" | grep -o '[0-9]*:[0-9]* F' | wc -l; }
+wait_failed() {  # MAP COUNT: until COUNT of its paths are failed (20 s at most)
+        _i=0
+        while [ "$(paths_failed "$1")" -ne "$2" ] && [ $_i -lt 200 ]; do sleep 0.1; _i=$((_i + 1)); done
+        [ "$(paths_failed "$1")" -eq "$2" ]
+}
+offline_devs() { cat /sys/block/sd*/device/state 2>/dev/null | grep -c '^transport-offline$' || true; }
+wait_offline() {  # COUNT: until COUNT SCSI devices are transport-offline (20 s at most)
+        _i=0
+        while [ "$(offline_devs)" -ne "$1" ] && [ $_i -lt 200 ]; do sleep 0.1; _i=$((_i + 1)); done
+        [ "$(offline_devs)" -eq "$1" ]
+}
+cut_portal() {  # ADDR: its established connection dies and no new one gets through
+        ss -K dst "$1" dport = 3260 > /dev/null && ip rule add pref 10 to "$1/32" ipproto 6 dport 3260 prohibit
+}
+mend_portal() { ip rule del pref 10 to "$1/32" ipproto 6 dport 3260 prohibit; }
+cut_both() { cut_portal 127.0.0.1 && cut_portal 127.0.0.2; }
+mend_both() { mend_portal 127.0.0.1 && mend_portal 127.0.0.2; }
+both_exist() { lab_map_exists "$u" && lab_map_exists "$m"; }
+lastpath_runs() {
+        journalctl -b -o cat --no-pager -u 'mpath-flush-lastpath@*' | grep -c '^Starting mpath-flush-lastpath@' || true
+}
+wait_write() {  # until the background write is done (60 s at most)
+        _i=0
+        while [ ! -e /tmp/f4.rc ] && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+}
+no_fs_error() {
+        errs=$(dmesg | grep -E 'EXT4-fs (error|warning)|Buffer I/O error|JBD2: .*(error|abort)|Aborting journal' || true)
+        t_is "no file system or buffer I/O error in the kernel log" "$errs" ""
+}
+kept_lines() {  # how many times the lastpath unit kept the mounted map so far
+        journalctl -b -o cat --no-pager -u "$munit" | grep -c "$m: .*flush_on_last_del is unused .*in use, kept" || true
+}
+# The local table's rule (pref 0) would route 127.0.0.0/8 before any prohibit rule. (The
+# rules match the target's port only: the initiator's source address is 127.0.0.1 for both
+# portals, and the replies to it must still get through.)
+ip rule add pref 100 lookup local && ip rule del pref 0 lookup local
+runs=$(lastpath_runs)
+t_check "$m is mounted again" mount "/dev/mapper/$m" /mnt/f4
+lab_settle
+for s in /sys/class/iscsi_session/session*; do echo 2 > "$s/recovery_tmo"; done
+t_check "connection through 127.0.0.1 killed, the portal unreachable" cut_portal 127.0.0.1
+t_check "one path of $u failed" wait_failed "$u" 1
+t_check "one path of $m failed" wait_failed "$m" 1
+rm -f /tmp/f4.rc
+(dd if=/tmp/f4.data of=/mnt/f4/during2 bs=64k conv=fsync 2> /tmp/f4.err; echo $? > /tmp/f4.rc) &
+wait_write
+t_is "a write goes through the other path" "$(cat /tmp/f4.rc 2>/dev/null)" 0
+t_check "connection through 127.0.0.2 killed, the portal unreachable" cut_portal 127.0.0.2
+t_check "both paths of $u failed" wait_failed "$u" 2
+t_check "both paths of $m failed" wait_failed "$m" 2
+t_diag "$m after the kills: $(dmsetup status "$m")"
+t_check "recovery_tmo ran out: the four path devices are transport-offline" wait_offline 4
+t_is "the path devices stay" "$(lab_map_paths "$u" | wc -l) $(lab_map_paths "$m" | wc -l)" "2 2"
+t_check "the unused map $u stays" lab_map_exists "$u"
+t_check "the mounted map $m stays" lab_map_exists "$m"
+t_check "$u still queues" lab_map_queueing "$u"
+t_check "$m still queues" lab_map_queueing "$m"
+rm -f /tmp/f4.rc
+(dd if=/tmp/f4.data of=/mnt/f4/during3 bs=64k conv=fsync 2> /tmp/f4.err; echo $? > /tmp/f4.rc) &
+sleep 3
+t_check_fails "a write waits (not finished after 3 s)" test -e /tmp/f4.rc
+t_is "no lastpath instance ran for the connection kills" "$(lastpath_runs)" "$runs"
+t_check "both portals are reachable again" mend_both
+s=$(lab_ms)
+wait_write
+e=$(($(lab_ms) - s))
+t_is "the write completes once the sessions are back ($e ms)" "$(cat /tmp/f4.rc 2>/dev/null)" 0
+cat /tmp/f4.err
+t_check "both paths of $m are active again" wait_failed "$m" 0
+t_check "both paths of $u are active again" wait_failed "$u" 0
+# udev probes the maps when their paths come back; a probe still reading when the paths
+# fail again would wait in the queue and hold the unused map open (it would be in use).
+lab_settle
+
+# The sessions are lost for good: both connections killed again, and once recovery_tmo
+# has run out the dead sessions are logged out (what os-brick or an admin does), one
+# portal then the other; that deletes their SCSI devices, and the last removal is the
+# last-path event. The policy holds as for a logout: the unused map is flushed within
+# 10 s, the mounted one is kept and keeps queueing, and its write completes after a new
+# login.
+kept=$(kept_lines)
+t_check "both connections killed again, the portals unreachable" cut_both
+t_check "both paths of $m failed" wait_failed "$m" 2
+rm -f /tmp/f4.rc
+(dd if=/tmp/f4.data of=/mnt/f4/during4 bs=64k conv=fsync 2> /tmp/f4.err; echo $? > /tmp/f4.rc) &
+s=$(lab_ms)
+t_check "the dead session through 127.0.0.1 is logged out" logout 127.0.0.1
+t_diag "logout took $(($(lab_ms) - s)) ms"
+lab_settle
+t_check "both maps stay after the first logout" both_exist
+s=$(lab_ms)
+t_check "the dead session through 127.0.0.2 is logged out" logout 127.0.0.2
+t_diag "logout took $(($(lab_ms) - s)) ms"
+s=$(lab_ms)
+lab_wait_gone "$u" 30
+e=$(($(lab_ms) - s))
+t_check_fails "the unused map $u is flushed" lab_map_exists "$u"
+t_check "... within 10 s of the last logout ($e ms)" test "$e" -le 10000
+_i=0
+while [ "$(kept_lines)" -le "$kept" ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+t_is "the lastpath unit kept the mounted map, queueing as configured" "$(kept_lines)" $((kept + 1))
+t_check "the mounted map $m stays" lab_map_exists "$m"
+t_check "it still queues" lab_map_queueing "$m"
+t_check_fails "its write waits" test -e /tmp/f4.rc
+t_check "the portals are reachable again" mend_both
+t_check "login again through 127.0.0.1" login 127.0.0.1
+t_check "login again through 127.0.0.2" login 127.0.0.2
+s=$(lab_ms)
+wait_write
+e=$(($(lab_ms) - s))
+t_is "the write completes once the paths are back ($e ms)" "$(cat /tmp/f4.rc 2>/dev/null)" 0
+cat /tmp/f4.err
+umount /mnt/f4
+echo 3 > /proc/sys/vm/drop_caches
+mount "/dev/mapper/$m" /mnt/f4
+t_is "the data written while one path was cut reads back" "$(md5sum < /mnt/f4/during2 2>&1)" "$want"
+t_is "the data written while both were cut reads back" "$(md5sum < /mnt/f4/during3 2>&1)" "$want"
+t_is "the data written while the sessions were lost reads back" "$(md5sum < /mnt/f4/during4 2>&1)" "$want"
+umount /mnt/f4
+no_fs_error
+
+# Without multipathd: both maps unused, logout from one portal; then the session through
+# the other is lost (connection killed, portal unreachable, recovery_tmo runs out) and the
+# dead session is logged out, which deletes its devices: our rule and unit alone flush both
+# maps within 10 s of that last logout.
 t_check "both maps are there again, two paths each" lab_maps_create 2
 t_check "multipathd stops" lab_mpathd_stop
 set -- $(lab_maps)
+for s in /sys/class/iscsi_session/session*; do echo 2 > "$s/recovery_tmo"; done
 t_check "logout from 127.0.0.1 (no multipathd)" logout 127.0.0.1
 lab_settle
 t_check "both maps stay after the first logout" sh -c "dmsetup info '$1' > /dev/null && dmsetup info '$2' > /dev/null"
-t_check "logout from 127.0.0.2" logout 127.0.0.2
+t_check "connection through 127.0.0.2 killed, the portal unreachable" cut_portal 127.0.0.2
+t_check "recovery_tmo ran out: its two devices are transport-offline" wait_offline 2
+t_check "both maps stay while the session is dead" sh -c "dmsetup info '$1' > /dev/null && dmsetup info '$2' > /dev/null"
+t_check "the dead session through 127.0.0.2 is logged out" logout 127.0.0.2
 s=$(lab_ms)
 lab_wait_gone "$1" 30
 lab_wait_gone "$2" 30
@@ -119,6 +266,7 @@ t_check_fails "our unit flushed $1" lab_map_exists "$1"
 t_check_fails "our unit flushed $2" lab_map_exists "$2"
 t_check "... both within 10 s of the last logout ($e ms)" test "$e" -le 10000
 journalctl -b -u 'mpath-flush-lastpath@*' -o cat --no-pager | tail -n 6
+mend_portal 127.0.0.2
 # Leave nothing for the poweroff to wait on.
 multipath -F > /dev/null 2>&1 || true
 iscsiadm -m node --logoutall=all > /dev/null 2>&1 || true
