@@ -1053,6 +1053,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                         f->udev_pending = true;
                 }
                 if (r >= 0 || r == -ENXIO) {
+                        step_debug(f, MPF_STEP_REMOVE, "removed");
                         /* gone: its queueing went with it, nothing to restore any more */
                         f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
                         break;
