@@ -313,6 +313,19 @@ int mpf_device_lock_fds(void *lock, int *ret_fds, size_t max, size_t *ret_n)
         return 0;
 }
 
+void mpf_device_lock_drop(void *lock)
+{
+        struct dev_lock *l = lock;
+
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->lock.n_path_fds; i++)
+                safe_close(l->lock.path_fds[i]);
+        free(l->lock.path_fds);
+        safe_close(l->lock.map_fd);
+        free(l);
+}
+
 int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds, size_t n, void **ret_lock)
 {
         _cleanup_(freep) struct dev_lock *l = NULL;

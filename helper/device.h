@@ -28,6 +28,9 @@ void mpf_device_forked(struct mpf_device *d);
 /* A lock from ops->lock as fds (the map lock first), to hand to another process; and such fds
  * taken back as a lock that ops->unlock releases (and forgets at the guardian). */
 int mpf_device_lock_fds(void *lock, int *ret_fds, size_t max, size_t *ret_n);
+/* In the process that handed the fds on: close ours, without unlocking (the flock stays with the
+ * other copies) or telling the guardian. */
+void mpf_device_lock_drop(void *lock);
 int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds, size_t n, void **ret_lock);
 /* Fill ops with the real implementation, userdata d. */
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);

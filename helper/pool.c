@@ -84,8 +84,11 @@ int mpf_pool_run(const struct mpf_pool_exec *x, const struct mpf_pool_params *p,
                         struct mpf_map_result m = {};
                         int k = x->wait(x->userdata, &i, &m);
 
-                        if (k < 0)
+                        if (k < 0) {
+                                if (x->finish)
+                                        x->finish(x->userdata);
                                 return k; /* the executor lost its flushes: nothing sane is left */
+                        }
                         running--;
                         results[i] = m;
                 }
@@ -98,6 +101,8 @@ int mpf_pool_run(const struct mpf_pool_exec *x, const struct mpf_pool_params *p,
                 if (p->done)
                         p->done(p->done_userdata, &results[i]);
         }
+        if (x->finish)
+                x->finish(x->userdata);
         if (r < 0)
                 return r;
         /* ascending, so that they run again in the order given */

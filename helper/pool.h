@@ -38,6 +38,8 @@ struct mpf_pool_exec {
         int (*start)(void *u, size_t i, const char *arg, const struct mpf_flush_params *p);
         /* Block until one started flush is over: its index and result (ownership passes). */
         int (*wait)(void *u, size_t *ret_i, struct mpf_map_result *ret);
+        /* No more flushes this run (optional): release what runs them. */
+        void (*finish)(void *u);
 };
 
 struct mpf_pool_params {

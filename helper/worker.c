@@ -14,7 +14,8 @@
 #include "worker.h"
 
 #define MSG_LOCK 'L'   /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
-#define MSG_RESULT 'R' /* the encoded result; the last message */
+#define MSG_RESULT 'R' /* the encoded result; the last message of a map */
+#define MSG_MAP 'M'    /* to the worker: flush this map */
 /* a map has one map lock and one lock per path device */
 #define LOCK_FDS_MAX 1024
 
@@ -320,8 +321,9 @@ int mpf_result_decode(const char *s, struct mpf_map_result *ret)
 
 struct worker {
         pid_t pid;
-        int sock; /* our end; the worker's messages */
-        size_t index;
+        int sock; /* our end: maps to flush go out, their lock fds and results come back */
+        bool busy;
+        size_t index; /* the map it flushes */
         const char *arg;
 };
 
@@ -329,7 +331,8 @@ struct mpf_workers {
         struct mpf_device *d;
         const struct mpf_ops *ops;
         pid_t parent;
-        struct worker *w; /* running */
+        const struct mpf_flush_params *p; /* as the workers were forked with */
+        struct worker *w;
         size_t n, size;
 };
 
@@ -346,23 +349,55 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         return 0;
 }
 
+/* Idle workers exit when their socket closes; a busy one (only after an internal error) is
+ * killed, and the guardian puts its map back. */
+static void workers_stop(struct mpf_workers *x)
+{
+        for (size_t i = 0; i < x->n; i++) {
+                x->w[i].sock = safe_close(x->w[i].sock);
+                if (x->w[i].busy)
+                        (void)kill(x->w[i].pid, SIGKILL);
+        }
+        for (size_t i = 0; i < x->n; i++)
+                (void)waitpid(x->w[i].pid, NULL, 0);
+        x->n = 0;
+}
+
 struct mpf_workers *mpf_workers_free(struct mpf_workers *x)
 {
         if (!x)
                 return NULL;
-        for (size_t i = 0; i < x->n; i++) {
-                (void)kill(x->w[i].pid, SIGKILL);
-                (void)waitpid(x->w[i].pid, NULL, 0);
-                safe_close(x->w[i].sock);
-        }
+        workers_stop(x);
         free(x->w);
         free(x);
         return NULL;
 }
 
-/* In the worker: flush the map, send the lock fds it keeps, then the result. */
-_Noreturn static void worker_main(struct mpf_workers *x, int sock, const char *arg,
-                                  const struct mpf_flush_params *p)
+/* The next message, of any size (0 at EOF). */
+static ssize_t receive(int sock, char **ret, int *ret_fd)
+{
+        _cleanup_(freep) char *buf = NULL;
+        ssize_t n;
+
+        *ret_fd = -EBADF;
+        do
+                n = recv(sock, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return n < 0 ? negative_errno() : 0;
+        buf = malloc((size_t)n + 1);
+        if (!buf)
+                return -ENOMEM;
+        n = fd_receive(sock, buf, (size_t)n, ret_fd);
+        if (n <= 0)
+                return n;
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        return n;
+}
+
+/* In the worker: flush one map, send the lock fds it keeps, then the result. */
+static int flush_one(struct mpf_workers *x, int sock, const char *arg)
 {
         _cleanup_(freep) char *msg = NULL, *enc = NULL;
         struct mpf_map_result m;
@@ -370,18 +405,9 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock, const char *a
         size_t n_fds = 0;
         int r;
 
-        /* the run is killed (SIGKILL): so are we, and the guardian puts the map back */
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != x->parent)
-                _exit(EXIT_FAILURE);
-        (void)prctl(PR_SET_NAME, "mpath-flush-w");
-        for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
-                safe_close(x->w[i].sock);
-        mpf_device_forked(x->d);
-
-        r = mpf_flush_map(x->ops, p, arg, &m);
+        r = mpf_flush_map(x->ops, x->p, arg, &m);
         if (r < 0)
-                _exit(EXIT_FAILURE);
+                return r;
         /* without udev, libdevmapper makes and removes the nodes itself, in dm_udev_wait() */
         if (!mpf_dm_udev_sync())
                 (void)mpf_dm_cookie_ready(0);
@@ -392,22 +418,52 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock, const char *a
                 if (r < 0)
                         log_warning_errno(r, "%s: Failed to hand the map's locks to the run: %m, ignoring",
                                           arg);
+                /* the run holds them now (or they go, at worst a little early): our copies go, the
+                 * guardian's stays until the run releases the lock */
+                mpf_device_lock_drop(m.held_lock);
+                m.held_lock = NULL;
         }
         r = mpf_result_encode(&m, &enc);
+        mpf_map_result_done(&m);
         if (r >= 0 && asprintf_safe(&msg, "%c%s", MSG_RESULT, enc) < 0)
                 r = -ENOMEM;
         if (r >= 0)
                 r = fd_send(sock, msg, strlen(msg), -EBADF);
-        if (r < 0) {
-                log_error_errno(r, "%s: Failed to send the result: %m", arg);
+        if (r < 0)
+                return log_error_errno(r, "%s: Failed to send the result: %m", arg);
+        return 0;
+}
+
+/* The worker: maps to flush, one at a time, until the run closes the socket. */
+_Noreturn static void worker_main(struct mpf_workers *x, int sock)
+{
+        /* the run is killed (SIGKILL): so are we, and the guardian puts the map back */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != x->parent)
                 _exit(EXIT_FAILURE);
+        (void)prctl(PR_SET_NAME, "mpath-flush-w");
+        for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
+                x->w[i].sock = safe_close(x->w[i].sock);
+        x->n = 0;
+        mpf_device_forked(x->d);
+
+        for (;;) {
+                _cleanup_(freep) char *msg = NULL;
+                int fd;
+                ssize_t n = receive(sock, &msg, &fd);
+
+                safe_close(fd);
+                if (n <= 0)
+                        break;
+                if (msg[0] != MSG_MAP || flush_one(x, sock, msg + 1) < 0)
+                        _exit(EXIT_FAILURE);
         }
+        x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
         _exit(EXIT_SUCCESS);
 }
 
-static int workers_start(void *u, size_t i, const char *arg, const struct mpf_flush_params *p)
+static int fork_worker(struct mpf_workers *x, struct worker **ret)
 {
-        struct mpf_workers *x = u;
         int pair[2];
         pid_t pid;
 
@@ -434,33 +490,42 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
         }
         if (pid == 0) {
                 safe_close(pair[0]);
-                worker_main(x, pair[1], arg, p);
+                worker_main(x, pair[1]);
         }
         safe_close(pair[1]);
-        x->w[x->n++] = (struct worker){.pid = pid, .sock = pair[0], .index = i, .arg = arg};
+        x->w[x->n] = (struct worker){.pid = pid, .sock = pair[0]};
+        *ret = &x->w[x->n++];
         return 0;
 }
 
-/* The next message, of any size (0 at EOF). */
-static ssize_t receive(int sock, char **ret, int *ret_fd)
+static int workers_start(void *u, size_t i, const char *arg, const struct mpf_flush_params *p)
 {
-        _cleanup_(freep) char *buf = NULL;
-        ssize_t n;
+        struct mpf_workers *x = u;
+        _cleanup_(freep) char *msg = NULL;
+        struct worker *w = NULL;
+        int r;
 
-        do
-                n = recv(sock, NULL, 0, MSG_PEEK | MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
-                return n < 0 ? negative_errno() : 0;
-        buf = malloc((size_t)n + 1);
-        if (!buf)
+        /* the workers flush with the parameters they were forked with: the pool's, one set a run */
+        if (x->p && x->p != p)
+                workers_stop(x);
+        x->p = p;
+        for (size_t k = 0; k < x->n && !w; k++)
+                if (!x->w[k].busy)
+                        w = &x->w[k];
+        if (!w) {
+                r = fork_worker(x, &w);
+                if (r < 0)
+                        return r;
+        }
+        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
                 return -ENOMEM;
-        n = fd_receive(sock, buf, (size_t)n, ret_fd);
-        if (n <= 0)
-                return n;
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        return n;
+        r = fd_send(w->sock, msg, strlen(msg), -EBADF);
+        if (r < 0)
+                return r;
+        w->busy = true;
+        w->index = i;
+        w->arg = arg;
+        return 0;
 }
 
 static int died(const struct worker *w, int status, struct mpf_map_result *ret)
@@ -481,21 +546,23 @@ static int died(const struct worker *w, int status, struct mpf_map_result *ret)
         return 0;
 }
 
-/* Read one worker's messages to the end: its lock fds and its result. */
-static int collect(struct mpf_workers *x, const struct worker *w, struct mpf_map_result *ret)
+/* Read one map's messages from its worker: the lock fds and the result. 1: the worker is gone
+ * (*ret says so). */
+static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_result *ret)
 {
         int fds[LOCK_FDS_MAX];
         size_t n_fds = 0;
-        bool have = false;
-        int status = 0, r = 0;
+        int status = 0, r = -ECONNRESET;
 
         for (;;) {
                 _cleanup_(freep) char *msg = NULL;
-                int fd = -EBADF;
+                int fd;
                 ssize_t n = receive(w->sock, &msg, &fd);
 
-                if (n <= 0)
+                if (n <= 0) {
+                        r = n < 0 ? (int)n : -ECONNRESET;
                         break;
+                }
                 if (msg[0] == MSG_LOCK && fd >= 0 && n_fds < ELEMENTSOF(fds)) {
                         fds[n_fds++] = fd;
                         continue;
@@ -503,17 +570,19 @@ static int collect(struct mpf_workers *x, const struct worker *w, struct mpf_map
                 safe_close(fd);
                 if (msg[0] == MSG_RESULT) {
                         r = mpf_result_decode(msg + 1, ret);
-                        have = r >= 0;
                         break;
                 }
         }
-        (void)waitpid(w->pid, &status, 0);
-        if (!have) {
+        if (r < 0) {
                 for (size_t i = 0; i < n_fds; i++)
                         safe_close(fds[i]);
                 if (r == -ENOMEM)
                         return r;
-                return died(w, status, ret);
+                /* no result: the worker died (or cannot be understood: it goes) */
+                (void)kill(w->pid, SIGKILL);
+                (void)waitpid(w->pid, &status, 0);
+                r = died(w, status, ret);
+                return r < 0 ? r : 1;
         }
         if (n_fds > 0) {
                 r = mpf_device_lock_adopt(x->d, ret->uuid, fds, n_fds, &ret->held_lock);
@@ -530,38 +599,52 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
 {
         struct mpf_workers *x = u;
         _cleanup_(freep) struct pollfd *p = NULL;
-        struct worker w;
-        size_t k;
+        struct worker *w = NULL;
+        size_t n_busy = 0;
         int r;
 
-        if (x->n == 0)
-                return -ECHILD;
-        p = calloc(x->n, sizeof(*p));
+        p = calloc(x->n ? x->n : 1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        for (size_t i = 0; i < x->n; i++)
-                p[i] = (struct pollfd){.fd = x->w[i].sock, .events = POLLIN};
+        for (size_t i = 0; i < x->n; i++) {
+                p[i] = (struct pollfd){.fd = x->w[i].busy ? x->w[i].sock : -1, .events = POLLIN};
+                n_busy += x->w[i].busy;
+        }
+        if (n_busy == 0)
+                return -ECHILD;
         do
                 r = poll(p, x->n, -1);
         while (r < 0 && errno == EINTR);
         if (r < 0)
                 return negative_errno();
-        for (k = 0; k < x->n; k++)
-                if (p[k].revents)
-                        break;
-        if (k == x->n)
+        for (size_t i = 0; i < x->n && !w; i++)
+                if (p[i].revents)
+                        w = &x->w[i];
+        if (!w)
                 return -EIO;
-        w = x->w[k];
-        x->w[k] = x->w[--x->n];
-        r = collect(x, &w, ret);
-        safe_close(w.sock);
+        r = collect(x, w, ret);
         if (r < 0)
                 return r;
-        *ret_i = w.index;
+        *ret_i = w->index;
+        w->busy = false;
+        if (r > 0) { /* gone: its slot goes to the next fork */
+                safe_close(w->sock);
+                *w = x->w[--x->n];
+        }
         return 0;
+}
+
+static void workers_finish(void *u)
+{
+        workers_stop(u);
 }
 
 void mpf_workers_exec(struct mpf_workers *x, struct mpf_pool_exec *ret)
 {
-        *ret = (struct mpf_pool_exec){.userdata = x, .start = workers_start, .wait = workers_wait};
+        *ret = (struct mpf_pool_exec){
+                .userdata = x,
+                .start = workers_start,
+                .wait = workers_wait,
+                .finish = workers_finish,
+        };
 }

@@ -2,9 +2,11 @@
 #pragma once
 
 /*
- * The pool's real executor (pool.h): one forked process per map, running flush.c's mpf_flush_map()
- * with the parent's ops, and sending back its result (and, with the shared udev cookie, the map's
- * lock fds, which the parent keeps until its udev wait).
+ * The pool's real executor (pool.h): worker processes, forked as the pool needs them (at most
+ * --jobs), each flushing one map at a time with flush.c's mpf_flush_map() and the parent's ops,
+ * and sending back its result (and, with the shared udev cookie, the map's lock fds, which the
+ * parent keeps until its udev wait). A worker keeps its write-back worker (syncer.h) from one map
+ * to the next, so a run forks two processes per job, not per map.
  *
  * Processes, not threads:
  * - libdevmapper is not documented thread-safe: its control fd, log function, udev-sync setting
@@ -33,7 +35,7 @@ struct mpf_workers;
 
 /* An executor forking a worker per map; ops is d's (mpf_device_ops), both outlive the workers. */
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret);
-/* Kills and reaps workers still running (only after an internal error). NULL is fine. */
+/* Stops and reaps the workers (a busy one is killed: only after an internal error). NULL is fine. */
 struct mpf_workers *mpf_workers_free(struct mpf_workers *x);
 static inline void mpf_workers_freep(struct mpf_workers **x)
 {
