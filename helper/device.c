@@ -288,6 +288,8 @@ static int dev_paths(void *u, const struct mpf_dm_info *map, char ***ret_names)
 
 void mpf_device_forked(struct mpf_device *d)
 {
+        if (!d)
+                return;
         /* the parent's netlink socket would hand its uevents to whichever process reads first:
          * ours is made again at the first udev wait */
         if (d->monitor)

@@ -409,8 +409,10 @@ static int flush_one(struct mpf_workers *x, int sock, const char *arg)
         if (r < 0)
                 return r;
         /* without udev, libdevmapper makes and removes the nodes itself, in dm_udev_wait() */
-        if (!mpf_dm_udev_sync())
+        if (x->d && !mpf_dm_udev_sync())
                 (void)mpf_dm_cookie_ready(0);
+        if (m.held_lock && !x->d)
+                m.held_lock = NULL; /* ops that are not a device's (tests): nothing to hand on */
         if (m.held_lock) {
                 r = mpf_device_lock_fds(m.held_lock, fds, ELEMENTSOF(fds), &n_fds);
                 for (size_t i = 0; r >= 0 && i < n_fds; i++)

@@ -33,7 +33,8 @@
 struct mpf_device;
 struct mpf_workers;
 
-/* An executor forking a worker per map; ops is d's (mpf_device_ops), both outlive the workers. */
+/* An executor forking workers that flush with ops, d's (mpf_device_ops); both outlive the workers.
+ * d NULL: ops are not a device's (tests), no lock is handed on. */
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret);
 /* Stops and reaps the workers (a busy one is killed: only after an internal error). NULL is fine. */
 struct mpf_workers *mpf_workers_free(struct mpf_workers *x);

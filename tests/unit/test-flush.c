@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The ordered flush against a fake world: every step, every failure branch, the restore. */
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/sysmacros.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "undo.h"
 #include "macro.h"
+#include "worker.h"
 #include "tests.h"
 
 #define MAX_CALLS 1024
@@ -87,6 +89,7 @@ struct fake {
         bool dead;
         bool kernel_queueing, mpathd_queueing; /* mpatha's queueing as the kernel and multipathd see it */
         const char *lock_held_by_other;        /* this map's lock is another flusher's at the first try */
+        const char *killed_at_claim;           /* the process claiming this map dies (SIGKILL) */
         unsigned locks_held;                   /* map locks taken and not yet released */
         unsigned waited_holding;               /* waits for a map lock made while holding another */
 };
@@ -380,6 +383,8 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
 {
         record("claim %s", map->name);
+        if (F.killed_at_claim && strcmp(map->name, F.killed_at_claim) == 0)
+                (void)raise(SIGKILL);
         if (F.dead)
                 return -EINTR;
         maybe_vanish("claim");
@@ -1698,6 +1703,44 @@ START_TEST(test_pool_contended_after_wait)
 }
 END_TEST
 
+/* The real executor: worker processes (two for four maps), each map's result back in the order
+ * given, a worker killed mid-flush reported failed; the flushes ran in the workers, not here. */
+START_TEST(test_pool_worker_processes)
+{
+        struct mpf_flush_params p = {.jobs = 2, .deadline = START + TIMEOUT};
+        struct mpf_ops ops = fake_ops;
+        struct mpf_workers *w = NULL;
+        struct mpf_pool_exec x;
+        struct mpf_run run;
+        char *maps[] = {(char *)"absent", (char *)"vg-lv", (char *)"mpatha", (char *)"mpathb", NULL};
+
+        setup_standard();
+        add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.killed_at_claim = "mpathb";
+        ck_assert_int_eq(mpf_workers_new(NULL, &ops, &w), 0);
+        mpf_workers_exec(w, &x);
+        ops.pool_exec = &x;
+        ck_assert_int_eq(mpf_run_all(&ops, &p, false, maps, 4, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 4);
+        ck_assert_str_eq(run.maps[0].map, "absent");
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REFUSED);
+        ck_assert_int_eq(run.maps[2].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[2].uuid, "mpath-" WWID);
+        ck_assert(strv_contains(run.maps[2].partitions, "mpatha-part1"));
+        ck_assert_str_eq(run.maps[3].map, "mpathb");
+        ck_assert_int_eq(run.maps[3].result, MPF_RESULT_FAILED);
+        ck_assert_ptr_nonnull(strstr(run.maps[3].reason, "killed by signal 9"));
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_FAILED);
+        /* nothing of the flushes happened in this process */
+        ck_assert(!called("claim mpatha"));
+        ck_assert(F.maps[0].info.exists);
+        mpf_run_done(&run);
+        mpf_workers_free(w);
+}
+END_TEST
+
 START_TEST(test_run_all_one_udev_wait)
 {
         struct mpf_flush_params p = {.deadline = START + TIMEOUT};
@@ -2438,6 +2481,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_pool_precedence);
         tcase_add_test(tc, test_pool_one_udev_wait);
         tcase_add_test(tc, test_pool_contended_after_wait);
+        tcase_add_test(tc, test_pool_worker_processes);
         tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;
