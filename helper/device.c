@@ -29,6 +29,7 @@ struct mpf_device {
         struct mpf_syncer *syncer;      /* the write-back worker, started at the first flush */
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
         struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
+        int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
 };
 
 /* A map's locks, and the UUID its guardian knows it by. */
@@ -72,6 +73,7 @@ int mpf_device_new(bool udev_sync, struct mpf_device **ret)
         if (!d)
                 return -ENOMEM;
         mpf_usage_roots_from_env(&d->roots);
+        d->mpathd_fd = -EBADF;
         d->udev_sync = udev_sync;
         mpf_dm_init(udev_sync);
         /* listen before the first remove, so its uevent wakes us up promptly */
@@ -85,6 +87,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
 {
         if (!d)
                 return NULL;
+        safe_close(d->mpathd_fd);
         mpf_syncer_free(d->syncer);
         mpf_change_watch_free(d->watch);
         if (d->monitor)
@@ -290,6 +293,8 @@ void mpf_device_forked(struct mpf_device *d)
 {
         if (!d)
                 return;
+        /* a connection of our own: replies to our commands must come to us */
+        d->mpathd_fd = safe_close(d->mpathd_fd);
         /* the parent's netlink socket would hand its uevents to whichever process reads first:
          * ours is made again at the first udev wait */
         if (d->monitor)
@@ -366,10 +371,11 @@ static int dev_message(void *u, const char *name, const char *msg)
 
 static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
 {
+        struct mpf_device *d = u;
         _cleanup_(freep) char *reply = NULL;
         int r;
 
-        r = mpathd_command(cmd, deadline, &reply);
+        r = mpathd_command_keep(&d->mpathd_fd, cmd, deadline, &reply);
         if (r == -EBADMSG)
                 log_debug("multipathd: '%s' answered: %s", cmd, strempty(reply));
         return r;
