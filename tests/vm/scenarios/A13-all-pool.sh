@@ -29,7 +29,7 @@ i=0
 for m in "$m1" "$m2" "$m3" "$m4"; do
         i=$((i + 1))
         mkdir -p "/mnt/m$i"
-        mount -o ro,noload "/dev/mapper/$m" "/mnt/m$i" || t_fail "mount $m"
+        mount -t ext4 -o ro,noload "/dev/mapper/$m" "/mnt/m$i" || t_fail "mount $m"
 done
 t_is "4 maps mounted" "$(grep -c ' /mnt/m[1-4] ' /proc/mounts)" 4
 for m in "$q1" "$q2"; do
