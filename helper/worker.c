@@ -511,19 +511,29 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
         if (x->p && x->p != p)
                 workers_stop(x);
         x->p = p;
+        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
+                return -ENOMEM;
         for (size_t k = 0; k < x->n && !w; k++)
                 if (!x->w[k].busy)
                         w = &x->w[k];
-        if (!w) {
-                r = fork_worker(x, &w);
-                if (r < 0)
-                        return r;
+        if (w) {
+                r = fd_send(w->sock, msg, strlen(msg), -EBADF);
+                if (r >= 0)
+                        goto sent;
+                /* an idle worker that died (killed from outside), or cannot be told: a new one
+                 * takes the map */
+                (void)kill(w->pid, SIGKILL);
+                (void)waitpid(w->pid, NULL, 0);
+                safe_close(w->sock);
+                *w = x->w[--x->n];
         }
-        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
-                return -ENOMEM;
+        r = fork_worker(x, &w);
+        if (r < 0)
+                return r;
         r = fd_send(w->sock, msg, strlen(msg), -EBADF);
         if (r < 0)
                 return r;
+sent:
         w->busy = true;
         w->index = i;
         w->arg = arg;
