@@ -48,9 +48,11 @@ all=$(lab_json_path all)
 one=$(lab_json_path one)
 t0=$(lab_ms)
 (mpath-flush --all --json -v -t 60 > "$all" 2>> "$MPF_LAB_OUT/all.log"; echo $? > "$MPF_LAB_OUT/all.rc") &
+f_all=$!
 (mpath-flush --json -t 60 "$x" > "$one" 2> "$MPF_LAB_OUT/one.err"; echo $? > "$MPF_LAB_OUT/one.rc") &
-wait "$!"
-wait
+f_one=$!
+wait "$f_all"
+wait "$f_one"
 took=$(($(lab_ms) - t0))
 t_diag "both instances done in $took ms; --all: exit $(cat "$MPF_LAB_OUT/all.rc"), $x alone: exit $(cat "$MPF_LAB_OUT/one.rc")"
 t_diag "results: $(jq -r '[.maps[] | "\(.map)=\(.result)@\(.step)"] | join(" ")' "$all")"
@@ -80,8 +82,10 @@ for m in "$q1" "$q2"; do
 done
 wait "$aio1"
 t_is "reader 1 exited with its read failed" "$?" 1
+t_like "with EIO" "$(cat "$MPF_LAB_OUT/aio1.out")" "completed: -5"
 wait "$aio2"
 t_is "reader 2 exited with its read failed" "$?" 1
+t_like "with EIO" "$(cat "$MPF_LAB_OUT/aio2.out")" "completed: -5"
 t_is "only the mounted maps are left" "$(lab_maps | tr '\n' ' ')" "$m1 $m2 $m3 $m4 "
 t_is "no partition map left" "$(dmsetup ls | grep -c -- '-part')" 0
 
