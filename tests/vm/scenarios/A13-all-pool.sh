@@ -1,20 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A13: `mpath-flush --all` (default --jobs) over 32 maps with multipathd running: 4 mounted,
-# 2 with two kpartx partition maps each, 2 pathless and queueing with a blocked reader, and a
-# second `mpath-flush MAP` on one plain map started at the same moment. Every map ends as
+# 2 with two kpartx partition maps each, 2 pathless and queueing with a blocked reader, a
+# second `mpath-flush MAP` on one plain map (among the first the pool starts) started at the
+# same moment, and another plain map whose lock another tool holds for 3 s. Every map ends as
 # documented (mounted: busy; the rest removed, partition maps first; the contested map removed
-# by one instance and absent for the other), the queued reads fail, nothing is re-created,
-# neither instance waits for the deadline (no deadlock), --all exits 4 and the other 0. The
-# maps were flushed concurrently: one map's remove starts while another's is in flight (the -v
-# log, in the order it was written), which cannot happen one map after another (--jobs 1).
+# by one instance and absent for the other; the held one set aside and removed once its lock is
+# free), the queued reads fail, nothing is re-created, neither instance waits for the deadline
+# (no deadlock), --all exits 4 and the other 0. The maps were flushed concurrently: one map's
+# remove starts while another's is in flight (the -v log, in the order it was written), which
+# cannot happen one map after another (--jobs 1).
 # mpf-lab: mode=fast timeout=600
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 32 multipathd
 set -- $(lab_maps)
-# names in sorted order: mounted, partitioned, pathless, the contested one; the rest plain
-m1=$1 m2=$2 m3=$3 m4=$4 p1=$5 p2=$6 q1=$7 q2=$8 x=$9
+# names in sorted order: mounted, the contested one, partitioned, pathless, the held one; the
+# rest plain. The pool starts the first maps at once (8 with 2 CPUs).
+m1=$1 m2=$2 m3=$3 m4=$4 x=$5 p1=$6 p2=$7 q1=$8 q2=$9 y=${10}
 # scsi_debug LUNs share one store: one ext4 (superblock at 1 KiB) and one DOS label (sector 0)
 # show on every LUN; the partition maps are made for p1 and p2 only
 mkfs.ext4 -q -F "/dev/mapper/$m1"
@@ -44,6 +47,12 @@ aio2=$!
 sleep 2
 t_check "both readers are blocked" kill -0 "$aio1" "$aio2"
 
+# another tool holds y's map lock (doc/CONTRACT.md) for 3 s from now
+mkdir -p /run/mpath-flush/lock
+chmod 700 /run/mpath-flush/lock
+flock "/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$y")" sleep 3 &
+holder=$!
+sleep 0.2
 all=$(lab_json_path all)
 one=$(lab_json_path one)
 t0=$(lab_ms)
@@ -86,6 +95,11 @@ t_like "with EIO" "$(cat "$MPF_LAB_OUT/aio1.out")" "completed: -5"
 wait "$aio2"
 t_is "reader 2 exited with its read failed" "$?" 1
 t_like "with EIO" "$(cat "$MPF_LAB_OUT/aio2.out")" "completed: -5"
+wait "$holder"
+t_is "$y, whose lock was held, was removed" "$(jq -r --arg m "$y" '.maps[] | select(.map == $m) | .result' "$all")" removed
+t_check "$y was set aside while its lock was held, and flushed after the others" \
+        grep -q "^mpath-flush: $y: another flusher held its lock" "$MPF_LAB_OUT/all.log"
+t_diag "$x: $(grep -c "^mpath-flush: $x: another flusher held its lock" "$MPF_LAB_OUT/all.log") set-aside(s) in --all; alone: $(jq -r '.maps[0] | "\(.result)@\(.step)"' "$one")"
 t_is "only the mounted maps are left" "$(lab_maps | tr '\n' ' ')" "$m1 $m2 $m3 $m4 "
 t_is "no partition map left" "$(dmsetup ls | grep -c -- '-part')" 0
 
