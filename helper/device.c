@@ -29,6 +29,7 @@ struct mpf_device {
         struct mpf_syncer *syncer;      /* the write-back worker, started at the first flush */
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
         struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
+        int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
 };
 
 /* A map's locks, and the UUID its guardian knows it by. */
@@ -72,6 +73,7 @@ int mpf_device_new(bool udev_sync, struct mpf_device **ret)
         if (!d)
                 return -ENOMEM;
         mpf_usage_roots_from_env(&d->roots);
+        d->mpathd_fd = -EBADF;
         d->udev_sync = udev_sync;
         mpf_dm_init(udev_sync);
         /* listen before the first remove, so its uevent wakes us up promptly */
@@ -85,6 +87,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
 {
         if (!d)
                 return NULL;
+        safe_close(d->mpathd_fd);
         mpf_syncer_free(d->syncer);
         mpf_change_watch_free(d->watch);
         if (d->monitor)
@@ -226,7 +229,7 @@ static int path_nodes(struct mpf_device *d, const struct mpf_dm_info *map, char 
         return 0;
 }
 
-static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock)
+static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock)
 {
         struct mpf_device *d = u;
         _cleanup_(strv_freep) char **paths = NULL;
@@ -236,7 +239,7 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, voi
         size_t n = 0, n_fds = 0;
         int r;
 
-        r = mpf_lock_map(mpf_rundir(), map->uuid, deadline, &map_fd);
+        r = mpf_lock_map(mpf_rundir(), map->uuid, try_map, deadline, &map_fd);
         if (r < 0)
                 return r;
         /* The path list is read only now: paths added while we waited for the map lock are
@@ -286,6 +289,71 @@ static int dev_paths(void *u, const struct mpf_dm_info *map, char ***ret_names)
         return r == -ENOENT ? -ENXIO : r;
 }
 
+void mpf_device_forked(struct mpf_device *d)
+{
+        if (!d)
+                return;
+        /* a connection of our own: replies to our commands must come to us */
+        d->mpathd_fd = safe_close(d->mpathd_fd);
+        /* the parent's netlink socket would hand its uevents to whichever process reads first:
+         * ours is made again at the first udev wait */
+        if (d->monitor)
+                d->monitor = udev_monitor_unref(d->monitor);
+        if (d->udev)
+                d->udev = udev_unref(d->udev);
+        /* the parent's, not ours to stop (the pool's parent starts none before it forks) */
+        d->syncer = NULL;
+        d->watch = NULL;
+}
+
+int mpf_device_lock_fds(void *lock, int *ret_fds, size_t max, size_t *ret_n)
+{
+        struct dev_lock *l = lock;
+        size_t n = 0;
+
+        if (max < 1 + l->lock.n_path_fds)
+                return -ENOBUFS;
+        ret_fds[n++] = l->lock.map_fd;
+        for (size_t i = 0; i < l->lock.n_path_fds; i++)
+                ret_fds[n++] = l->lock.path_fds[i];
+        *ret_n = n;
+        return 0;
+}
+
+void mpf_device_lock_drop(void *lock)
+{
+        struct dev_lock *l = lock;
+
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->lock.n_path_fds; i++)
+                safe_close(l->lock.path_fds[i]);
+        free(l->lock.path_fds);
+        safe_close(l->lock.map_fd);
+        free(l);
+}
+
+int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds, size_t n, void **ret_lock)
+{
+        _cleanup_(freep) struct dev_lock *l = NULL;
+
+        if (!uuid || n == 0)
+                return -EINVAL;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->lock.path_fds = n > 1 ? calloc(n - 1, sizeof(int)) : NULL;
+        if (n > 1 && !l->lock.path_fds)
+                return -ENOMEM;
+        l->lock.map_fd = fds[0];
+        for (size_t i = 1; i < n; i++)
+                l->lock.path_fds[i - 1] = fds[i];
+        l->lock.n_path_fds = n - 1;
+        snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
+        *ret_lock = TAKE_PTR(l);
+        return 0;
+}
+
 static void dev_unlock(void *u, void *lock)
 {
         struct mpf_device *d = u;
@@ -303,10 +371,11 @@ static int dev_message(void *u, const char *name, const char *msg)
 
 static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
 {
+        struct mpf_device *d = u;
         _cleanup_(freep) char *reply = NULL;
         int r;
 
-        r = mpathd_command(cmd, deadline, &reply);
+        r = mpathd_command_keep(&d->mpathd_fd, cmd, deadline, &reply);
         if (r == -EBADMSG)
                 log_debug("multipathd: '%s' answered: %s", cmd, strempty(reply));
         return r;
@@ -410,6 +479,11 @@ static struct udev_monitor *get_monitor(struct mpf_device *d)
         return d->monitor;
 }
 
+static int dev_cookie_new(void *u, uint32_t *ret)
+{
+        return mpf_dm_cookie_new(ret);
+}
+
 static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
 {
         struct mpf_device *d = u;
@@ -498,6 +572,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .targets = dev_targets,
                 .scan_usage = dev_scan_usage,
                 .lock = dev_lock,
+                .cookie_new = dev_cookie_new,
                 .unlock = dev_unlock,
                 .paths = dev_paths,
                 .message = dev_message,

@@ -22,6 +22,16 @@ static inline void mpf_device_freep(struct mpf_device **d)
 /* The guardian (guardian.h) to hand each map's lock to; not owned. */
 struct mpf_guardian;
 void mpf_device_set_guardian(struct mpf_device *d, struct mpf_guardian *g);
+/* In a pool worker (worker.c), right after fork(): drop what is the parent's (udev monitor,
+ * write-back worker). */
+void mpf_device_forked(struct mpf_device *d);
+/* A lock from ops->lock as fds (the map lock first), to hand to another process; and such fds
+ * taken back as a lock that ops->unlock releases (and forgets at the guardian). */
+int mpf_device_lock_fds(void *lock, int *ret_fds, size_t max, size_t *ret_n);
+/* In the process that handed the fds on: close ours, without unlocking (the flock stays with the
+ * other copies) or telling the guardian. */
+void mpf_device_lock_drop(void *lock);
+int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds, size_t n, void **ret_lock);
 /* Fill ops with the real implementation, userdata d. */
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
 /* Does udevd answer on its control socket? */

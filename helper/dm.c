@@ -376,6 +376,14 @@ int mpf_dm_list_multipath(char ***ret_names)
         return 0;
 }
 
+int mpf_dm_cookie_new(uint32_t *ret)
+{
+        *ret = 0;
+        if (!dm_udev_get_sync_support())
+                return 0;
+        return dm_udev_create_cookie(ret) ? 0 : -EIO;
+}
+
 int mpf_dm_cookie_ready(uint32_t cookie)
 {
         int ready = 0;

@@ -61,6 +61,8 @@ int mpf_dm_create(const struct mpf_dm_saved *s, uint32_t *cookie);
 int mpf_dm_list_multipath(char ***ret_names);
 
 bool mpf_dm_udev_sync(void);
+/* A udev cookie for tasks yet to come (other processes' too): 0 without udev sync. */
+int mpf_dm_cookie_new(uint32_t *ret);
 /* 1 when udev has processed every task of the cookie (semaphore released), 0 not yet. */
 int mpf_dm_cookie_ready(uint32_t cookie);
 /* Give up waiting for udev: release the cookie's semaphore ourselves so it does not leak. */

@@ -340,7 +340,11 @@ static int step_lock(struct flush *f, bool *done)
 
         *done = true;
         /* --if-pathless took them already (lastpath.c) */
-        r = f->p->locked ? 0 : o->lock(o->userdata, &f->map, f->p->deadline, &f->lock);
+        r = f->p->locked ? 0 : o->lock(o->userdata, &f->map, f->p->lock_try, f->p->deadline, &f->lock);
+        if (r == -EAGAIN && f->p->lock_try) {
+                f->res->lock_contended = true; /* the pool flushes it again, with no other lock held */
+                return stop(f, MPF_RESULT_BUSY, MPF_STEP_LOCK, "another flusher holds the map lock");
+        }
         if (r == -ETIMEDOUT)
                 return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
                             "could not take the map and path locks before the deadline");
@@ -1049,6 +1053,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                         f->udev_pending = true;
                 }
                 if (r >= 0 || r == -ENXIO) {
+                        step_debug(f, MPF_STEP_REMOVE, "removed");
                         /* gone: its queueing went with it, nothing to restore any more */
                         f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
                         break;

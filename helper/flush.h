@@ -29,6 +29,8 @@
 /* Naming who keeps a map busy, once we give up at the deadline, may take this long past it. */
 #define RESCAN_GRACE_USEC (500 * USEC_PER_MSEC)
 
+struct mpf_pool_exec;
+
 /* The world as the flush sees it. The real implementation is in device.c; tests/unit fake it.
  * Every function returns 0 or a negative errno. */
 struct mpf_ops {
@@ -50,8 +52,9 @@ struct mpf_ops {
         /* -ETIMEDOUT when the deadline passes during the scan */
         int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, usec_t deadline,
                           struct mpf_blockers *ret, unsigned *ret_explained);
-        /* -ETIMEDOUT at the deadline, -ENXIO when the map vanished */
-        int (*lock)(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret_lock);
+        /* -ETIMEDOUT at the deadline, -ENXIO when the map vanished; try_map: the map lock is tried
+         * once (-EAGAIN: another flusher holds it), the path locks wait as usual */
+        int (*lock)(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock);
         void (*unlock)(void *u, void *lock);
         int (*message)(void *u, const char *name, const char *msg);
         /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail" */
@@ -76,6 +79,9 @@ struct mpf_ops {
         int (*save)(void *u, const char *name, struct mpf_dm_saved *ret);
         /* make a saved map again, joining *cookie as remove() does */
         int (*create)(void *u, const struct mpf_dm_saved *s, uint32_t *cookie);
+        /* a cookie that tasks in other processes join (the pool's shared cookie); NULL: the first
+         * remove makes one */
+        int (*cookie_new)(void *u, uint32_t *ret);
         /* until udev has processed the cookie's events (or the deadline: -ETIMEDOUT, cookie released) */
         int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
         /* the map's undo record (undo.h): write it, before each change (an empty record removes it);
@@ -83,6 +89,8 @@ struct mpf_ops {
         int (*record_write)(void *u, const struct mpf_undo *rec);
         int (*record_read)(void *u, const char *uuid, struct mpf_undo *ret);
         usec_t (*now)(void *u);
+        /* the pool's executor (pool.h, worker.c); NULL: the pool runs the flushes in this process */
+        const struct mpf_pool_exec *pool_exec;
         void (*sleep_until)(void *u, usec_t t);
         /* --wait-busy: return when something that may free a map happened (the mount table
          * changed, a block uevent arrived) or at t, whichever comes first */
@@ -90,6 +98,7 @@ struct mpf_ops {
 };
 
 struct mpf_flush_params {
+        unsigned jobs; /* maps flushed at once by run.c (pool.h); 0 or 1: one after another */
         bool deferred;
         bool dry_run;
         bool wait_busy; /* busy will be retried (wait.c): bound the waits made with the map locked */
@@ -101,6 +110,9 @@ struct mpf_flush_params {
         /* The caller holds the map's locks already (--if-pathless): the lock step only looks the
          * map up again. */
         bool locked;
+        /* The pool (pool.h): the map lock is only tried; when another flusher holds it, the result
+         * says lock_contended and nothing was changed. */
+        bool lock_try;
 };
 
 /* The queueing step: "disablequeueing map NAME" to multipathd (*ret_mpathd: it did), then the

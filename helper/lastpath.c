@@ -168,7 +168,7 @@ int mpf_lastpath(const struct mpf_ops *ops, const struct mpf_lastpath_params *p,
         }
         l.wwid = startswith(l.map.uuid, MPF_MPATH_UUID_PREFIX);
 
-        r = ops->lock(ops->userdata, &l.map, p->deadline, &lock);
+        r = ops->lock(ops->userdata, &l.map, false, p->deadline, &lock);
         if (r == -ENXIO) {
                 log_info("%s: the map disappeared, nothing to do", arg);
                 return MPF_EXIT_OK;

@@ -72,7 +72,7 @@ int flock_until(int fd, int op, usec_t deadline)
         return r;
 }
 
-int mpf_lock_map(const char *rundir, const char *uuid, usec_t deadline, int *ret_fd)
+int mpf_lock_map(const char *rundir, const char *uuid, bool try_only, usec_t deadline, int *ret_fd)
 {
         _cleanup_(freep) char *dir = NULL, *path = NULL;
         _cleanup_(closep) int fd = -EBADF;
@@ -89,7 +89,10 @@ int mpf_lock_map(const char *rundir, const char *uuid, usec_t deadline, int *ret
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return negative_errno();
-        r = flock_until(fd, LOCK_EX, deadline);
+        if (try_only)
+                r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+        else
+                r = flock_until(fd, LOCK_EX, deadline);
         if (r < 0)
                 return r;
         *ret_fd = TAKE_FD(fd);

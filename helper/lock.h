@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "deadline.h"
@@ -28,8 +29,9 @@ const char *mpf_rundir(void);
  * interrupted by SIGALRM (handler without SA_RESTART), no polling. */
 int flock_until(int fd, int op, usec_t deadline);
 
-/* Step 1 of the lock protocol: LOCK_EX on <rundir>/lock/<uuid>. */
-int mpf_lock_map(const char *rundir, const char *uuid, usec_t deadline, int *ret_fd);
+/* Step 1 of the lock protocol: LOCK_EX on <rundir>/lock/<uuid>, waited for until the deadline;
+ * try_only: one LOCK_NB attempt, -EAGAIN when another flusher holds it. */
+int mpf_lock_map(const char *rundir, const char *uuid, bool try_only, usec_t deadline, int *ret_fd);
 /* Step 2: LOCK_EX|LOCK_NB on each path node (already in ascending dev_t order), retried with
  * backoff until the deadline. Nodes that no longer exist are skipped. */
 int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n);

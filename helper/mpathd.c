@@ -173,6 +173,48 @@ int mpathd_reply_result(const char *reply)
         return -EPROTO;
 }
 
+static int exchange(int fd, const char *cmd, usec_t deadline, char **ret_reply)
+{
+        int r = mpathd_send(fd, cmd, deadline);
+
+        if (r < 0)
+                return r;
+        return mpathd_recv(fd, ret_reply, deadline);
+}
+
+int mpathd_command_keep(int *fd, const char *cmd, usec_t deadline, char **ret_reply)
+{
+        _cleanup_(freep) char *reply = NULL;
+        usec_t d = MIN(deadline, usec_add(now_monotonic(), MPATHD_TIMEOUT_USEC));
+        bool kept = *fd >= 0;
+        int r;
+
+        if (!kept) {
+                r = mpathd_connect(d);
+                if (r < 0)
+                        return r;
+                *fd = r;
+        }
+        r = exchange(*fd, cmd, d, &reply);
+        if (kept && (r == -ECONNRESET || r == -EPIPE)) {
+                /* closed by multipathd since the last command (or restarted): once more */
+                *fd = safe_close(*fd);
+                r = mpathd_connect(d);
+                if (r < 0)
+                        return r;
+                *fd = r;
+                r = exchange(*fd, cmd, d, &reply);
+        }
+        if (r < 0) {
+                *fd = safe_close(*fd);
+                return r;
+        }
+        r = mpathd_reply_result(reply);
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(reply);
+        return r;
+}
+
 int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply)
 {
         _cleanup_(closep) int fd = -EBADF;

@@ -22,3 +22,9 @@ int mpathd_recv(int fd, char **ret_reply, usec_t deadline);
 int mpathd_reply_result(const char *reply);
 /* Connect, send, receive, interpret. Deadline is min(deadline, now + MPATHD_TIMEOUT_USEC). */
 int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply);
+/* The same on a connection kept from one command to the next (*fd; -EBADF: none yet), so that a
+ * process flushing map after map connects once (multipathd accepts and serves each connection
+ * in its one listener thread). A kept connection multipathd closed meanwhile is made again, once:
+ * the commands we send (disablequeueing, restorequeueing) may be repeated. After any other
+ * failure the connection is closed. */
+int mpathd_command_keep(int *fd, const char *cmd, usec_t deadline, char **ret_reply);

@@ -6,6 +6,7 @@
 #include "macro.h"
 #include "names.h"
 #include "options.h"
+#include "pool.h"
 
 const char mpf_short_options[] = "adt:njwvqh";
 
@@ -18,6 +19,7 @@ const struct option mpf_long_options[] = {
         { "json",         no_argument,       NULL, 'j'              },
         { "json-lines",   no_argument,       NULL, ARG_JSON_LINES   },
         { "wait-busy",    no_argument,       NULL, 'w'              },
+        { "jobs",         required_argument, NULL, ARG_JOBS         },
         { "no-udev-sync", no_argument,       NULL, ARG_NO_UDEV_SYNC },
         { "verbose",      no_argument,       NULL, 'v'              },
         { "quiet",        no_argument,       NULL, 'q'              },
@@ -44,6 +46,8 @@ void mpf_help(FILE *f)
                    "  -j, --json            one JSON document on stdout\n"
                    "      --json-lines      one JSON line per map as it finishes, then a summary line\n"
                    "  -w, --wait-busy       wait (unlocked) until a busy map is free, up to the deadline\n"
+                   "      --jobs N          flush at most N maps at once (default 4 per CPU, at most 16;\n"
+                   "                        1: one after another)\n"
                    "      --no-udev-sync    never wait for udev\n"
                    "      --if-pathless     if the map has no path device left, act by multipath's\n"
                    "                        flush_on_last_del (or $MPATH_FLUSH_ON_LAST_DEL)\n"
@@ -53,6 +57,21 @@ void mpf_help(FILE *f)
                    "      --version         show the version\n"
                    "\n"
                    "See mpath-flush(8).\n");
+}
+
+static int parse_jobs(const char *s, unsigned *ret)
+{
+        unsigned long v;
+        char *end;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end != 0 || v < 1 || v > MPF_JOBS_MAX)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
 }
 
 /* Control characters as \xNN, long arguments cut with "...". */
@@ -133,6 +152,12 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
                         break;
                 case 'w':
                         o.wait_busy = true;
+                        break;
+                case ARG_JOBS:
+                        r = parse_jobs(optarg, &o.jobs);
+                        if (r < 0)
+                                (void)usage_error(&o, "invalid --jobs '%s': expected 1 <= N <= %u", optarg,
+                                                  MPF_JOBS_MAX);
                         break;
                 case ARG_NO_UDEV_SYNC:
                         o.no_udev_sync = true;

@@ -12,6 +12,7 @@ enum {
         ARG_VERSION,
         ARG_JSON_LINES,
         ARG_IF_PATHLESS,
+        ARG_JOBS,
 };
 
 typedef enum MpfAction {
@@ -32,7 +33,8 @@ struct mpf_options {
         bool no_udev_sync;
         int verbose; /* -v count minus -q count, clamped to [-1, 2] */
         usec_t timeout;
-        char **maps; /* borrowed from argv, NULL-terminated */
+        unsigned jobs; /* --jobs; 0: the default (mpf_jobs_default()) */
+        char **maps;   /* borrowed from argv, NULL-terminated */
         size_t n_maps;
         char error[256]; /* the usage error, when mpf_parse_options() fails */
 };

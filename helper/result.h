@@ -112,9 +112,10 @@ struct mpf_map_result {
         bool partitions_lost; /* partition maps we removed could not be made again: exit 7 */
         bool data_lost;       /* writes queued on the map failed when queueing went off: exit 8 if removed */
         uint64_t failed_write_bytes; /* bytes of queued writes that failed meanwhile (its disk statistics) */
-        pid_t stuck_worker; /* the write-back worker missed the deadline and did not die: left behind */
-        char **plan;        /* --dry-run: the steps that would run */
-        void *held_lock;    /* internal: locks kept until the shared udev wait (--all) */
+        pid_t stuck_worker;  /* the write-back worker missed the deadline and did not die: left behind */
+        char **plan;         /* --dry-run: the steps that would run */
+        void *held_lock;     /* internal: locks kept until the shared udev wait (--all) */
+        bool lock_contended; /* internal: the pool's try of the map lock failed; nothing was done */
 };
 
 void mpf_map_result_done(struct mpf_map_result *r);

@@ -9,7 +9,9 @@
 #include "log.h"
 #include "macro.h"
 #include "output.h"
+#include "pool.h"
 #include "run.h"
+#include "worker.h"
 
 void mpf_run_done(struct mpf_run *r)
 {
@@ -56,6 +58,88 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         return r == -ETIMEDOUT;
 }
 
+/* A map's result is final: --json-lines, and "systemctl status" of the unit running us shows how
+ * far we got (a no-op outside a unit with NotifyAccess=). */
+struct progress {
+        mpf_map_done_fn done;
+        void *userdata;
+        bool waits; /* --wait-busy: a busy map waits for its next attempt before it is final */
+        size_t finished, n;
+};
+
+static void map_done(void *userdata, const struct mpf_map_result *m)
+{
+        struct progress *pr = userdata;
+
+        if (pr->done && !(pr->waits && m->result == MPF_RESULT_BUSY))
+                pr->done(pr->userdata, m);
+        pr->finished++;
+        if (pr->n > 1)
+                (void)mpf_notifyf("STATUS=Flushed %zu of %zu multipath maps", pr->finished, pr->n);
+}
+
+/* Several maps at once (pool.h). Each map lock is only tried while the pool runs: the pool keeps
+ * the locks of removed maps until its one udev wait, so it must never wait for a lock (the rule
+ * of doc/CONTRACT.md). The maps whose lock another flusher held are flushed after that wait, one
+ * at a time, waiting for their lock with no other lock held. */
+static int run_pool(const struct mpf_ops *ops, const struct mpf_flush_params *p, char *const *maps, size_t n,
+                    struct progress *pr, struct mpf_run *run)
+{
+        _cleanup_(mpf_pool_inline_freep) struct mpf_pool_inline *in = NULL;
+        _cleanup_(freep) size_t *contended = NULL;
+        struct mpf_flush_params bp = *p;
+        struct mpf_pool_params pp = {
+                .jobs = p->jobs,
+                .flush = &bp,
+                .now = ops->now,
+                .now_userdata = ops->userdata,
+                .done = map_done,
+                .done_userdata = pr,
+        };
+        struct mpf_pool_exec x;
+        size_t n_contended = 0;
+        uint32_t cookie = 0;
+        int r;
+
+        if (ops->pool_exec)
+                x = *ops->pool_exec;
+        else {
+                r = mpf_pool_inline_new(ops, n, &in);
+                if (r < 0)
+                        return r;
+                mpf_pool_inline_exec(in, &x);
+        }
+        bp.lock_try = true;
+        if (!p->dry_run && !p->shared_cookie) {
+                /* made here: the workers' removes join it, we wait for it once */
+                if (ops->cookie_new) {
+                        r = ops->cookie_new(ops->userdata, &cookie);
+                        if (r < 0) {
+                                log_warning_errno(r, "Failed to make a udev cookie: %m, ignoring");
+                                cookie = 0;
+                        }
+                }
+                bp.shared_cookie = &cookie;
+        }
+        r = mpf_pool_run(&x, &pp, maps, n, run->maps, &contended, &n_contended);
+        run->n_maps = n;
+        if (bp.shared_cookie) {
+                (void)mpf_notify("STATUS=Waiting for udev to finish the removals");
+                run->udev_late = finish_shared(ops, &bp, run, cookie);
+        }
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n_contended && r >= 0; k++) {
+                size_t i = contended[k];
+
+                log_debug("%s: another flusher held its lock, flushing it now", maps[i]);
+                r = mpf_flush_map(ops, p, maps[i], &run->maps[i]);
+                if (r >= 0)
+                        map_done(pr, &run->maps[i]);
+        }
+        return r;
+}
+
 int mpf_run_all(const struct mpf_ops *ops, const struct mpf_flush_params *p, bool all, char *const *maps,
                 size_t n_maps, struct mpf_run *ret)
 {
@@ -69,6 +153,7 @@ int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params 
         const struct mpf_flush_params *p_each = p;
         usec_t started = ops->now(ops->userdata);
         bool waits = p->wait_busy && !p->dry_run; /* --dry-run predicts, it does not wait */
+        struct progress pr = {.done = done, .userdata = userdata, .waits = waits};
         _cleanup_(strv_freep) char **listed = NULL;
         struct mpf_run run = {.exit_status = MPF_EXIT_OK};
         struct mpf_flush_params bp;
@@ -102,10 +187,12 @@ int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params 
                 maps = listed;
                 n_maps = strv_length(listed);
         }
-        /* --all: one udev cookie for all removes, waited for once at the end. Only for --all: it
-         * holds each removed map's locks until then, and only the sorted order of --all makes
-         * taking more than one map lock safe against another flusher doing the same. */
-        batch = all && p->shared_cookie == NULL && n_maps > 1 && !p->dry_run;
+        pr.n = n_maps;
+        /* --jobs 1, --all: one udev cookie for all removes, waited for once at the end. Only for
+         * --all: it holds each removed map's locks until then, and only the sorted order of --all
+         * makes waiting for a map lock while holding others safe against another flusher doing the
+         * same. */
+        batch = all && p->shared_cookie == NULL && n_maps > 1 && !p->dry_run && p->jobs <= 1;
         if (batch) {
                 bp = *p;
                 bp.shared_cookie = &shared_cookie;
@@ -114,17 +201,15 @@ int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params 
         run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
         if (!run.maps)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_maps && r >= 0; i++) {
-                r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
-                run.n_maps++;
-                /* a busy map waits for its next attempt (--wait-busy) before it is final */
-                if (r >= 0 && done && !(waits && run.maps[i].result == MPF_RESULT_BUSY))
-                        done(userdata, &run.maps[i]);
-                /* "systemctl status" of the unit running us shows how far we got (a no-op
-                 * outside a unit with NotifyAccess=) */
-                if (n_maps > 1)
-                        (void)mpf_notifyf("STATUS=Flushed %zu of %zu multipath maps", i + 1, n_maps);
-        }
+        if (p->jobs > 1 && n_maps > 1)
+                r = run_pool(ops, p, maps, n_maps, &pr, &run);
+        else
+                for (size_t i = 0; i < n_maps && r >= 0; i++) {
+                        r = mpf_flush_map(ops, p, maps[i], &run.maps[i]);
+                        run.n_maps++;
+                        if (r >= 0)
+                                map_done(&pr, &run.maps[i]);
+                }
         if (batch) {
                 (void)mpf_notify("STATUS=Waiting for udev to finish the removals");
                 run.udev_late = finish_shared(ops, p, &run, shared_cookie);
@@ -166,6 +251,7 @@ static void print_map_line(void *userdata, const struct mpf_map_result *m)
 int mpf_run_with_ops(const struct mpf_options *o, const struct mpf_ops *ops)
 {
         struct mpf_flush_params p = {
+                .jobs = o->jobs > 0 ? o->jobs : mpf_jobs_default(sysconf(_SC_NPROCESSORS_ONLN)),
                 .deferred = o->deferred,
                 .dry_run = o->dry_run,
                 .wait_busy = o->wait_busy,
@@ -226,6 +312,8 @@ static int run_real(const struct mpf_options *o,
         /* The guardian is freed (told we are done, and reaped) after the device's locks are gone. */
         _cleanup_(mpf_guardian_freep) struct mpf_guardian *g = NULL;
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        _cleanup_(mpf_workers_freep) struct mpf_workers *w = NULL;
+        struct mpf_pool_exec exec;
         struct mpf_ops ops;
         sigset_t mask, old_mask;
         bool udev_sync;
@@ -268,9 +356,15 @@ static int run_real(const struct mpf_options *o,
         } else {
                 mpf_device_set_guardian(d, g);
                 mpf_device_ops(d, &ops);
+                /* several maps at once: each in a worker process of its own (worker.h) */
+                if (mpf_workers_new(d, &ops, &w) >= 0) {
+                        mpf_workers_exec(w, &exec);
+                        ops.pool_exec = &exec;
+                }
                 status = fn(o, &ops);
         }
         fflush(stdout);
+        w = mpf_workers_free(w);
         d = mpf_device_free(d);
         g = mpf_guardian_free(g);
         /* A signal held back during the run has had its effect: the run ended, at its deadline at

@@ -126,7 +126,7 @@ START_TEST(test_lock_lists_paths_after_map_lock)
                 int fd;
 
                 /* another flusher: holds the map lock while a path is added */
-                if (mpf_lock_map(run, map.uuid, now_monotonic() + 5 * USEC_PER_SEC, &fd) < 0)
+                if (mpf_lock_map(run, map.uuid, false, now_monotonic() + 5 * USEC_PER_SEC, &fd) < 0)
                         _exit(1);
                 if (write(ready[1], "x", 1) != 1)
                         _exit(2);
@@ -144,7 +144,7 @@ START_TEST(test_lock_lists_paths_after_map_lock)
 
         ck_assert_int_eq(mpf_device_new(false, &d), 0);
         mpf_device_ops(d, &ops);
-        ck_assert_int_eq(ops.lock(ops.userdata, &map, now_monotonic() + 5 * USEC_PER_SEC, &lock), 0);
+        ck_assert_int_eq(ops.lock(ops.userdata, &map, false, now_monotonic() + 5 * USEC_PER_SEC, &lock), 0);
         ck_assert_int_eq(waitpid(pid, &st, 0), pid);
         ck_assert(WIFEXITED(st));
         ck_assert_int_eq(WEXITSTATUS(st), 0);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The ordered flush against a fake world: every step, every failure branch, the restore. */
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/sysmacros.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "undo.h"
 #include "macro.h"
+#include "worker.h"
 #include "tests.h"
 
 #define MAX_CALLS 1024
@@ -86,6 +88,10 @@ struct fake {
                                      * op changes anything (its own restore cannot run) */
         bool dead;
         bool kernel_queueing, mpathd_queueing; /* mpatha's queueing as the kernel and multipathd see it */
+        const char *lock_held_by_other;        /* this map's lock is another flusher's at the first try */
+        const char *killed_at_claim;           /* the process claiming this map dies (SIGKILL) */
+        unsigned locks_held;                   /* map locks taken and not yet released */
+        unsigned waited_holding;               /* waits for a map lock made while holding another */
 };
 
 static struct fake F;
@@ -299,10 +305,16 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, usec_t de
         return 0;
 }
 
-static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret)
+static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret)
 {
-        record("lock %s", map->uuid);
+        record("%s %s", try_map ? "trylock" : "lock", map->uuid);
         check_deadline("lock", deadline, false);
+        if (try_map && F.lock_held_by_other && strcmp(map->uuid, F.lock_held_by_other) == 0) {
+                F.lock_held_by_other = NULL; /* released by the time we come back */
+                return -EAGAIN;
+        }
+        if (!try_map && F.locks_held > 0)
+                F.waited_holding++;
         if (F.lock_r == -ETIMEDOUT)
                 F.clock = deadline;
         if (F.lock_r < 0)
@@ -313,6 +325,7 @@ static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void 
                 F.maps[0].params = F.lock_sets_params;
         if (F.lock_until_deadline)
                 F.clock = deadline; /* got the lock just in time */
+        F.locks_held++;
         *ret = &F;
         return 0;
 }
@@ -320,6 +333,8 @@ static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void 
 static void f_unlock(void *u, void *l)
 {
         ck_assert_ptr_eq(l, &F);
+        ck_assert_uint_gt(F.locks_held, 0);
+        F.locks_held--;
         record("unlock");
 }
 
@@ -368,6 +383,8 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
 {
         record("claim %s", map->name);
+        if (F.killed_at_claim && strcmp(map->name, F.killed_at_claim) == 0)
+                (void)raise(SIGKILL);
         if (F.dead)
                 return -EINTR;
         maybe_vanish("claim");
@@ -1604,6 +1621,126 @@ START_TEST(test_run_precedence)
 }
 END_TEST
 
+/* The pool (in this process: no executor in the fake ops): the same results, in the order given,
+ * the same exit code. */
+START_TEST(test_pool_precedence)
+{
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        char *maps[] = {(char *)"absent", (char *)"vg-lv", (char *)"mpatha", NULL};
+
+        setup_standard();
+        add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
+        F.flush_r = -EIO;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, false, maps, 3, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 3);
+        ck_assert_str_eq(run.maps[0].map, "absent");
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REFUSED);
+        ck_assert_int_eq(run.maps[2].result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_FAILED);
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* The pool only tries map locks, keeps the removed maps' locks until its one udev wait, and
+ * never waits for a map lock while holding one. */
+START_TEST(test_pool_one_udev_wait)
+{
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        static const char *const expected_tail[] = {
+                "remove mpathb", "udev_wait", "unlock", "unlock", NULL,
+        };
+        size_t k = 0;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_OK);
+        ck_assert(called("trylock mpath-" WWID));
+        ck_assert(called("trylock mpath-3600b"));
+        ck_assert(!called("lock mpath-3600b"));
+        ck_assert_uint_eq(F.waited_holding, 0);
+        ck_assert_uint_ge(F.n_calls, 4);
+        for (size_t i = F.n_calls - 4; i < F.n_calls; i++, k++)
+                ck_assert_str_eq(F.calls[i], expected_tail[k]);
+        ck_assert_uint_eq(F.locks_held, 0);
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* A map whose lock another flusher holds: set aside, flushed after the shared udev wait, once
+ * every lock is released, waiting for its lock (the lock rule of doc/CONTRACT.md). */
+START_TEST(test_pool_contended_after_wait)
+{
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+        ssize_t shared_wait = -1, blocking = -1;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.lock_held_by_other = "mpath-3600b";
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[1].map, "mpathb");
+        ck_assert_uint_eq(run.maps[1].attempts, 1);
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_OK);
+        for (size_t i = 0; i < F.n_calls; i++) {
+                if (strcmp(F.calls[i], "lock mpath-3600b") == 0)
+                        blocking = (ssize_t)i;
+                if (strcmp(F.calls[i], "udev_wait") == 0 && blocking < 0)
+                        shared_wait = (ssize_t)i;
+        }
+        ck_assert_int_ge(shared_wait, 0);
+        ck_assert_int_gt(blocking, shared_wait);
+        ck_assert_uint_eq(F.waited_holding, 0);
+        ck_assert_uint_eq(F.locks_held, 0);
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* The real executor: worker processes (two for four maps), each map's result back in the order
+ * given, a worker killed mid-flush reported failed; the flushes ran in the workers, not here. */
+START_TEST(test_pool_worker_processes)
+{
+        struct mpf_flush_params p = {.jobs = 2, .deadline = START + TIMEOUT};
+        struct mpf_ops ops = fake_ops;
+        struct mpf_workers *w = NULL;
+        struct mpf_pool_exec x;
+        struct mpf_run run;
+        char *maps[] = {(char *)"absent", (char *)"vg-lv", (char *)"mpatha", (char *)"mpathb", NULL};
+
+        setup_standard();
+        add_map("vg-lv", "LVM-abc", 8, 0, "linear", "");
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.killed_at_claim = "mpathb";
+        ck_assert_int_eq(mpf_workers_new(NULL, &ops, &w), 0);
+        mpf_workers_exec(w, &x);
+        ops.pool_exec = &x;
+        ck_assert_int_eq(mpf_run_all(&ops, &p, false, maps, 4, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 4);
+        ck_assert_str_eq(run.maps[0].map, "absent");
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_ABSENT);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REFUSED);
+        ck_assert_int_eq(run.maps[2].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[2].uuid, "mpath-" WWID);
+        ck_assert(strv_contains(run.maps[2].partitions, "mpatha-part1"));
+        ck_assert_str_eq(run.maps[3].map, "mpathb");
+        ck_assert_int_eq(run.maps[3].result, MPF_RESULT_FAILED);
+        ck_assert_ptr_nonnull(strstr(run.maps[3].reason, "killed by signal 9"));
+        ck_assert_int_eq(run.exit_status, MPF_EXIT_FAILED);
+        /* nothing of the flushes happened in this process */
+        ck_assert(!called("claim mpatha"));
+        ck_assert(F.maps[0].info.exists);
+        mpf_run_done(&run);
+        mpf_workers_free(w);
+}
+END_TEST
+
 START_TEST(test_run_all_one_udev_wait)
 {
         struct mpf_flush_params p = {.deadline = START + TIMEOUT};
@@ -2341,6 +2478,10 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_multi_target_table_refused);
         tcase_add_test(tc, test_scan_fails_while_openers_settle);
         tcase_add_test(tc, test_run_all_mixed);
+        tcase_add_test(tc, test_pool_precedence);
+        tcase_add_test(tc, test_pool_one_udev_wait);
+        tcase_add_test(tc, test_pool_contended_after_wait);
+        tcase_add_test(tc, test_pool_worker_processes);
         tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;

@@ -94,7 +94,7 @@ START_TEST(test_keeps_the_lock_until_it_looked)
                 int fd = -EBADF;
 
                 if (mpf_guardian_start(false, &g) < 0 ||
-                    mpf_lock_map(dir, "mpath-x", now_monotonic() + USEC_PER_SEC, &fd) < 0 ||
+                    mpf_lock_map(dir, "mpath-x", false, now_monotonic() + USEC_PER_SEC, &fd) < 0 ||
                     mpf_guardian_watch(g, "mpath-x", fd) < 0)
                         _exit(1);
                 gpid = mpf_guardian_pid(g);

@@ -43,7 +43,7 @@ static int f_info(void *u, const char *s, struct mpf_dm_info *ret)
         return 0;
 }
 
-static int f_lock(void *u, const struct mpf_dm_info *map, usec_t deadline, void **ret)
+static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret)
 {
         record("lock");
         if (F.lock_r < 0)

@@ -42,7 +42,7 @@ START_TEST(test_map_lock_created)
         char p[256];
         int fd = -1, other;
 
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600a", now_monotonic() + USEC_PER_SEC, &fd), 0);
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600a", false, now_monotonic() + USEC_PER_SEC, &fd), 0);
         snprintf(p, sizeof(p), "%s/lock", rundir);
         ck_assert_int_eq(stat(p, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0700);
@@ -66,14 +66,16 @@ START_TEST(test_map_lock_timeout)
         int fd = -1, fd2 = -1;
         usec_t t;
 
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", now_monotonic() + USEC_PER_SEC, &fd), 0);
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", false, now_monotonic() + USEC_PER_SEC, &fd), 0);
         t = now_monotonic();
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", t + 100 * USEC_PER_MSEC, &fd2), -ETIMEDOUT);
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", false, t + 100 * USEC_PER_MSEC, &fd2),
+                         -ETIMEDOUT);
         ck_assert_uint_ge(now_monotonic(), t + 100 * USEC_PER_MSEC);
         ck_assert_uint_lt(now_monotonic(), t + 1 * USEC_PER_SEC);
         ck_assert_int_eq(fd2, -1);
         close(fd);
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", now_monotonic() + USEC_PER_SEC, &fd2), 0);
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600b", false, now_monotonic() + USEC_PER_SEC, &fd2),
+                         0);
         close(fd2);
 }
 END_TEST
@@ -83,7 +85,7 @@ START_TEST(test_map_lock_waits_for_release)
         int fd = -1, fd2 = -1;
         pid_t pid;
 
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600c", now_monotonic() + USEC_PER_SEC, &fd), 0);
+        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600c", false, now_monotonic() + USEC_PER_SEC, &fd), 0);
         pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -92,7 +94,8 @@ START_TEST(test_map_lock_waits_for_release)
         }
         close(fd);
         /* the child still holds the description; the lock is released when it exits */
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600c", now_monotonic() + 5 * USEC_PER_SEC, &fd2), 0);
+        ck_assert_int_eq(
+                mpf_lock_map(rundir, "mpath-3600c", false, now_monotonic() + 5 * USEC_PER_SEC, &fd2), 0);
         close(fd2);
 }
 END_TEST
@@ -101,9 +104,9 @@ START_TEST(test_bad_uuid)
 {
         int fd = -1;
 
-        ck_assert_int_eq(mpf_lock_map(rundir, "a/b", now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
-        ck_assert_int_eq(mpf_lock_map(rundir, "..", now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
-        ck_assert_int_eq(mpf_lock_map(rundir, "", now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
+        ck_assert_int_eq(mpf_lock_map(rundir, "a/b", false, now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
+        ck_assert_int_eq(mpf_lock_map(rundir, "..", false, now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
+        ck_assert_int_eq(mpf_lock_map(rundir, "", false, now_monotonic() + USEC_PER_SEC, &fd), -EINVAL);
 }
 END_TEST
 
@@ -168,7 +171,8 @@ START_TEST(test_acquire_release)
         int other;
 
         make_file(a, sizeof(a), "sdd");
-        ck_assert_int_eq(mpf_lock_map(rundir, "mpath-3600d", now_monotonic() + USEC_PER_SEC, &l.map_fd), 0);
+        ck_assert_int_eq(
+                mpf_lock_map(rundir, "mpath-3600d", false, now_monotonic() + USEC_PER_SEC, &l.map_fd), 0);
         ck_assert_int_eq(
                 mpf_lock_paths(paths, 1, now_monotonic() + USEC_PER_SEC, &l.path_fds, &l.n_path_fds), 0);
         ck_assert_uint_eq(l.n_path_fds, 1);

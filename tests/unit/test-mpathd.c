@@ -120,6 +120,51 @@ static pid_t fake_server(const char *name, const char *expect, const char *reply
         return pid;
 }
 
+/* A multipathd that answers "ok" to n_per_conn commands on each of n_conn connections, and exits
+ * with the number of commands it served (10 + n: all fine). */
+static pid_t fake_server_conns(const char *name, int n_conn, int n_per_conn)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd;
+        pid_t pid;
+
+        memcpy(sa.sun_path + 1, name, strlen(name));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa,
+                              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))),
+                         0);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int served = 0;
+
+                for (int k = 0; k < n_conn; k++) {
+                        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+                        if (c < 0)
+                                _exit(2);
+                        for (int i = 0; i < n_per_conn; i++) {
+                                char buf[256] = {};
+                                size_t len;
+
+                                if (read(c, &len, sizeof(len)) != sizeof(len) || len >= sizeof(buf) ||
+                                    read(c, buf, len) != (ssize_t)len)
+                                        _exit(3);
+                                len = 4;
+                                if (write(c, &len, sizeof(len)) != sizeof(len) || write(c, "ok\n", 4) != 4)
+                                        _exit(4);
+                                served++;
+                        }
+                        close(c);
+                }
+                _exit(10 + served);
+        }
+        close(fd);
+        return pid;
+}
+
 static int server_status(pid_t pid)
 {
         int st;
@@ -155,6 +200,43 @@ START_TEST(test_command_fail)
         ck_assert_int_eq(mpathd_command("restorequeueing map mpathb", soon(), &reply), -EBADMSG);
         ck_assert_str_eq(reply, "fail\nno such map\n");
         ck_assert_int_eq(server_status(pid), 0);
+}
+END_TEST
+
+/* Three commands, one connection. */
+START_TEST(test_command_keep)
+{
+        char name[64];
+        int fd = -EBADF;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/keep", (int)getpid());
+        pid = fake_server_conns(name, 1, 3);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpatha", soon(), NULL), 0);
+                ck_assert_int_ge(fd, 0);
+        }
+        fd = safe_close(fd);
+        ck_assert_int_eq(server_status(pid), 13);
+}
+END_TEST
+
+/* multipathd closed the kept connection (restarted): the command goes again, on a new one. */
+START_TEST(test_command_keep_reconnects)
+{
+        char name[64];
+        int fd = -EBADF;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/again", (int)getpid());
+        pid = fake_server_conns(name, 2, 1);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpatha", soon(), NULL), 0);
+        usleep(50 * 1000); /* the server has closed its end */
+        ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpathb", soon(), NULL), 0);
+        fd = safe_close(fd);
+        ck_assert_int_eq(server_status(pid), 12);
 }
 END_TEST
 
@@ -223,6 +305,8 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_reply_result);
         tcase_add_test(tc, test_command_ok);
         tcase_add_test(tc, test_command_fail);
+        tcase_add_test(tc, test_command_keep);
+        tcase_add_test(tc, test_command_keep_reconnects);
         tcase_add_test(tc, test_not_running);
         tcase_add_test(tc, test_backlog_full);
         suite_add_tcase(s, tc);

@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "device.h"
+#include "dm.h"
+#include "log.h"
+#include "macro.h"
+#include "worker.h"
+
+#define MSG_LOCK 'L'   /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
+#define MSG_RESULT 'R' /* the encoded result; the last message of a map */
+#define MSG_MAP 'M'    /* to the worker: flush this map */
+/* a map has one map lock and one lock per path device */
+#define LOCK_FDS_MAX 1024
+
+/* ---- the wire format: a JSON object, field for field ---- */
+
+static void json_object_putp(json_object **o)
+{
+        if (*o)
+                json_object_put(*o);
+}
+
+static int add(json_object *o, const char *key, json_object *v)
+{
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int add_str(json_object *o, const char *key, const char *s)
+{
+        return s ? add(o, key, json_object_new_string(s)) : 0;
+}
+
+static int add_strv(json_object *o, const char *key, char *const *l)
+{
+        json_object *a;
+        int r;
+
+        if (!l)
+                return 0;
+        a = json_object_new_array();
+        r = add(o, key, a);
+        if (r < 0)
+                return r;
+        for (char *const *s = l; *s; s++) {
+                r = json_object_array_add(a, json_object_new_string(*s));
+                if (r < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static json_object *triple(int64_t n, const char *a, const char *b)
+{
+        json_object *t = json_object_new_array();
+
+        if (!t)
+                return NULL;
+        if (json_object_array_add(t, json_object_new_int64(n)) < 0 ||
+            json_object_array_add(t, json_object_new_string(strempty(a))) < 0 ||
+            json_object_array_add(t, json_object_new_string(strempty(b))) < 0) {
+                json_object_put(t);
+                return NULL;
+        }
+        return t;
+}
+
+static int encode_blockers(json_object *o, const struct mpf_blockers *b)
+{
+        json_object *a;
+        int r;
+
+        r = add_strv(o, "holders", b->holders);
+        if (r >= 0)
+                r = add_strv(o, "holder_names", b->holder_names);
+        if (r >= 0)
+                r = add_strv(o, "swaps", b->swaps);
+        if (r >= 0)
+                r = add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens));
+        if (r < 0)
+                return r;
+        /* [pid, target, device], [pid, comm, device], [0, kind "\n" name, device] */
+        r = add(o, "mounts", a = json_object_new_array());
+        for (size_t i = 0; r >= 0 && i < b->n_mounts; i++)
+                r = json_object_array_add(
+                        a, triple(b->mounts[i].pid, b->mounts[i].target, b->mounts[i].device));
+        if (r >= 0)
+                r = add(o, "openers", a = json_object_new_array());
+        for (size_t i = 0; r >= 0 && i < b->n_openers; i++)
+                r = json_object_array_add(
+                        a, triple(b->openers[i].pid, b->openers[i].comm, b->openers[i].device));
+        if (r >= 0)
+                r = add(o, "kernel_users", a = json_object_new_array());
+        for (size_t i = 0; r >= 0 && i < b->n_kernel_users; i++) {
+                json_object *t = triple(0, b->kernel_users[i].kind, b->kernel_users[i].device);
+
+                if (t &&
+                    json_object_array_add(t, json_object_new_string(strempty(b->kernel_users[i].name))) < 0)
+                        t = (json_object_put(t), NULL);
+                r = json_object_array_add(a, t);
+        }
+        return r < 0 ? -ENOMEM : 0;
+}
+
+int mpf_result_encode(const struct mpf_map_result *m, char **ret)
+{
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        const char *s;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = add_str(o, "map", m->map);
+        if (r >= 0)
+                r = add_str(o, "name", m->name);
+        if (r >= 0)
+                r = add_str(o, "uuid", m->uuid);
+        if (r >= 0 && m->have_devt)
+                r = add(o, "devt", json_object_new_int64((int64_t)m->devt));
+        if (r >= 0)
+                r = add(o, "result", json_object_new_int(m->result));
+        if (r >= 0)
+                r = add(o, "step", json_object_new_int(m->step));
+        if (r >= 0)
+                r = add_str(o, "reason", m->reason);
+        if (r >= 0)
+                r = encode_blockers(o, &m->blockers);
+        if (r >= 0)
+                r = add(o, "queueing_before", json_object_new_int(m->queueing_before));
+        if (r >= 0)
+                r = add(o, "queueing_after", json_object_new_int(m->queueing_after));
+        if (r >= 0)
+                r = add_strv(o, "partitions", m->partitions);
+        if (r >= 0)
+                r = add(o, "elapsed_ms", json_object_new_int64((int64_t)m->elapsed_ms));
+        if (r >= 0)
+                r = add(o, "waited_ms", json_object_new_int64((int64_t)m->waited_ms));
+        if (r >= 0)
+                r = add(o, "attempts", json_object_new_int64(m->attempts));
+        if (r >= 0)
+                r = add(o, "flags",
+                        json_object_new_int(m->restore_failed | m->partitions_lost << 1 | m->data_lost << 2 |
+                                            m->lock_contended << 3));
+        if (r >= 0)
+                r = add(o, "failed_write_bytes", json_object_new_int64((int64_t)m->failed_write_bytes));
+        if (r >= 0)
+                r = add(o, "stuck_worker", json_object_new_int64(m->stuck_worker));
+        if (r >= 0)
+                r = add_strv(o, "plan", m->plan);
+        if (r < 0)
+                return r;
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!s)
+                return -ENOMEM;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static int64_t get_int(json_object *o, const char *key, int64_t def)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return def;
+        return json_object_get_int64(v);
+}
+
+static int dup_str(json_object *o, const char *key, char **ret)
+{
+        const char *s = get_str(o, key);
+
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_strv(json_object *o, const char *key, char ***ret)
+{
+        json_object *a;
+        char **l;
+        size_t n;
+
+        if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+                return 0;
+        n = json_object_array_length(a);
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        *ret = l;
+        for (size_t i = 0; i < n; i++) {
+                l[i] = strdup(strempty(json_object_get_string(json_object_array_get_idx(a, i))));
+                if (!l[i])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* each [n, a, b(, c)] of the array key */
+static int get_triples(json_object *o, const char *key,
+                       int (*fn)(struct mpf_blockers *b, json_object *t, int64_t n, const char *a,
+                                 const char *c),
+                       struct mpf_blockers *b)
+{
+        json_object *arr;
+
+        if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *t = json_object_array_get_idx(arr, i);
+                int r;
+
+                if (!json_object_is_type(t, json_type_array) || json_object_array_length(t) < 3)
+                        return -EBADMSG;
+                r = fn(b, t, json_object_get_int64(json_object_array_get_idx(t, 0)),
+                       strempty(json_object_get_string(json_object_array_get_idx(t, 1))),
+                       strempty(json_object_get_string(json_object_array_get_idx(t, 2))));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int put_mount(struct mpf_blockers *b, json_object *t, int64_t pid, const char *target,
+                     const char *dev)
+{
+        return mpf_blockers_add_mount(b, dev, target, (pid_t)pid);
+}
+
+static int put_opener(struct mpf_blockers *b, json_object *t, int64_t pid, const char *comm, const char *dev)
+{
+        return mpf_blockers_add_opener(b, (pid_t)pid, comm, dev);
+}
+
+static int put_kernel_user(struct mpf_blockers *b, json_object *t, int64_t n, const char *kind,
+                           const char *dev)
+{
+        return mpf_blockers_add_kernel_user(
+                b, kind, strempty(json_object_get_string(json_object_array_get_idx(t, 3))), dev);
+}
+
+static int decode(json_object *o, struct mpf_map_result *m)
+{
+        struct mpf_blockers *b = &m->blockers;
+        int64_t flags;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EBADMSG;
+        if ((r = dup_str(o, "map", &m->map)) < 0 || (r = dup_str(o, "name", &m->name)) < 0 ||
+            (r = dup_str(o, "uuid", &m->uuid)) < 0 || (r = dup_str(o, "reason", &m->reason)) < 0 ||
+            (r = get_strv(o, "holders", &b->holders)) < 0 ||
+            (r = get_strv(o, "holder_names", &b->holder_names)) < 0 ||
+            (r = get_strv(o, "swaps", &b->swaps)) < 0 ||
+            (r = get_strv(o, "partitions", &m->partitions)) < 0 || (r = get_strv(o, "plan", &m->plan)) < 0 ||
+            (r = get_triples(o, "mounts", put_mount, b)) < 0 ||
+            (r = get_triples(o, "openers", put_opener, b)) < 0 ||
+            (r = get_triples(o, "kernel_users", put_kernel_user, b)) < 0)
+                return r;
+        m->have_devt = get_int(o, "devt", -1) >= 0;
+        m->devt = m->have_devt ? (dev_t)get_int(o, "devt", 0) : 0;
+        m->result = (MpfResult)get_int(o, "result", MPF_RESULT_FAILED);
+        m->step = (MpfStep)get_int(o, "step", MPF_STEP_RESOLVE);
+        if ((unsigned)m->result >= _MPF_RESULT_MAX || (unsigned)m->step >= _MPF_STEP_MAX)
+                return -EBADMSG;
+        b->unexplained_opens = (unsigned)get_int(o, "unexplained_opens", 0);
+        m->queueing_before = (int)get_int(o, "queueing_before", -1);
+        m->queueing_after = (int)get_int(o, "queueing_after", -1);
+        m->elapsed_ms = (uint64_t)get_int(o, "elapsed_ms", 0);
+        m->waited_ms = (uint64_t)get_int(o, "waited_ms", 0);
+        m->attempts = (unsigned)get_int(o, "attempts", 1);
+        flags = get_int(o, "flags", 0);
+        m->restore_failed = flags & 1;
+        m->partitions_lost = flags & 2;
+        m->data_lost = flags & 4;
+        m->lock_contended = flags & 8;
+        m->failed_write_bytes = (uint64_t)get_int(o, "failed_write_bytes", 0);
+        m->stuck_worker = (pid_t)get_int(o, "stuck_worker", 0);
+        return 0;
+}
+
+int mpf_result_decode(const char *s, struct mpf_map_result *ret)
+{
+        _cleanup_(json_object_putp) json_object *o = json_tokener_parse(s);
+        struct mpf_map_result m = {};
+        int r;
+
+        if (!o)
+                return -EBADMSG;
+        r = decode(o, &m);
+        if (r < 0) {
+                mpf_map_result_done(&m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+/* ---- the executor ---- */
+
+struct worker {
+        pid_t pid;
+        int sock; /* our end: maps to flush go out, their lock fds and results come back */
+        bool busy;
+        size_t index; /* the map it flushes */
+        const char *arg;
+};
+
+struct mpf_workers {
+        struct mpf_device *d;
+        const struct mpf_ops *ops;
+        pid_t parent;
+        const struct mpf_flush_params *p; /* as the workers were forked with */
+        struct worker *w;
+        size_t n, size;
+};
+
+int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret)
+{
+        struct mpf_workers *x = calloc(1, sizeof(*x));
+
+        if (!x)
+                return -ENOMEM;
+        x->d = d;
+        x->ops = ops;
+        x->parent = getpid();
+        *ret = x;
+        return 0;
+}
+
+/* Idle workers exit when their socket closes; a busy one (only after an internal error) is
+ * killed, and the guardian puts its map back. */
+static void workers_stop(struct mpf_workers *x)
+{
+        for (size_t i = 0; i < x->n; i++) {
+                x->w[i].sock = safe_close(x->w[i].sock);
+                if (x->w[i].busy)
+                        (void)kill(x->w[i].pid, SIGKILL);
+        }
+        for (size_t i = 0; i < x->n; i++)
+                (void)waitpid(x->w[i].pid, NULL, 0);
+        x->n = 0;
+}
+
+struct mpf_workers *mpf_workers_free(struct mpf_workers *x)
+{
+        if (!x)
+                return NULL;
+        workers_stop(x);
+        free(x->w);
+        free(x);
+        return NULL;
+}
+
+/* The next message, of any size (0 at EOF). */
+static ssize_t receive(int sock, char **ret, int *ret_fd)
+{
+        _cleanup_(freep) char *buf = NULL;
+        ssize_t n;
+
+        *ret_fd = -EBADF;
+        do
+                n = recv(sock, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return n < 0 ? negative_errno() : 0;
+        buf = malloc((size_t)n + 1);
+        if (!buf)
+                return -ENOMEM;
+        n = fd_receive(sock, buf, (size_t)n, ret_fd);
+        if (n <= 0)
+                return n;
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        return n;
+}
+
+/* In the worker: flush one map, send the lock fds it keeps, then the result. */
+static int flush_one(struct mpf_workers *x, int sock, const char *arg)
+{
+        _cleanup_(freep) char *msg = NULL, *enc = NULL;
+        struct mpf_map_result m;
+        int fds[LOCK_FDS_MAX];
+        size_t n_fds = 0;
+        int r;
+
+        r = mpf_flush_map(x->ops, x->p, arg, &m);
+        if (r < 0)
+                return r;
+        /* without udev, libdevmapper makes and removes the nodes itself, in dm_udev_wait() */
+        if (x->d && !mpf_dm_udev_sync())
+                (void)mpf_dm_cookie_ready(0);
+        if (m.held_lock && !x->d)
+                m.held_lock = NULL; /* ops that are not a device's (tests): nothing to hand on */
+        if (m.held_lock) {
+                r = mpf_device_lock_fds(m.held_lock, fds, ELEMENTSOF(fds), &n_fds);
+                for (size_t i = 0; r >= 0 && i < n_fds; i++)
+                        r = fd_send(sock, (char[]){MSG_LOCK}, 1, fds[i]);
+                if (r < 0)
+                        log_warning_errno(r, "%s: Failed to hand the map's locks to the run: %m, ignoring",
+                                          arg);
+                /* the run holds them now (or they go, at worst a little early): our copies go, the
+                 * guardian's stays until the run releases the lock */
+                mpf_device_lock_drop(m.held_lock);
+                m.held_lock = NULL;
+        }
+        r = mpf_result_encode(&m, &enc);
+        mpf_map_result_done(&m);
+        if (r >= 0 && asprintf_safe(&msg, "%c%s", MSG_RESULT, enc) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = fd_send(sock, msg, strlen(msg), -EBADF);
+        if (r < 0)
+                return log_error_errno(r, "%s: Failed to send the result: %m", arg);
+        return 0;
+}
+
+/* The worker: maps to flush, one at a time, until the run closes the socket. */
+_Noreturn static void worker_main(struct mpf_workers *x, int sock)
+{
+        /* the run is killed (SIGKILL): so are we, and the guardian puts the map back */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != x->parent)
+                _exit(EXIT_FAILURE);
+        (void)prctl(PR_SET_NAME, "mpath-flush-w");
+        for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
+                x->w[i].sock = safe_close(x->w[i].sock);
+        x->n = 0;
+        mpf_device_forked(x->d);
+
+        for (;;) {
+                _cleanup_(freep) char *msg = NULL;
+                int fd;
+                ssize_t n = receive(sock, &msg, &fd);
+
+                safe_close(fd);
+                if (n <= 0)
+                        break;
+                if (msg[0] != MSG_MAP || flush_one(x, sock, msg + 1) < 0)
+                        _exit(EXIT_FAILURE);
+        }
+        x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
+        _exit(EXIT_SUCCESS);
+}
+
+static int fork_worker(struct mpf_workers *x, struct worker **ret)
+{
+        int pair[2];
+        pid_t pid;
+
+        if (x->n >= x->size) {
+                size_t size = MAX(x->size * 2, (size_t)8);
+                struct worker *w = reallocarray(x->w, size, sizeof(*w));
+
+                if (!w)
+                        return -ENOMEM;
+                x->w = w;
+                x->size = size;
+        }
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return negative_errno();
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+
+                safe_close(pair[0]);
+                safe_close(pair[1]);
+                return r;
+        }
+        if (pid == 0) {
+                safe_close(pair[0]);
+                worker_main(x, pair[1]);
+        }
+        safe_close(pair[1]);
+        x->w[x->n] = (struct worker){.pid = pid, .sock = pair[0]};
+        *ret = &x->w[x->n++];
+        return 0;
+}
+
+static int workers_start(void *u, size_t i, const char *arg, const struct mpf_flush_params *p)
+{
+        struct mpf_workers *x = u;
+        _cleanup_(freep) char *msg = NULL;
+        struct worker *w = NULL;
+        int r;
+
+        /* the workers flush with the parameters they were forked with: the pool's, one set a run */
+        if (x->p && x->p != p)
+                workers_stop(x);
+        x->p = p;
+        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
+                return -ENOMEM;
+        for (size_t k = 0; k < x->n && !w; k++)
+                if (!x->w[k].busy)
+                        w = &x->w[k];
+        if (w) {
+                r = fd_send(w->sock, msg, strlen(msg), -EBADF);
+                if (r >= 0)
+                        goto sent;
+                /* an idle worker that died (killed from outside), or cannot be told: a new one
+                 * takes the map */
+                (void)kill(w->pid, SIGKILL);
+                (void)waitpid(w->pid, NULL, 0);
+                safe_close(w->sock);
+                *w = x->w[--x->n];
+        }
+        r = fork_worker(x, &w);
+        if (r < 0)
+                return r;
+        r = fd_send(w->sock, msg, strlen(msg), -EBADF);
+        if (r < 0)
+                return r;
+sent:
+        w->busy = true;
+        w->index = i;
+        w->arg = arg;
+        return 0;
+}
+
+static int died(const struct worker *w, int status, struct mpf_map_result *ret)
+{
+        *ret = (struct mpf_map_result){
+                .queueing_before = -1,
+                .queueing_after = -1,
+                .result = MPF_RESULT_FAILED,
+                .step = MPF_STEP_RESOLVE,
+                .attempts = 1,
+        };
+        ret->map = strdup(w->arg);
+        if (!ret->map ||
+            asprintf_safe(&ret->reason, "its worker process %s %d; the guardian puts the map back",
+                          WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+                          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Read one map's messages from its worker: the lock fds and the result. 1: the worker is gone
+ * (*ret says so). */
+static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_result *ret)
+{
+        int fds[LOCK_FDS_MAX];
+        size_t n_fds = 0;
+        int status = 0, r = -ECONNRESET;
+
+        for (;;) {
+                _cleanup_(freep) char *msg = NULL;
+                int fd;
+                ssize_t n = receive(w->sock, &msg, &fd);
+
+                if (n <= 0) {
+                        r = n < 0 ? (int)n : -ECONNRESET;
+                        break;
+                }
+                if (msg[0] == MSG_LOCK && fd >= 0 && n_fds < ELEMENTSOF(fds)) {
+                        fds[n_fds++] = fd;
+                        continue;
+                }
+                safe_close(fd);
+                if (msg[0] == MSG_RESULT) {
+                        r = mpf_result_decode(msg + 1, ret);
+                        break;
+                }
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n_fds; i++)
+                        safe_close(fds[i]);
+                if (r == -ENOMEM)
+                        return r;
+                /* no result: the worker died (or cannot be understood: it goes) */
+                (void)kill(w->pid, SIGKILL);
+                (void)waitpid(w->pid, &status, 0);
+                r = died(w, status, ret);
+                return r < 0 ? r : 1;
+        }
+        if (n_fds > 0) {
+                r = mpf_device_lock_adopt(x->d, ret->uuid, fds, n_fds, &ret->held_lock);
+                if (r < 0) {
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        log_warning_errno(r, "%s: Failed to keep the map's locks: %m, ignoring", w->arg);
+                }
+        }
+        return 0;
+}
+
+static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
+{
+        struct mpf_workers *x = u;
+        _cleanup_(freep) struct pollfd *p = NULL;
+        struct worker *w = NULL;
+        size_t n_busy = 0;
+        int r;
+
+        p = calloc(x->n ? x->n : 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        for (size_t i = 0; i < x->n; i++) {
+                p[i] = (struct pollfd){.fd = x->w[i].busy ? x->w[i].sock : -1, .events = POLLIN};
+                n_busy += x->w[i].busy;
+        }
+        if (n_busy == 0)
+                return -ECHILD;
+        do
+                r = poll(p, x->n, -1);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return negative_errno();
+        for (size_t i = 0; i < x->n && !w; i++)
+                if (p[i].revents)
+                        w = &x->w[i];
+        if (!w)
+                return -EIO;
+        r = collect(x, w, ret);
+        if (r < 0)
+                return r;
+        *ret_i = w->index;
+        w->busy = false;
+        if (r > 0) { /* gone: its slot goes to the next fork */
+                safe_close(w->sock);
+                *w = x->w[--x->n];
+        }
+        return 0;
+}
+
+static void workers_finish(void *u)
+{
+        workers_stop(u);
+}
+
+void mpf_workers_exec(struct mpf_workers *x, struct mpf_pool_exec *ret)
+{
+        *ret = (struct mpf_pool_exec){
+                .userdata = x,
+                .start = workers_start,
+                .wait = workers_wait,
+                .finish = workers_finish,
+        };
+}
