@@ -2,7 +2,7 @@
 # shellcheck shell=sh
 # The benchmark's guest side. run-bench prepends a scenario header and the
 # parameters (BENCH_SIZES, BENCH_REPS, BENCH_ALL_REPS, BENCH_CALLGRIND,
-# BENCH_PROFILE) and hands the result to tests/vm/run as one scenario: every
+# BENCH_PROFILE, BENCH_THREADS, BENCH_CHEAP, BENCH_CHEAP_THREADS) and hands the result to tests/vm/run as one scenario: every
 # measurement below happens in one guest boot.
 #
 # Plan:
@@ -11,9 +11,16 @@
 #   2. mpath-flush --all tears the maps multipathd made down (timed: "orig").
 #   3. Phase A, multipathd running: single-map latency (BENCH_REPS rounds of
 #      mpath-flush MAP, multipath -f MAP, dmsetup remove MAP), then for each N
-#      and BENCH_ALL_REPS rounds: mpath-flush --all, multipath -F,
-#      multipathd del maps, a dmsetup remove loop, the floor.
+#      and BENCH_ALL_REPS rounds: mpath-flush --all (with its default jobs,
+#      and with --jobs 1 when its --help offers --jobs), multipath -F,
+#      multipathd del maps, a dmsetup remove loop, the sequential floor
+#      (dm-bench remove-all) and the concurrent floor at each thread count
+#      of BENCH_THREADS (dm-bench remove-all --threads T).
 #   4. Phase B, multipathd stopped: multipath -F for each N.
+#   5. Cheap maps (BENCH_CHEAP sizes, multipathd still stopped): multipath
+#      maps over null_blk devices, two each, no SCSI and no daemon, so that
+#      large N can be created quickly; mpath-flush --all (and --jobs 1) and
+#      the concurrent floor at BENCH_CHEAP_THREADS, to show the cost per map.
 # Before every timed teardown dm-bench re-creates the first N saved maps (same
 # name, UUID, table: queue_if_no_path and both paths), udev settles and, in
 # phase A, multipathd has adopted them. Every timing is "command" and
@@ -36,6 +43,13 @@ echo "kind,n,tool,rep,rc,cmd_ms,total_ms,utime_ms,stime_ms,maxrss_kb,left" > "$r
 : > "$out/phases.txt"
 max=0
 for n in $BENCH_SIZES; do [ "$n" -gt "$max" ] && max=$n; done
+cheap_max=0
+for n in $BENCH_CHEAP; do [ "$n" -gt "$cheap_max" ] && cheap_max=$n; done
+# mpath-flush's --jobs (the worker pool): measured with --jobs 1 beside the default when the
+# helper offers it. report.py reads features.txt and then requires those rows: once the option
+# exists, a run without them fails instead of skipping.
+if mpath-flush --help 2>&1 | grep -q -e '--jobs'; then jobs=yes; else jobs=no; fi
+echo "jobs=$jobs" > "$out/features.txt"
 
 phase() { echo "$(date -u +%T) $*" | tee -a "$out/phases.txt"; }
 nmaps() { lab_maps | grep -c . ; }
@@ -61,12 +75,12 @@ measure() {
         if [ "$_left" -ne 0 ]; then dm-bench remove-all > /dev/null 2>&1; lab_settle; fi
 }
 
-# prepare N: re-create the first N saved maps; in phase A wait until multipathd has them.
-# Its time goes to bench-raw.csv as kind "prepare" (cmd_ms: created and udev settled,
-# total_ms: multipathd has them too).
+# prepare N [FILE]: re-create the first N saved maps (of FILE, default maps.txt); in phase A
+# wait until multipathd has them. Its time goes to bench-raw.csv as kind "prepare" (cmd_ms:
+# created and udev settled, total_ms: multipathd has them too).
 prepare() {
         _p0=$(lab_ms)
-        dm-bench create "$maps" "$1" > /dev/null || echo "prepare $1: dm-bench create failed"
+        dm-bench create "${2:-$maps}" "$1" > /dev/null || echo "prepare $1: dm-bench create failed"
         udevadm settle -t 900
         _p1=$(lab_ms)
         if lab_mpathd_running; then
@@ -75,7 +89,7 @@ prepare() {
                 udevadm settle -t 900
         fi
         _p2=$(lab_ms)
-        echo "prepare,$1,dm-bench-create,1,0,$((_p1 - _p0)),$((_p2 - _p0)),,,,$(nmaps)" >> "$raw"
+        echo "prepare,$1,${2:+cheap-}dm-bench-create,1,0,$((_p1 - _p0)),$((_p2 - _p0)),,,,$(nmaps)" >> "$raw"
         [ "$(nmaps)" -eq "$1" ]
 }
 
@@ -87,7 +101,7 @@ check_rows() {
                 '$1 == k && $2 == n && $3 == t && ($5 != 0 || $11 != 0) { b++ } END { print b + 0 }' "$raw")
         _cnt=$(awk -F, -v k="$1" -v n="$2" -v t="$3" '$1 == k && $2 == n && $3 == t { c++ } END { print c + 0 }' "$raw")
         case $3 in
-        mpf*|floor)
+        mpf*|floor*)
                 t_is "$1 n=$2 $3: $4 runs, each exit 0 and zero maps left" "$_cnt/$_bad" "$4/0" ;;
         *)
                 t_is "$1 n=$2 $3: $4 runs measured" "$_cnt" "$4"
@@ -103,12 +117,20 @@ for m in $(dmsetup ls --target multipath | awk '$1 != "No" { print $1 }'); do
 done
 EOF
 chmod +x /tmp/dmsetup-loop
-# the floor: one process, DM ioctls, no udev sync; then one settle (measure adds it)
-cat > /tmp/floor <<'EOF'
-#!/bin/sh
-exec dm-bench remove-all
-EOF
-chmod +x /tmp/floor
+# teardowns KIND N FILE THREADS: one round of mpath-flush's removers and the floors (the
+# other tools' follow in phase A). The floors run without udev sync; measure adds one settle.
+teardowns() {
+        prepare "$2" $3 && measure "$1" "$2" mpf-all "$rep" mpath-flush --all --timeout 600
+        if [ "$jobs" = yes ]; then
+                prepare "$2" $3 && measure "$1" "$2" mpf-jobs1 "$rep" mpath-flush --all --jobs 1 --timeout 600
+        fi
+        if [ "$1" = all ]; then
+                prepare "$2" $3 && measure "$1" "$2" floor-seq "$rep" dm-bench remove-all
+        fi
+        for _t in $4; do
+                prepare "$2" $3 && measure "$1" "$2" "floor-t$_t" "$rep" dm-bench remove-all --threads "$_t"
+        done
+}
 
 phase "setup: udev, scsi_debug with $max LUNs"
 lab_udev_start
@@ -184,15 +206,16 @@ for n in $BENCH_SIZES; do
         while [ $rep -le "$BENCH_ALL_REPS" ]; do
                 prepare "$n" && measure dryrun "$n" mpf-dryrun "$rep" mpath-flush --dry-run --all --json
                 dm-bench remove-all > /dev/null; lab_settle
-                prepare "$n" && measure all "$n" mpf-all "$rep" mpath-flush --all --timeout 600
+                teardowns all "$n" "" "$BENCH_THREADS"
                 prepare "$n" && measure all "$n" multipath-F-daemon "$rep" multipath -F
                 prepare "$n" && measure all "$n" multipathd-del-maps "$rep" multipathd del maps
                 prepare "$n" && measure all "$n" dmsetup-loop "$rep" /tmp/dmsetup-loop
-                prepare "$n" && measure all "$n" floor "$rep" /tmp/floor
                 rep=$((rep + 1))
         done
-        for tool in mpf-all multipath-F-daemon multipathd-del-maps dmsetup-loop floor; do
-                check_rows all "$n" $tool "$BENCH_ALL_REPS"
+        for tool in mpf-all $([ "$jobs" = yes ] && echo mpf-jobs1) floor-seq \
+                $(for t in $BENCH_THREADS; do echo "floor-t$t"; done) \
+                multipath-F-daemon multipathd-del-maps dmsetup-loop; do
+                check_rows all "$n" "$tool" "$BENCH_ALL_REPS"
         done
 done
 
@@ -220,5 +243,29 @@ for n in $BENCH_SIZES; do
         done
         check_rows all "$n" multipath-F-nodaemon "$BENCH_ALL_REPS"
 done
+
+if [ "$cheap_max" -gt 0 ]; then
+        phase "cheap maps: null_blk with $((2 * cheap_max)) devices"
+        t0=$(lab_ms)
+        modprobe null_blk nr_devices=$((2 * cheap_max)) gb=1
+        udevadm settle -t 1800
+        t1=$(lab_ms)
+        echo "setup,$cheap_max,cheap-paths-settle,1,0,$((t1 - t0)),$((t1 - t0)),,,,0" >> "$raw"
+        phase "$(ls -d /sys/block/nullb* | wc -l) null_blk devices settled in $((t1 - t0)) ms"
+        dm-bench cheap-maps "$out/cheap-maps.txt" "$cheap_max" > /dev/null
+        t_is "$cheap_max cheap maps described" "$(grep -c . "$out/cheap-maps.txt")" "$cheap_max"
+        for n in $BENCH_CHEAP; do
+                phase "cheap maps: N=$n"
+                rep=1
+                while [ $rep -le "$BENCH_ALL_REPS" ]; do
+                        teardowns cheap "$n" "$out/cheap-maps.txt" "$BENCH_CHEAP_THREADS"
+                        rep=$((rep + 1))
+                done
+                for tool in mpf-all $([ "$jobs" = yes ] && echo mpf-jobs1) \
+                        $(for t in $BENCH_CHEAP_THREADS; do echo "floor-t$t"; done); do
+                        check_rows cheap "$n" "$tool" "$BENCH_ALL_REPS"
+                done
+        done
+fi
 phase "done"
 t_done

@@ -10,9 +10,19 @@
  *       UUID and table, in this one process, every create under one udev
  *       cookie, waited for once at the end (as lvm does)
  *   dm-bench remove-all
- *       the floor: one process removes every dm-multipath map through the DM
- *       ioctl, without udev synchronisation (like dmsetup --noudevsync); the
- *       caller runs one `udevadm settle` afterwards
+ *       the sequential floor: one process removes every dm-multipath map,
+ *       one after the other, through libdevmapper without udev
+ *       synchronisation (like dmsetup --noudevsync); the caller runs one
+ *       `udevadm settle` afterwards
+ *   dm-bench remove-all --threads T
+ *       the concurrent floor: the same maps removed by T threads side by
+ *       side, each issuing raw DM_DEV_REMOVE ioctls on /dev/mapper/control
+ *       (a remove waits in the kernel outside device-mapper's locks, so the
+ *       waits overlap); one `udevadm settle` afterwards as above
+ *   dm-bench cheap-maps FILE N
+ *       write to FILE, in `save`'s format, N multipath maps "cheap0000"...
+ *       whose two paths are the null_blk devices nullb(2i) and nullb(2i+1)
+ *       (modprobe null_blk nr_devices=2N first); `create FILE` makes them
  *   dm-bench time OUT [--settle] -- CMD [ARG...]
  *       run CMD, then with --settle `udevadm settle`; append to OUT one line
  *       "rc=R cmd_ms=C total_ms=T utime_ms=U stime_ms=S maxrss_kb=M"
@@ -22,17 +32,24 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <fcntl.h>
 #include <libdevmapper.h>
+#include <linux/dm-ioctl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MPATH_PREFIX "mpath-"
+
+static int usage(void);
 
 struct map {
         char *name;
@@ -220,6 +237,153 @@ static int cmd_remove_all(void)
         return failed ? 1 : 0;
 }
 
+/*
+ * The concurrent floor. Threads call the DM ioctl themselves instead of going
+ * through libdevmapper: libdevmapper keeps process-wide state without a lock
+ * (the control fd opened on first use, the stack of /dev/mapper node
+ * operations every remove appends to, the udev cookie semaphores), so
+ * dm_task_run() is not safe to call from several threads at once. The
+ * kernel's side is: every ioctl on the control fd carries its own struct
+ * dm_ioctl, and DM_DEV_REMOVE takes device-mapper's hash lock only around the
+ * lookup and the unhash. No udev flags are passed (as with dmsetup
+ * --noudevsync); udev removes the /dev/mapper nodes itself.
+ */
+struct remover {
+        const struct map *maps;
+        int n;
+        int control_fd;
+        atomic_int next;
+        atomic_int failed;
+};
+
+static int dm_remove_raw(int control_fd, const char *name)
+{
+        struct dm_ioctl dmi = {
+                .version = {DM_VERSION_MAJOR, 0, 0},
+                .data_size = sizeof(dmi),
+                .data_start = sizeof(dmi),
+        };
+
+        if (strlen(name) >= sizeof(dmi.name))
+                return -ENAMETOOLONG;
+        strcpy(dmi.name, name);
+        if (ioctl(control_fd, DM_DEV_REMOVE, &dmi) < 0)
+                return -errno;
+        return 0;
+}
+
+static void *remover_thread(void *arg)
+{
+        struct remover *r = arg;
+        int i;
+
+        while ((i = atomic_fetch_add(&r->next, 1)) < r->n) {
+                int e = dm_remove_raw(r->control_fd, r->maps[i].name);
+
+                if (e < 0) {
+                        fprintf(stderr, "dm-bench: cannot remove %s: %s\n", r->maps[i].name, strerror(-e));
+                        atomic_fetch_add(&r->failed, 1);
+                }
+        }
+        return NULL;
+}
+
+static int cmd_remove_all_threads(long threads)
+{
+        struct remover r = {.next = 0, .failed = 0};
+        struct map *maps = NULL;
+        pthread_t *tids;
+        long started = 0;
+
+        if (threads < 1 || threads > 1024)
+                return usage();
+        /* The list is read before any thread starts: libdevmapper is used by this thread only. */
+        r.n = list_maps(&maps);
+        if (r.n < 0) {
+                fprintf(stderr, "dm-bench: cannot list the dm devices\n");
+                return 1;
+        }
+        r.maps = maps;
+        r.control_fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+        if (r.control_fd < 0) {
+                fprintf(stderr, "dm-bench: /dev/mapper/control: %s\n", strerror(errno));
+                return 1;
+        }
+        tids = calloc(threads, sizeof(*tids));
+        if (!tids)
+                return 1;
+        for (; started < threads; started++) {
+                int e = pthread_create(&tids[started], NULL, remover_thread, &r);
+
+                if (e != 0) {
+                        fprintf(stderr, "dm-bench: cannot start thread %ld: %s\n", started, strerror(e));
+                        break;
+                }
+        }
+        if (started == 0)
+                remover_thread(&r);
+        for (long t = 0; t < started; t++)
+                pthread_join(tids[t], NULL);
+        free(tids);
+        close(r.control_fd);
+        printf("%d maps removed by %ld thread(s), %d failed\n", r.n - r.failed, started ? started : 1,
+               (int)r.failed);
+        return r.failed ? 1 : 0;
+}
+
+static int cmd_cheap_maps(const char *file, long n)
+{
+        FILE *f;
+
+        if (n < 1 || n > 10000)
+                return usage();
+        f = fopen(file, "w");
+        if (!f) {
+                fprintf(stderr, "dm-bench: %s: %s\n", file, strerror(errno));
+                return 1;
+        }
+        for (long i = 0; i < n; i++) {
+                char dev[2][32];
+                uint64_t sectors = 0;
+
+                for (int p = 0; p < 2; p++) {
+                        char path[64], size[64];
+                        FILE *d;
+                        bool ok;
+
+                        snprintf(path, sizeof(path), "/sys/block/nullb%ld/dev", 2 * i + p);
+                        d = fopen(path, "re");
+                        ok = d && fscanf(d, "%31s", dev[p]) == 1;
+                        if (d)
+                                fclose(d);
+                        snprintf(path, sizeof(path), "/sys/block/nullb%ld/size", 2 * i + p);
+                        d = fopen(path, "re");
+                        ok = ok && d && fgets(size, sizeof(size), d);
+                        if (d)
+                                fclose(d);
+                        if (!ok) {
+                                fprintf(stderr,
+                                        "dm-bench: nullb%ld is missing (modprobe null_blk nr_devices=%ld)\n",
+                                        2 * i + p, 2 * n);
+                                fclose(f);
+                                return 1;
+                        }
+                        sectors = strtoull(size, NULL, 10);
+                }
+                /* as multipathd writes them: queueing, round-robin, one path group with both paths */
+                fprintf(f,
+                        "cheap%04ld mpath-cheap%04ld 0 %" PRIu64 " multipath 1 queue_if_no_path 0 1 1 "
+                        "round-robin 0 2 1 %s 1 %s 1\n",
+                        i, i, sectors, dev[0], dev[1]);
+        }
+        if (fclose(f) != 0) {
+                fprintf(stderr, "dm-bench: %s: %s\n", file, strerror(errno));
+                return 1;
+        }
+        printf("%ld cheap maps written\n", n);
+        return 0;
+}
+
 static double now_ms(void)
 {
         struct timespec ts;
@@ -280,8 +444,8 @@ static int cmd_time(const char *out, bool settle, char *const argv[])
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: dm-bench save FILE | create FILE [N] | remove-all |\n"
-                        "       time OUT [--settle] -- CMD [ARG...]\n");
+        fprintf(stderr, "usage: dm-bench save FILE | create FILE [N] | remove-all [--threads T] |\n"
+                        "       cheap-maps FILE N | time OUT [--settle] -- CMD [ARG...]\n");
         return 2;
 }
 
@@ -295,6 +459,10 @@ int main(int argc, char **argv)
                 return cmd_create(argv[2], argc == 4 ? strtol(argv[3], NULL, 10) : -1);
         if (strcmp(argv[1], "remove-all") == 0 && argc == 2)
                 return cmd_remove_all();
+        if (strcmp(argv[1], "remove-all") == 0 && argc == 4 && strcmp(argv[2], "--threads") == 0)
+                return cmd_remove_all_threads(strtol(argv[3], NULL, 10));
+        if (strcmp(argv[1], "cheap-maps") == 0 && argc == 4)
+                return cmd_cheap_maps(argv[2], strtol(argv[3], NULL, 10));
         if (strcmp(argv[1], "time") == 0 && argc >= 5) {
                 bool settle = false;
                 int i = 3;
