@@ -2,7 +2,7 @@
 # shellcheck shell=sh
 # The benchmark's guest side. run-bench prepends a scenario header and the
 # parameters (BENCH_SIZES, BENCH_REPS, BENCH_ALL_REPS, BENCH_CALLGRIND,
-# BENCH_PROFILE, BENCH_THREADS, BENCH_CHEAP, BENCH_CHEAP_THREADS) and hands the result to tests/vm/run as one scenario: every
+# BENCH_PROFILE, BENCH_THREADS, BENCH_CHEAP, BENCH_CHEAP_THREADS, BENCH_SKIP) and hands the result to tests/vm/run as one scenario: every
 # measurement below happens in one guest boot.
 #
 # Plan:
@@ -51,6 +51,8 @@ for n in $BENCH_CHEAP; do [ "$n" -gt "$cheap_max" ] && cheap_max=$n; done
 if mpath-flush --help 2>&1 | grep -q -e '--jobs'; then jobs=yes; else jobs=no; fi
 echo "jobs=$jobs" > "$out/features.txt"
 
+# wanted TOOL: false for the other tools (and mpf-dryrun) the run was told to leave out
+wanted() { case " $BENCH_SKIP " in *" $1 "*) return 1 ;; esac; }
 phase() { echo "$(date -u +%T) $*" | tee -a "$out/phases.txt"; }
 nmaps() { lab_maps | grep -c . ; }
 daemon_maps() { multipathd show maps raw format "%n" 2>/dev/null | grep -c . ; }
@@ -204,18 +206,20 @@ for n in $BENCH_SIZES; do
         done
         rep=1
         while [ $rep -le "$BENCH_ALL_REPS" ]; do
-                prepare "$n" && measure dryrun "$n" mpf-dryrun "$rep" mpath-flush --dry-run --all --json
-                dm-bench remove-all > /dev/null; lab_settle
+                if wanted mpf-dryrun; then
+                        prepare "$n" && measure dryrun "$n" mpf-dryrun "$rep" mpath-flush --dry-run --all --json
+                        dm-bench remove-all > /dev/null; lab_settle
+                fi
                 teardowns all "$n" "" "$BENCH_THREADS"
-                prepare "$n" && measure all "$n" multipath-F-daemon "$rep" multipath -F
-                prepare "$n" && measure all "$n" multipathd-del-maps "$rep" multipathd del maps
-                prepare "$n" && measure all "$n" dmsetup-loop "$rep" /tmp/dmsetup-loop
+                wanted multipath-F-daemon && prepare "$n" && measure all "$n" multipath-F-daemon "$rep" multipath -F
+                wanted multipathd-del-maps && prepare "$n" && measure all "$n" multipathd-del-maps "$rep" multipathd del maps
+                wanted dmsetup-loop && prepare "$n" && measure all "$n" dmsetup-loop "$rep" /tmp/dmsetup-loop
                 rep=$((rep + 1))
         done
         for tool in mpf-all $([ "$jobs" = yes ] && echo mpf-jobs1) floor-seq \
                 $(for t in $BENCH_THREADS; do echo "floor-t$t"; done) \
                 multipath-F-daemon multipathd-del-maps dmsetup-loop; do
-                check_rows all "$n" "$tool" "$BENCH_ALL_REPS"
+                wanted "$tool" && check_rows all "$n" "$tool" "$BENCH_ALL_REPS"
         done
 done
 
@@ -236,6 +240,7 @@ fi
 phase "phase B (multipathd stopped): multipath -F"
 t_check "multipathd stops" lab_mpathd_stop
 for n in $BENCH_SIZES; do
+        wanted multipath-F-nodaemon || continue
         rep=1
         while [ $rep -le "$BENCH_ALL_REPS" ]; do
                 prepare "$n" && measure all "$n" multipath-F-nodaemon "$rep" multipath -F

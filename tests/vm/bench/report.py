@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--threads", default="1 2 4 8 16", help="the concurrent floor's thread counts")
     ap.add_argument("--cheap", default="", help="map counts over null_blk paths")
     ap.add_argument("--cheap-threads", default="8", help="the concurrent floor's thread counts there")
+    ap.add_argument("--skip", default="", help="other tools the run left out")
     ap.add_argument("--from-console", action="store_true",
                     help="rebuild the measurements from console.log (the results disk did not come back)")
     ap.add_argument("results")
@@ -153,7 +154,8 @@ def main():
 
     floor_tools = [(f"floor-t{t}", f"concurrent floor, {t} thread(s)") for t in threads]
     ours = [("mpf-all", "mpath-flush --all")] + ([("mpf-jobs1", "mpath-flush --all --jobs 1")] if jobs else [])
-    all_tools = ours + OTHER_TOOLS + [("floor-seq", "sequential floor (one process, libdevmapper)")] + floor_tools
+    others = [(t, label) for t, label in OTHER_TOOLS if t not in a.skip.split()]
+    all_tools = ours + others + [("floor-seq", "sequential floor (one process, libdevmapper)")] + floor_tools
     cheap_tools = ours + [(f"floor-t{t}", f"concurrent floor, {t} thread(s)") for t in cheap_threads]
     check("jobs" in features, "the guest recorded whether mpath-flush has --jobs (features.txt: "
           + ("jobs=" + features["jobs"] if "jobs" in features else "missing") + ")")
@@ -280,7 +282,7 @@ def main():
         ratio_row("mpath-flush --all --jobs 1 / the floor", "mpf-jobs1", FLOOR)
         ratio_row("mpath-flush --all --jobs 1 / mpath-flush --all", "mpf-jobs1", "mpf-all")
     ratio_row("sequential floor / the floor", "floor-seq", FLOOR)
-    for tool, label in OTHER_TOOLS:
+    for tool, label in others:
         ratio_row(f"{label} / mpath-flush --all", tool, "mpf-all")
 
     md.append("")
@@ -411,7 +413,7 @@ def main():
         fh.write("\n".join(md) + "\n")
 
     # plot: median time against N, one line a tool
-    plot_tools = ours + OTHER_TOOLS + [("floor-seq", "sequential floor"), (FLOOR, "concurrent floor, best T")]
+    plot_tools = ours + others + [("floor-seq", "sequential floor"), (FLOOR, "concurrent floor, best T")]
     png = os.path.join(res, "bench.png")
     if os.path.exists(png):
         os.remove(png)
