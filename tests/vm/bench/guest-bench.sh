@@ -2,8 +2,9 @@
 # shellcheck shell=sh
 # The benchmark's guest side. run-bench prepends a scenario header and the
 # parameters (BENCH_SIZES, BENCH_REPS, BENCH_ALL_REPS, BENCH_CALLGRIND,
-# BENCH_PROFILE, BENCH_THREADS, BENCH_CHEAP, BENCH_CHEAP_THREADS, BENCH_SKIP) and hands the result to tests/vm/run as one scenario: every
-# measurement below happens in one guest boot.
+# BENCH_PROFILE, BENCH_THREADS, BENCH_CHEAP, BENCH_CHEAP_THREADS, BENCH_SKIP)
+# and hands the result to tests/vm/run as one scenario: every measurement
+# below happens in one guest boot.
 #
 # Plan:
 #   1. scsi_debug with max(N) two-path LUNs; multipathd starts and creates the
