@@ -99,25 +99,118 @@ static void collect(int sock, struct watched **w, size_t *n)
         }
 }
 
-/* The helper is gone. Each lock we still have a copy of, it held when it died. */
+/* One map: its lock we still have a copy of, the helper held when it died. 1: looked at it (put
+ * back, or nothing to put back), 0: the lock is another flusher's. */
+static int put_back_one(const struct watched *w, const struct mpf_ops *ops)
+{
+        usec_t d = usec_add(ops->now(ops->userdata), MPF_UNDO_GRACE_USEC);
+
+        if (flock(w->fd, LOCK_EX | LOCK_NB) < 0) {
+                log_debug_errno(-errno, "%s: lock taken by another flusher, leaving it: %m", w->uuid);
+                return 0;
+        }
+        if (mpf_undo_leftover(ops, w->uuid, d) > 0)
+                log_map(LOG_NOTICE, 0, NULL, w->uuid, NULL,
+                        "the flusher died mid-flush; the map was put back as found");
+        return 1;
+}
+
+/* In this process, one after the other (the tests' fakes live here). */
 static int put_back(struct watched *w, size_t n, const struct mpf_ops *ops)
 {
         int looked = 0;
 
         for (size_t i = 0; i < n; i++) {
-                usec_t d = usec_add(ops->now(ops->userdata), MPF_UNDO_GRACE_USEC);
-
-                if (flock(w[i].fd, LOCK_EX | LOCK_NB) >= 0) {
-                        if (mpf_undo_leftover(ops, w[i].uuid, d) > 0)
-                                log_map(LOG_NOTICE, 0, NULL, w[i].uuid, NULL,
-                                        "the flusher died mid-flush; the map was put back as found");
-                        looked++;
-                } else
-                        log_debug_errno(-errno, "%s: lock taken by another flusher, leaving it: %m",
-                                        w[i].uuid);
+                looked += put_back_one(&w[i], ops);
                 w[i].fd = safe_close(w[i].fd);
         }
         return looked;
+}
+
+int mpf_guardian_fan_out(size_t n, size_t max, int (*child)(size_t i, void *u),
+                         void (*started)(size_t i, void *u), void *u)
+{
+        _cleanup_(freep) pid_t *pids = NULL;
+        size_t next = 0, running = 0;
+        int ok = 0;
+
+        if (max == 0)
+                return -EINVAL;
+        pids = calloc(n ? n : 1, sizeof(*pids));
+        if (!pids)
+                return -ENOMEM;
+        while (next < n || running > 0) {
+                int status;
+                pid_t pid;
+
+                if (next < n && running < max) {
+                        size_t i = next++;
+
+                        fflush(stdout);
+                        fflush(stderr);
+                        pid = fork();
+                        if (pid == 0)
+                                _exit(child(i, u) > 0 ? 0 : 1);
+                        if (pid < 0) /* no process to spare: this one here, then on */
+                                ok += child(i, u) > 0;
+                        else {
+                                pids[i] = pid;
+                                running++;
+                        }
+                        if (started)
+                                started(i, u);
+                        continue;
+                }
+                pid = waitpid(-1, &status, 0);
+                if (pid < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno(); /* ECHILD: ours were reaped by someone else */
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (pids[i] == pid) {
+                                pids[i] = 0;
+                                running--;
+                                ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+                                break;
+                        }
+        }
+        return ok;
+}
+
+struct put_back_all {
+        struct watched *w;
+        size_t n;
+        bool udev_sync;
+        pid_t guardian; /* a map put back in the guardian itself (no fork) leaves the others' locks */
+};
+
+/* A child of the guardian: one map, with device handles of its own (libdevmapper's and udev's
+ * state is not shared across fork). */
+static int put_back_child(size_t i, void *u)
+{
+        struct put_back_all *a = u;
+        _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        struct mpf_ops ops;
+        int r;
+
+        for (size_t j = 0; j < a->n && getpid() != a->guardian; j++) /* the others' locks are not ours */
+                if (j != i)
+                        a->w[j].fd = safe_close(a->w[j].fd);
+        r = mpf_device_new(a->udev_sync, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: Failed to open device-mapper to put the map back: %m",
+                                       a->w[i].uuid);
+        mpf_device_ops(d, &ops);
+        return put_back_one(&a->w[i], &ops);
+}
+
+/* The child has its copy of the lock (or is done with it): ours goes. */
+static void put_back_started(size_t i, void *u)
+{
+        struct put_back_all *a = u;
+
+        a->w[i].fd = safe_close(a->w[i].fd);
 }
 
 int mpf_guardian_serve(int sock, const struct mpf_ops *ops)
@@ -133,9 +226,7 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
 {
         static const int ignored[] = {SIGINT,  SIGTERM, SIGHUP,  SIGPIPE, SIGQUIT, SIGTSTP,
                                       SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGALRM};
-        _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
         struct watched *w = NULL;
-        struct mpf_ops ops;
         size_t n = 0;
         sigset_t none;
         int null;
@@ -159,10 +250,10 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
         collect(sock, &w, &n);
         if (n == 0)
                 _exit(EXIT_SUCCESS); /* the helper was done with every map */
-        if (mpf_device_new(udev_sync, &d) < 0)
-                _exit(EXIT_FAILURE);
-        mpf_device_ops(d, &ops);
-        (void)put_back(w, n, &ops);
+        /* every map at once, each in a process of its own: the last is back as soon as the first */
+        (void)mpf_guardian_fan_out(
+                n, MPF_GUARDIAN_PUT_BACK_MAX, put_back_child, put_back_started,
+                &(struct put_back_all){.w = w, .n = n, .udev_sync = udev_sync, .guardian = getpid()});
         _exit(EXIT_SUCCESS);
 }
 

@@ -13,13 +13,20 @@
  * the lock outlives the helper: nobody else flushes the map before the guardian has put it back.
  * When the helper is done with a map it tells the guardian, which drops its copy.
  *
- * When the socket reads EOF (the helper is gone: exited or killed), the guardian takes each lock it
- * still has copies of (LOCK_NB: it is still held by it), undoes what the map's record says, and
- * exits. A guardian killed too (a cgroup kill) leaves the record to the next flusher of the map.
+ * When the socket reads EOF (the helper is gone: exited or killed), the guardian forks one child per
+ * map it still has a lock copy of (at most MPF_GUARDIAN_PUT_BACK_MAX at once), each with its own
+ * device handles; the child takes the lock (LOCK_NB: it is still held by it) and undoes what the
+ * map's record says. The maps are put back at the same time, not one after another; the guardian
+ * exits when every child has. A guardian killed too (a cgroup kill) leaves the record to the next
+ * flusher of the map.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
+
+/* maps put back at once by the guardian's children; more wait for a free one */
+#define MPF_GUARDIAN_PUT_BACK_MAX 16U
 
 struct mpf_guardian;
 
@@ -46,3 +53,9 @@ int mpf_guardian_watch_fd(int sock, const char *uuid, int lock_fd);
 int mpf_guardian_forget_fd(int sock, const char *uuid);
 struct mpf_ops;
 int mpf_guardian_serve(int sock, const struct mpf_ops *ops);
+
+/* For tests: child(i, u) runs in a process of its own for each i in [0, n), at most max at once
+ * (in this process if none can be forked); started(i, u) (NULL is fine) in this one once the child
+ * runs. Returns the number of children that returned > 0, or a negative errno. */
+int mpf_guardian_fan_out(size_t n, size_t max, int (*child)(size_t i, void *u),
+                         void (*started)(size_t i, void *u), void *u);

@@ -129,6 +129,110 @@ START_TEST(test_keeps_the_lock_until_it_looked)
 }
 END_TEST
 
+#define NAP_USEC (300 * USEC_PER_MSEC)
+
+/* a map put back: it takes a while; odd ones find the lock another flusher's (0) */
+static int nap(size_t i, void *u)
+{
+        usleep(NAP_USEC);
+        return i % 2 == 0;
+}
+
+static void count_started(size_t i, void *u)
+{
+        (*(size_t *)u)++;
+}
+
+/* The maps are put back at the same time, not one after the other, and no more at once than the
+ * bound. */
+START_TEST(test_fan_out_at_once)
+{
+        size_t started = 0;
+        usec_t t;
+        int r;
+
+        t = now_monotonic();
+        r = mpf_guardian_fan_out(8, MPF_GUARDIAN_PUT_BACK_MAX, nap, count_started, &started);
+        t = now_monotonic() - t;
+        ck_assert_int_eq(r, 4);
+        ck_assert_uint_eq(started, 8);
+        ck_assert_uint_ge(t, NAP_USEC);
+        ck_assert_uint_lt(t, 3 * NAP_USEC); /* one after the other: 8 naps */
+
+        started = 0;
+        t = now_monotonic();
+        r = mpf_guardian_fan_out(8, 2, nap, count_started, &started);
+        t = now_monotonic() - t;
+        ck_assert_int_eq(r, 4);
+        ck_assert_uint_eq(started, 8);
+        ck_assert_uint_ge(t, 4 * NAP_USEC); /* two at a time: four rounds */
+
+        ck_assert_int_eq(mpf_guardian_fan_out(0, 4, nap, NULL, NULL), 0);
+        ck_assert_int_eq(mpf_guardian_fan_out(1, 0, nap, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+/* Several maps in flight when the helper dies: the guardian lets go of every lock, each once it
+ * looked at its map. */
+START_TEST(test_several_maps)
+{
+        char dir[] = "/tmp/mpf-guard-XXXXXX";
+        static const char *const maps[] = {"mpath-a", "mpath-b", "mpath-c", "mpath-d"};
+        int fds[ELEMENTSOF(maps)];
+        pid_t helper;
+        usec_t t;
+        int st;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(setenv(MPF_RUNDIR_ENV, dir, 1), 0);
+        helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                struct mpf_guardian *g = NULL;
+
+                if (mpf_guardian_start(false, &g) < 0)
+                        _exit(1);
+                for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                        int fd = -EBADF;
+
+                        if (mpf_lock_map(dir, maps[i], false, now_monotonic() + USEC_PER_SEC, &fd) < 0 ||
+                            mpf_guardian_watch(g, maps[i], fd) < 0)
+                                _exit(1);
+                }
+                _exit(0); /* killed, in effect */
+        }
+        ck_assert_int_eq(waitpid(helper, &st, 0), helper);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                _cleanup_(freep) char *path = NULL;
+
+                ck_assert_int_ge(asprintf(&path, "%s/lock/%s", dir, maps[i]), 0);
+                fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+                ck_assert_int_ge(fds[i], 0);
+        }
+        t = now_monotonic();
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                while (flock(fds[i], LOCK_EX | LOCK_NB) < 0 && now_monotonic() < t + 5 * USEC_PER_SEC)
+                        usleep(10000);
+                ck_assert_int_eq(flock(fds[i], LOCK_EX | LOCK_NB), 0);
+                close(fds[i]);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                _cleanup_(freep) char *path = NULL;
+
+                ck_assert_int_ge(asprintf(&path, "%s/lock/%s", dir, maps[i]), 0);
+                (void)unlink(path);
+        }
+        {
+                _cleanup_(freep) char *path = NULL;
+
+                ck_assert_int_ge(asprintf(&path, "%s/lock", dir), 0);
+                (void)rmdir(path);
+        }
+        (void)rmdir(dir);
+}
+END_TEST
+
 static Suite *guardian_suite(void)
 {
         Suite *s = suite_create("guardian");
@@ -136,6 +240,8 @@ static Suite *guardian_suite(void)
 
         tcase_add_test(tc, test_holds_nothing_of_the_caller);
         tcase_add_test(tc, test_keeps_the_lock_until_it_looked);
+        tcase_add_test(tc, test_fan_out_at_once);
+        tcase_add_test(tc, test_several_maps);
         suite_add_tcase(s, tc);
         return s;
 }
