@@ -291,6 +291,8 @@ static int dev_paths(void *u, const struct mpf_dm_info *map, char ***ret_names)
 
 void mpf_device_forked(struct mpf_device *d)
 {
+        int r;
+
         if (!d)
                 return;
         /* a connection of our own: replies to our commands must come to us */
@@ -304,6 +306,10 @@ void mpf_device_forked(struct mpf_device *d)
         /* the parent's, not ours to stop (the pool's parent starts none before it forks) */
         d->syncer = NULL;
         d->watch = NULL;
+        /* the guardian hears of our death when it happens, not when the run ends */
+        r = mpf_guardian_forked(d->guardian);
+        if (r < 0)
+                log_warning_errno(r, "Failed to connect to the guardian: %m, ignoring");
 }
 
 int mpf_device_lock_fds(void *lock, int *ret_fds, size_t max, size_t *ret_n)
@@ -350,6 +356,9 @@ int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds
                 l->lock.path_fds[i - 1] = fds[i];
         l->lock.n_path_fds = n - 1;
         snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
+        /* the run's now: watched from its connection, the worker's end no longer puts it back */
+        if (d)
+                (void)mpf_guardian_watch(d->guardian, uuid, l->lock.map_fd);
         *ret_lock = TAKE_PTR(l);
         return 0;
 }

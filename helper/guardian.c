@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
@@ -15,6 +16,10 @@
 
 #define MSG_WATCH 'W'
 #define MSG_FORGET 'F'
+#define MSG_CONNECT 'C' /* a worker's own connection (the fd); its maps are put back at its EOF */
+#define CONNECT_TAG "worker"
+/* after the run's EOF, how long its workers (killed with it) may take to close theirs */
+#define WORKERS_GONE_USEC (1 * USEC_PER_SEC)
 
 struct mpf_guardian {
         pid_t pid;
@@ -23,7 +28,8 @@ struct mpf_guardian {
 
 struct watched {
         char uuid[MPF_UUID_MAX];
-        int fd; /* a copy of the map's lock fd */
+        int fd;        /* a copy of the map's lock fd */
+        unsigned conn; /* who watches it: 0 the run, else one of its workers */
 };
 
 static int send_msg(int sock, char kind, const char *uuid, int fd)
@@ -69,33 +75,51 @@ static void forget(struct watched *w, size_t *n, const char *uuid)
                 }
 }
 
-/* Until EOF: the maps the helper holds the lock of when it goes. */
+/* One message from connection conn: the maps watched change. 1: a new connection (*ret_conn_fd),
+ * 0: EOF (or cannot be heard any more: as if it were gone), -EAGAIN: nothing to change. */
+static int handle(int sock, unsigned conn, struct watched **w, size_t *n, int *ret_conn_fd)
+{
+        char kind = 0, uuid[MPF_UUID_MAX];
+        int fd = -EBADF;
+        int r = receive_msg(sock, &kind, uuid, &fd);
+
+        if (r == -EBADMSG)
+                return -EAGAIN;
+        if (r <= 0)
+                return 0;
+        if (kind == MSG_CONNECT) {
+                if (fd < 0)
+                        return -EAGAIN;
+                *ret_conn_fd = fd;
+                return 1;
+        }
+        forget(*w, n, uuid);
+        if (kind == MSG_WATCH && fd >= 0) {
+                struct watched *a = reallocarray(*w, *n + 1, sizeof(*a));
+
+                if (!a) {
+                        safe_close(fd);
+                        return -EAGAIN;
+                }
+                *w = a;
+                snprintf(a[*n].uuid, sizeof(a[*n].uuid), "%s", uuid);
+                a[*n].conn = conn;
+                a[(*n)++].fd = fd;
+        } else
+                safe_close(fd);
+        return -EAGAIN;
+}
+
+/* Until EOF: the maps the helper holds the lock of when it goes (one connection, the tests'). */
 static void collect(int sock, struct watched **w, size_t *n)
 {
         for (;;) {
-                char kind = 0, uuid[MPF_UUID_MAX];
-                int fd = -EBADF;
-                int r = receive_msg(sock, &kind, uuid, &fd);
+                int c = -EBADF;
+                int r = handle(sock, 0, w, n, &c);
 
                 if (r == 0)
                         return;
-                if (r == -EBADMSG)
-                        continue;
-                if (r < 0)
-                        return; /* cannot hear the helper any more: act as if it were gone */
-                forget(*w, n, uuid);
-                if (kind == MSG_WATCH && fd >= 0) {
-                        struct watched *a = reallocarray(*w, *n + 1, sizeof(*a));
-
-                        if (!a) {
-                                safe_close(fd);
-                                continue;
-                        }
-                        *w = a;
-                        snprintf(a[*n].uuid, sizeof(a[*n].uuid), "%s", uuid);
-                        a[(*n)++].fd = fd;
-                } else
-                        safe_close(fd);
+                safe_close(c);
         }
 }
 
@@ -222,6 +246,104 @@ int mpf_guardian_serve(int sock, const struct mpf_ops *ops)
         return put_back(w, n, ops);
 }
 
+struct conn {
+        int fd;
+        unsigned id;
+};
+
+/* A worker is gone while the run goes on: its maps are put back now, each by a child of ours
+ * (reaped as we go, or at the end), while we keep listening. */
+static void put_back_now(struct watched *w, size_t *n, unsigned conn, bool udev_sync)
+{
+        for (size_t i = 0; i < *n;) {
+                struct put_back_all a = {.w = w, .n = *n, .udev_sync = udev_sync, .guardian = getpid()};
+
+                if (w[i].conn != conn) {
+                        i++;
+                        continue;
+                }
+                fflush(stdout);
+                fflush(stderr);
+                if (fork() == 0) /* no child to spare: the run's end puts it back */
+                        _exit(put_back_child(i, &a) > 0 ? 0 : 1);
+                safe_close(w[i].fd);
+                w[i] = w[--*n];
+        }
+}
+
+/* Serve the run's connection and its workers' until the run's reaches EOF, and its workers' too
+ * (they die with it) or WORKERS_GONE_USEC later. What is left watched then is put back. */
+static void serve(int sock, bool udev_sync, struct watched **w, size_t *n)
+{
+        _cleanup_(freep) struct conn *c = NULL;
+        _cleanup_(freep) struct pollfd *p = NULL;
+        size_t n_c = 1;
+        unsigned next_id = 1;
+        usec_t until = USEC_INFINITY;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return collect(sock, w, n);
+        c[0] = (struct conn){.fd = sock, .id = 0};
+        while (n_c > 0) {
+                usec_t now = now_monotonic();
+                int r, timeout = -1;
+
+                while (waitpid(-1, NULL, WNOHANG) > 0) /* the put-backs done */
+                        ;
+                if (until != USEC_INFINITY) {
+                        if (now >= until)
+                                break;
+                        timeout = (int)((until - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+                }
+                free(p);
+                p = calloc(n_c, sizeof(*p));
+                if (!p)
+                        break;
+                for (size_t i = 0; i < n_c; i++)
+                        p[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN};
+                r = poll(p, n_c, timeout);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        break;
+                /* the run's first: a map it took over from a worker is its own before that worker's
+                 * EOF is read */
+                for (size_t i = 0; i < n_c; i++) {
+                        int conn_fd = -EBADF;
+
+                        if (!p[i].revents)
+                                continue;
+                        r = handle(c[i].fd, c[i].id, w, n, &conn_fd);
+                        if (r > 0) {
+                                struct conn *a = reallocarray(c, n_c + 1, sizeof(*a));
+
+                                if (!a) {
+                                        safe_close(conn_fd);
+                                        continue;
+                                }
+                                c = a;
+                                c[n_c++] = (struct conn){.fd = conn_fd, .id = next_id++};
+                                continue; /* p is rebuilt next round */
+                        }
+                        if (r < 0)
+                                continue;
+                        /* EOF */
+                        if (c[i].id == 0)
+                                until = usec_add(now_monotonic(), WORKERS_GONE_USEC);
+                        else if (until == USEC_INFINITY)
+                                put_back_now(*w, n, c[i].id, udev_sync);
+                        c[i].fd = c[i].id == 0 ? -EBADF : safe_close(c[i].fd);
+                        c[i] = c[--n_c];
+                        p[i] = p[n_c];
+                        i--; /* the one moved here */
+                }
+        }
+        for (size_t i = 0; i < n_c; i++)
+                if (c[i].id != 0)
+                        safe_close(c[i].fd);
+}
+
 _Noreturn static void guardian_main(int sock, bool udev_sync)
 {
         static const int ignored[] = {SIGINT,  SIGTERM, SIGHUP,  SIGPIPE, SIGQUIT, SIGTSTP,
@@ -247,13 +369,16 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
         close_all_but(sock);
         log_set_journal(true); /* the journal if it runs; else stderr, which is /dev/null now */
 
-        collect(sock, &w, &n);
-        if (n == 0)
-                _exit(EXIT_SUCCESS); /* the helper was done with every map */
+        serve(sock, udev_sync, &w, &n);
         /* every map at once, each in a process of its own: the last is back as soon as the first */
-        (void)mpf_guardian_fan_out(
-                n, MPF_GUARDIAN_PUT_BACK_MAX, put_back_child, put_back_started,
-                &(struct put_back_all){.w = w, .n = n, .udev_sync = udev_sync, .guardian = getpid()});
+        if (n > 0)
+                (void)mpf_guardian_fan_out(
+                        n, MPF_GUARDIAN_PUT_BACK_MAX, put_back_child, put_back_started,
+                        &(struct put_back_all){
+                                .w = w, .n = n, .udev_sync = udev_sync, .guardian = getpid()});
+        /* and a dead worker's maps, put back while the run went on */
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+                ;
         _exit(EXIT_SUCCESS);
 }
 
@@ -302,6 +427,27 @@ struct mpf_guardian *mpf_guardian_free(struct mpf_guardian *g)
 int mpf_guardian_watch_fd(int sock, const char *uuid, int lock_fd)
 {
         return send_msg(sock, MSG_WATCH, uuid, lock_fd);
+}
+
+int mpf_guardian_forked(struct mpf_guardian *g)
+{
+        int pair[2], r;
+
+        if (!g)
+                return 0;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return negative_errno();
+        r = send_msg(g->sock, MSG_CONNECT, CONNECT_TAG, pair[1]);
+        safe_close(pair[1]);
+        if (r < 0) {
+                safe_close(pair[0]);
+                return r; /* the run's connection it is, then */
+        }
+        /* ours only: our death is seen at once, not when the run's ends */
+        safe_close(g->sock);
+        g->sock = pair[0];
+        g->pid = 0; /* not our child */
+        return 0;
 }
 
 int mpf_guardian_forget_fd(int sock, const char *uuid)

@@ -17,8 +17,11 @@
  * map it still has a lock copy of (at most MPF_GUARDIAN_PUT_BACK_MAX at once), each with its own
  * device handles; the child takes the lock (LOCK_NB: it is still held by it) and undoes what the
  * map's record says. The maps are put back at the same time, not one after another; the guardian
- * exits when every child has. A guardian killed too (a cgroup kill) leaves the record to the next
- * flusher of the map.
+ * exits when every child has. A worker process of the run has its own connection
+ * (mpf_guardian_forked): when that one reads EOF while the run goes on, the maps it watched are
+ * put back at once; a map whose lock the run took over from the worker is watched again from the
+ * run's connection and stays until the run ends. A guardian killed too (a cgroup kill) leaves the record to
+ * the next flusher of the map.
  */
 
 #include <stdbool.h>
@@ -45,6 +48,11 @@ int mpf_guardian_watch(struct mpf_guardian *g, const char *uuid, int lock_fd);
 /* Done with the map (its undo record is removed): drop the copy of its lock. */
 int mpf_guardian_forget(struct mpf_guardian *g, const char *uuid);
 pid_t mpf_guardian_pid(const struct mpf_guardian *g);
+/* In a worker process just forked from the run: a connection of its own to the guardian, in place
+ * of its copy of the run's, so that when the worker dies (killed, out of memory) while the run goes
+ * on, the guardian puts its map back at once. On failure (logged by the caller) it keeps the run's
+ * connection: its maps are put back when the run ends. NULL g: 0. */
+int mpf_guardian_forked(struct mpf_guardian *g);
 
 /* Both sides of the socket, for tests. The helper's messages on its end of the socket; the
  * guardian serves its end until EOF, then puts back (ops) each map still watched whose lock it can

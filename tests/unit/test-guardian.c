@@ -233,6 +233,75 @@ START_TEST(test_several_maps)
 }
 END_TEST
 
+/* A worker of the run dies (killed, out of memory) while the run goes on: the guardian looks at
+ * its map at once, not when the run ends. */
+START_TEST(test_worker_dies_run_goes_on)
+{
+        char dir[] = "/tmp/mpf-guard-XXXXXX";
+        _cleanup_(freep) char *path = NULL;
+        int ready[2], go[2], lock, st;
+        pid_t helper;
+        usec_t t;
+        char c = 0;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(setenv(MPF_RUNDIR_ENV, dir, 1), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/lock/mpath-w", dir), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                struct mpf_guardian *g = NULL;
+                pid_t worker;
+
+                close(ready[0]);
+                close(go[1]);
+                if (mpf_guardian_start(false, &g) < 0)
+                        _exit(1);
+                worker = fork();
+                if (worker == 0) {
+                        int fd = -EBADF;
+
+                        if (mpf_guardian_forked(g) < 0 ||
+                            mpf_lock_map(dir, "mpath-w", false, now_monotonic() + USEC_PER_SEC, &fd) < 0 ||
+                            mpf_guardian_watch(g, "mpath-w", fd) < 0)
+                                _exit(1);
+                        _exit(0); /* killed, in effect, with the map lock held */
+                }
+                if (worker < 0 || waitpid(worker, &st, 0) != worker || !WIFEXITED(st) ||
+                    WEXITSTATUS(st) != 0)
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                (void)read(go[0], &c, 1); /* the run goes on until the test is done */
+                g = mpf_guardian_free(g);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        ck_assert_int_eq(read(ready[0], &c, 1), 1);
+        lock = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(lock, 0);
+        t = now_monotonic();
+        while (flock(lock, LOCK_EX | LOCK_NB) < 0 && now_monotonic() < t + 3 * USEC_PER_SEC)
+                usleep(10000);
+        /* the guardian looked (no record) and let go while the run still runs */
+        ck_assert_int_eq(flock(lock, LOCK_EX | LOCK_NB), 0);
+        ck_assert_int_eq(kill(helper, 0), 0);
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
+        ck_assert_int_eq(waitpid(helper, &st, 0), helper);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(lock);
+        close(ready[0]);
+        close(go[1]);
+        (void)unlink(path);
+        *strrchr(path, '/') = 0;
+        (void)rmdir(path);
+        (void)rmdir(dir);
+}
+END_TEST
+
 static Suite *guardian_suite(void)
 {
         Suite *s = suite_create("guardian");
@@ -242,6 +311,7 @@ static Suite *guardian_suite(void)
         tcase_add_test(tc, test_keeps_the_lock_until_it_looked);
         tcase_add_test(tc, test_fan_out_at_once);
         tcase_add_test(tc, test_several_maps);
+        tcase_add_test(tc, test_worker_dies_run_goes_on);
         suite_add_tcase(s, tc);
         return s;
 }
