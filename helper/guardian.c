@@ -251,10 +251,12 @@ struct conn {
         unsigned id;
 };
 
-/* A worker is gone while the run goes on: its maps are put back now, each by a child of ours
- * (reaped as we go, or at the end), while we keep listening. */
+/* A worker is gone (or the run: the maps it took over from its workers): its maps are put back
+ * now, each by a child of ours (reaped as we go, or at the end), while we keep listening. */
 static void put_back_now(struct watched *w, size_t *n, unsigned conn, bool udev_sync)
 {
+        pid_t pid;
+
         for (size_t i = 0; i < *n;) {
                 struct put_back_all a = {.w = w, .n = *n, .udev_sync = udev_sync, .guardian = getpid()};
 
@@ -264,15 +266,21 @@ static void put_back_now(struct watched *w, size_t *n, unsigned conn, bool udev_
                 }
                 fflush(stdout);
                 fflush(stderr);
-                if (fork() == 0) /* no child to spare: the run's end puts it back */
+                pid = fork();
+                if (pid == 0)
                         _exit(put_back_child(i, &a) > 0 ? 0 : 1);
+                if (pid < 0) { /* no child to spare: the end of serve() puts it back */
+                        i++;
+                        continue;
+                }
                 safe_close(w[i].fd);
                 w[i] = w[--*n];
         }
 }
 
 /* Serve the run's connection and its workers' until the run's reaches EOF, and its workers' too
- * (they die with it) or WORKERS_GONE_USEC later. What is left watched then is put back. */
+ * (they die with it) or WORKERS_GONE_USEC later; each one's maps are put back at its EOF. What is
+ * left watched then (a worker that would not die) is for the caller to put back. */
 static void serve(int sock, bool udev_sync, struct watched **w, size_t *n)
 {
         _cleanup_(freep) struct conn *c = NULL;
@@ -308,8 +316,8 @@ static void serve(int sock, bool udev_sync, struct watched **w, size_t *n)
                 if (r < 0)
                         break;
                 /* the run's first: a map it took over from a worker is its own before that worker's
-                 * EOF is read */
-                for (size_t i = 0; i < n_c; i++) {
+                 * EOF is read. A new connection is polled from the next round on. */
+                for (size_t i = 0, n_p = n_c; i < n_p; i++) {
                         int conn_fd = -EBADF;
 
                         if (!p[i].revents)
@@ -324,20 +332,18 @@ static void serve(int sock, bool udev_sync, struct watched **w, size_t *n)
                                 }
                                 c = a;
                                 c[n_c++] = (struct conn){.fd = conn_fd, .id = next_id++};
-                                continue; /* p is rebuilt next round */
-                        }
-                        if (r < 0)
-                                continue;
-                        /* EOF */
-                        if (c[i].id == 0)
-                                until = usec_add(now_monotonic(), WORKERS_GONE_USEC);
-                        else if (until == USEC_INFINITY)
+                        } else if (r == 0) { /* EOF */
+                                if (c[i].id == 0)
+                                        until = usec_add(now_monotonic(), WORKERS_GONE_USEC);
                                 put_back_now(*w, n, c[i].id, udev_sync);
-                        c[i].fd = c[i].id == 0 ? -EBADF : safe_close(c[i].fd);
-                        c[i] = c[--n_c];
-                        p[i] = p[n_c];
-                        i--; /* the one moved here */
+                                c[i].fd = c[i].id == 0 ? -EBADF : safe_close(c[i].fd);
+                        }
                 }
+                for (size_t i = 0, k = 0, m = n_c; i < m; i++) /* the closed ones go, in order */
+                        if (c[i].fd >= 0)
+                                c[k++] = c[i];
+                        else
+                                n_c--;
         }
         for (size_t i = 0; i < n_c; i++)
                 if (c[i].id != 0)
