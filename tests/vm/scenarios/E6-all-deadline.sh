@@ -128,48 +128,47 @@ chmod 700 /run/mpath-flush/lock
 flock "/run/mpath-flush/lock/$(uuid "$hold")" sleep 8 &
 holder=$!
 sleep 0.2
-fifo=$MPF_LAB_OUT/wkill.fifo
-mkfifo "$fifo"
-mpath-flush --all -v -t 60 2> "$fifo" > /dev/null &
+for m in $(lab_maps); do echo "$(uuid "$m") $m"; done > "$MPF_LAB_OUT/uuids"
+mpath-flush --all -v -t 60 2> "$MPF_LAB_OUT/wkill.log" > /dev/null &
 pid=$!
-victim=''
-while IFS= read -r line; do
-        printf '%s\n' "$line" >> "$MPF_LAB_OUT/wkill.log"
-        [ -z "$victim" ] || continue
-        case $line in *": partitions: starting"*) ;; *) continue ;; esac
-        m=${line#mpath-flush: }
-        m=${m%%:*}
-        [ "$m" != "$hold" ] || continue
-        u=$(uuid "$m")
-        wpid=''
+# a worker and the map it holds the lock of, whose partition maps it removed (half-flushed)
+half_flushed() {
         for w in $(pgrep -x mpath-flush-w); do
-                if ls -l "/proc/$w/fd" 2> /dev/null | grep -q "/lock/$u\$"; then wpid=$w; break; fi
-        done
-        [ -n "$wpid" ] || continue
-        kill -KILL "$wpid"
-        victim=$m
-        t_kill=$(lab_ms)
-        # the fifo must be read on: the check runs beside the reader
-        (
-                want=$(printf '%s\n' "$before" | grep "^$m|")
-                i=0
-                until ! lab_map_exists "$m" || [ "$(state_of "$m")" = "$want" ] || [ $i -ge 30 ]; do
-                        sleep 0.1; i=$((i + 1))
+                for f in /proc/"$w"/fd/*; do
+                        t=$(readlink "$f" 2> /dev/null) || continue
+                        case $t in /run/mpath-flush/lock/mpath-*) ;; *) continue ;; esac
+                        m=$(awk -v u="${t##*/}" '$1 == u { print $2 }' "$MPF_LAB_OUT/uuids")
+                        if [ -n "$m" ] && lab_map_exists "$m" && ! lab_map_exists "$m-part1"; then
+                                echo "$w $m"
+                                return 0
+                        fi
                 done
-                ok=no
-                { ! lab_map_exists "$m" || [ "$(state_of "$m")" = "$want" ]; } && ok=yes
-                run=ended
-                kill -0 "$pid" 2> /dev/null && run=running
-                echo "$ok $run $(($(lab_ms) - t_kill))" > "$MPF_LAB_OUT/wkill.res"
-        ) &
-        checker=$!
-done < "$fifo"
+        done
+        return 1
+}
+victim='' t_kill=0 res=''
+while [ -z "$victim" ] && kill -0 "$pid" 2> /dev/null; do
+        found=$(half_flushed) || continue
+        kill -KILL "${found% *}"
+        t_kill=$(lab_ms)
+        victim=${found#* }
+done
+if [ -n "$victim" ]; then
+        want=$(printf '%s\n' "$before" | grep "^$victim|")
+        until ! lab_map_exists "$victim" || [ "$(state_of "$victim")" = "$want" ] ||
+                [ $(($(lab_ms) - t_kill)) -ge 3000 ]; do
+                sleep 0.1
+        done
+        ok=no
+        { ! lab_map_exists "$victim" || [ "$(state_of "$victim")" = "$want" ]; } && ok=yes
+        run=ended
+        kill -0 "$pid" 2> /dev/null && run=running
+        res="$ok $run $(($(lab_ms) - t_kill))"
+fi
 wait "$pid"
 rc=$?
 wait "$holder"
 t_check "a worker was killed in the middle of a map ($victim)" test -n "$victim"
-[ -z "$victim" ] || wait "$checker"
-res=$(cat "$MPF_LAB_OUT/wkill.res" 2> /dev/null)
 t_diag "worker of $victim killed: as found / run / ms after the kill: $res; the run exited $rc"
 t_like "within 3 s of the worker's death its map is gone or as found, while the run still runs" \
         "$res" '^yes running [0-9]+$'
