@@ -137,14 +137,17 @@ half_flushed() {
                 END { for (m in n) if (m ~ /^mpath[a-z]+$/ && m != hold && !((m "-part1") in n)) { print m; exit } }'
 }
 victim='' t_kill=0 res=''
+# the workers are listed before the map is looked for: in this emulated guest pgrep takes longer
+# than the rest of a map's flush
 while [ -z "$victim" ] && kill -0 "$pid" 2> /dev/null; do
-        victim=$(half_flushed)
-done
-if [ -n "$victim" ]; then
+        workers=$(pgrep -x mpath-flush-w)
+        [ -n "$(half_flushed)" ] || continue
         # every worker, as the OOM killer might (the run forks new ones for the maps left)
-        kill -KILL $(pgrep -x mpath-flush-w)
+        kill -KILL $workers
         t_kill=$(lab_ms)
-fi
+        victim=$(half_flushed) # one still half-flushed once they are dead
+        [ -n "$victim" ] || break
+done
 if [ -n "$victim" ]; then
         want=$(printf '%s\n' "$before" | grep "^$victim|")
         until [ "$(state_of "$victim")" = "$want" ] || [ $(($(lab_ms) - t_kill)) -ge 3000 ]; do
