@@ -84,6 +84,10 @@ static void collect(int sock, struct watched **w, size_t *n)
                 if (r < 0)
                         return; /* cannot hear the helper any more: act as if it were gone */
                 forget(*w, n, uuid);
+                if (kind == MSG_WATCH && fd == -EMFILE)
+                        log_warning(
+                                "guardian: no fd left to watch map %s: it is not put back if the run dies",
+                                uuid);
                 if (kind == MSG_WATCH && fd >= 0) {
                         struct watched *a = reallocarray(*w, *n + 1, sizeof(*a));
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -11,11 +12,13 @@
 #include "dm.h"
 #include "log.h"
 #include "macro.h"
+#include "pool.h"
 #include "worker.h"
 
-#define MSG_LOCK 'L'   /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
-#define MSG_RESULT 'R' /* the encoded result; the last message of a map */
-#define MSG_MAP 'M'    /* to the worker: flush this map */
+#define MSG_LOCK 'L'    /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
+#define MSG_RESULT 'R'  /* the encoded result; the last message of a map */
+#define MSG_MAP 'M'     /* to the worker: flush this map */
+#define MSG_MAP_OWN 'W' /* to the worker: flush this map, wait for udev and release its locks yourself */
 /* a map has one map lock and one lock per path device */
 #define LOCK_FDS_MAX 1024
 
@@ -334,6 +337,8 @@ struct mpf_workers {
         const struct mpf_flush_params *p; /* as the workers were forked with */
         struct worker *w;
         size_t n, size;
+        size_t kept_fds;   /* lock fds of removed maps we hold until the run's udev wait */
+        uint64_t fd_limit; /* our RLIMIT_NOFILE */
 };
 
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret)
@@ -345,6 +350,11 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         x->d = d;
         x->ops = ops;
         x->parent = getpid();
+        {
+                struct rlimit rl;
+
+                x->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) >= 0 ? (uint64_t)rl.rlim_cur : 1024;
+        }
         *ret = x;
         return 0;
 }
@@ -397,15 +407,20 @@ static ssize_t receive(int sock, char **ret, int *ret_fd)
 }
 
 /* In the worker: flush one map, send the lock fds it keeps, then the result. */
-static int flush_one(struct mpf_workers *x, int sock, const char *arg)
+static int flush_one(struct mpf_workers *x, int sock, const char *arg, bool own_wait)
 {
         _cleanup_(freep) char *msg = NULL, *enc = NULL;
+        struct mpf_flush_params p = *x->p;
         struct mpf_map_result m;
         int fds[LOCK_FDS_MAX];
         size_t n_fds = 0;
         int r;
 
-        r = mpf_flush_map(x->ops, x->p, arg, &m);
+        /* the run cannot keep more fds: this map waits for its own udev cookie, as a single map
+         * does, and its locks go when udev is done with it */
+        if (own_wait)
+                p.shared_cookie = NULL;
+        r = mpf_flush_map(x->ops, &p, arg, &m);
         if (r < 0)
                 return r;
         /* without udev, libdevmapper makes and removes the nodes itself, in dm_udev_wait() */
@@ -457,7 +472,8 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
                 safe_close(fd);
                 if (n <= 0)
                         break;
-                if (msg[0] != MSG_MAP || flush_one(x, sock, msg + 1) < 0)
+                if ((msg[0] != MSG_MAP && msg[0] != MSG_MAP_OWN) ||
+                    flush_one(x, sock, msg + 1, msg[0] == MSG_MAP_OWN) < 0)
                         _exit(EXIT_FAILURE);
         }
         x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
@@ -511,8 +527,19 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
         if (x->p && x->p != p)
                 workers_stop(x);
         x->p = p;
-        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
-                return -ENOMEM;
+        {
+                size_t in_flight = 0;
+                bool keep;
+
+                for (size_t k = 0; k < x->n; k++)
+                        in_flight += x->w[k].busy;
+                keep = mpf_pool_may_keep_locks(x->kept_fds, in_flight, x->fd_limit);
+                if (!keep && p->shared_cookie)
+                        log_debug("%s: %zu lock fds kept already, its worker waits for udev itself", arg,
+                                  x->kept_fds);
+                if (asprintf_safe(&msg, "%c%s", keep ? MSG_MAP : MSG_MAP_OWN, arg) < 0)
+                        return -ENOMEM;
+        }
         for (size_t k = 0; k < x->n && !w; k++)
                 if (!x->w[k].busy)
                         w = &x->w[k];
@@ -558,6 +585,21 @@ static int died(const struct worker *w, int status, struct mpf_map_result *ret)
         return 0;
 }
 
+/* The map's locks went before udev finished with it: said in its result, not only in the log. */
+static int locks_lost(const struct worker *w, struct mpf_map_result *ret)
+{
+        char *reason = NULL;
+
+        log_warning("%s: Its locks could not be kept until udev finished with it (too many open files)",
+                    w->arg);
+        if (asprintf_safe(&reason, "%s; its locks could not be kept until udev finished with it",
+                          ret->reason ? ret->reason : mpf_result_to_string(ret->result)) < 0)
+                return -ENOMEM;
+        free(ret->reason);
+        ret->reason = reason;
+        return 0;
+}
+
 /* Read one map's messages from its worker: the lock fds and the result. 1: the worker is gone
  * (*ret says so). */
 static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_result *ret)
@@ -565,6 +607,7 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
         int fds[LOCK_FDS_MAX];
         size_t n_fds = 0;
         int status = 0, r = -ECONNRESET;
+        bool lost = false; /* a lock fd the worker sent did not reach us */
 
         for (;;) {
                 _cleanup_(freep) char *msg = NULL;
@@ -579,6 +622,8 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                         fds[n_fds++] = fd;
                         continue;
                 }
+                if (msg[0] == MSG_LOCK)
+                        lost = true; /* -EMFILE, or more than we take */
                 safe_close(fd);
                 if (msg[0] == MSG_RESULT) {
                         r = mpf_result_decode(msg + 1, ret);
@@ -601,9 +646,12 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                 if (r < 0) {
                         for (size_t i = 0; i < n_fds; i++)
                                 safe_close(fds[i]);
-                        log_warning_errno(r, "%s: Failed to keep the map's locks: %m, ignoring", w->arg);
-                }
+                        lost = true;
+                } else
+                        x->kept_fds += n_fds;
         }
+        if (lost)
+                return locks_lost(w, ret);
         return 0;
 }
 

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The pool's scheduling with a scripted executor (which flush finishes when is the test's choice),
  * and the worker's result message. The flush itself under the pool: test-flush.c. */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "pool.h"
@@ -226,6 +231,90 @@ START_TEST(test_jobs_default)
 }
 END_TEST
 
+/* The run keeps lock fds only within half its fd limit, counting the maps still running. */
+START_TEST(test_may_keep_locks)
+{
+        ck_assert(mpf_pool_may_keep_locks(0, 0, 1024));
+        ck_assert(mpf_pool_may_keep_locks(512 - 16 * MPF_POOL_FDS_PER_MAP, 15, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(512 - 16 * MPF_POOL_FDS_PER_MAP + 1, 15, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(512, 0, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(600, 0, 1024)); /* no wrap-around past the budget */
+        ck_assert(!mpf_pool_may_keep_locks(0, 0, 16));
+        /* at a limit of 1024, about 120 two-path maps keep their locks, not ~330 that overflow it */
+        ck_assert(!mpf_pool_may_keep_locks(3 * 170, 0, 1024));
+}
+END_TEST
+
+/* An fd that cannot be received (RLIMIT_NOFILE reached) is not lost in silence: -EMFILE. */
+START_TEST(test_fd_receive_emfile)
+{
+        int pair[2], status;
+        pid_t pid;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit rl;
+                char buf[4];
+                int fd = -EBADF, lim, ok;
+                ssize_t n;
+
+                /* the lowest free fd is the limit: no fd can be received */
+                lim = fcntl(pair[1], F_DUPFD, 0);
+                close(lim);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                rl.rlim_cur = (rlim_t)lim;
+                for (int i = lim; i < lim + 64; i++)
+                        (void)close(i);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        _exit(3);
+                if (fd_send(pair[1], "L", 1, pair[1]) < 0)
+                        _exit(4);
+                n = fd_receive(pair[0], buf, sizeof(buf), &fd);
+                ok = n == 1 && buf[0] == 'L' && fd == -EMFILE;
+                /* with room again, the next one comes with its fd */
+                rl.rlim_cur = (rlim_t)lim + 8;
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
+                if (fd_send(pair[1], "L", 1, pair[1]) < 0)
+                        _exit(4);
+                n = fd_receive(pair[0], buf, sizeof(buf), &fd);
+                ok = ok && n == 1 && fd >= 0;
+                _exit(ok ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+/* The soft fd limit goes up to the hard one. */
+START_TEST(test_rlimit_nofile_raise)
+{
+        int status;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit rl;
+
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                if (rl.rlim_max < 64)
+                        _exit(2);
+                rl.rlim_cur = 32;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlimit_nofile_raise() < 0)
+                        _exit(3);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                _exit(rl.rlim_cur == rl.rlim_max ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 /* What a worker sends is what the parent gets: every field but held_lock. */
 START_TEST(test_result_round_trip)
 {
@@ -335,6 +424,9 @@ static Suite *pool_suite(void)
         tcase_add_test(tc, test_start_fails);
         tcase_add_test(tc, test_jobs_default);
         tcase_add_test(tc, test_result_round_trip);
+        tcase_add_test(tc, test_may_keep_locks);
+        tcase_add_test(tc, test_fd_receive_emfile);
+        tcase_add_test(tc, test_rlimit_nofile_raise);
         suite_add_tcase(s, tc);
         return s;
 }
