@@ -1672,6 +1672,41 @@ START_TEST(test_pool_one_udev_wait)
 }
 END_TEST
 
+static int f_cookie_new_fails(void *u, uint32_t *ret)
+{
+        (void)u;
+        (void)ret;
+        record("cookie_new");
+        return -ENOSPC; /* no semaphore left */
+}
+
+/* No shared cookie could be made: each map waits for udev itself before its locks go; none is
+ * released before udev finished, and no cookie is left behind. */
+START_TEST(test_pool_cookie_new_fails)
+{
+        struct mpf_ops ops = fake_ops;
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        ops.cookie_new = f_cookie_new_fails;
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        ck_assert_int_eq(mpf_run_all(&ops, &p, true, NULL, 0, &run), 0);
+        ck_assert(called("cookie_new"));
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        /* each map waits for udev right after its remove, not once at the end */
+        ck_assert_int_ge(call_index("remove mpatha"), 0);
+        ck_assert_str_eq(F.calls[call_index("remove mpatha") + 1], "udev_wait");
+        ck_assert_int_ge(call_index("remove mpathb"), 0);
+        ck_assert_str_eq(F.calls[call_index("remove mpathb") + 1], "udev_wait");
+        ck_assert_int_lt(call_index("remove mpatha"), call_index("trylock mpath-3600b"));
+        ck_assert_uint_eq(F.locks_held, 0);
+        ck_assert(!run.udev_late);
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* A map whose lock another flusher holds: set aside, flushed after the shared udev wait, once
  * every lock is released, waiting for its lock (the lock rule of doc/CONTRACT.md). */
 START_TEST(test_pool_contended_after_wait)
@@ -2480,6 +2515,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_mixed);
         tcase_add_test(tc, test_pool_precedence);
         tcase_add_test(tc, test_pool_one_udev_wait);
+        tcase_add_test(tc, test_pool_cookie_new_fails);
         tcase_add_test(tc, test_pool_contended_after_wait);
         tcase_add_test(tc, test_pool_worker_processes);
         tcase_add_test(tc, test_run_all_list_fails);
