@@ -92,6 +92,10 @@ static int encode_blockers(json_object *o, const struct mpf_blockers *b)
                 r = add_strv(o, "swaps", b->swaps);
         if (r >= 0)
                 r = add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens));
+        if (r >= 0)
+                r = add(o, "mounts_omitted", json_object_new_int64(b->mounts_omitted));
+        if (r >= 0)
+                r = add(o, "openers_omitted", json_object_new_int64(b->openers_omitted));
         if (r < 0)
                 return r;
         /* [pid, target, device], [pid, comm, device], [0, kind "\n" name, device] */
@@ -288,6 +292,8 @@ static int decode(json_object *o, struct mpf_map_result *m)
         if ((unsigned)m->result >= _MPF_RESULT_MAX || (unsigned)m->step >= _MPF_STEP_MAX)
                 return -EBADMSG;
         b->unexplained_opens = (unsigned)get_int(o, "unexplained_opens", 0);
+        b->mounts_omitted += (unsigned)get_int(o, "mounts_omitted", 0);
+        b->openers_omitted += (unsigned)get_int(o, "openers_omitted", 0);
         m->queueing_before = (int)get_int(o, "queueing_before", -1);
         m->queueing_after = (int)get_int(o, "queueing_after", -1);
         m->elapsed_ms = (uint64_t)get_int(o, "elapsed_ms", 0);

@@ -350,8 +350,12 @@ START_TEST(test_result_round_trip)
         ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, 88, "sleep", "mpatha"), 0);
         ck_assert_int_eq(mpf_blockers_add_kernel_user(&a.blockers, "loop", "loop0", "mpatha"), 0);
         a.blockers.unexplained_opens = 2;
+        /* 7000 readers: one message, well within a SOCK_SEQPACKET socket's buffer (~212 KB) */
+        for (int pid = 1000; pid < 8000; pid++)
+                ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, pid, "a-long-command", "mpatha"), 0);
 
         ck_assert_int_eq(mpf_result_encode(&a, &s), 0);
+        ck_assert_uint_lt(strlen(s), 32768);
         ck_assert_int_eq(mpf_result_decode(s, &b), 0);
         ck_assert_str_eq(b.map, a.map);
         ck_assert_str_eq(b.name, a.name);
@@ -373,11 +377,12 @@ START_TEST(test_result_round_trip)
         ck_assert(strv_contains(b.blockers.holders, "dm-9"));
         ck_assert(strv_contains(b.blockers.holder_names, "vg-lv"));
         ck_assert(strv_contains(b.blockers.swaps, "/dev/dm-4"));
+        ck_assert_uint_eq(b.blockers.openers_omitted, 7001 - MPF_BLOCKERS_LIST_MAX);
         ck_assert_uint_eq(b.blockers.n_mounts, 1);
         ck_assert_str_eq(b.blockers.mounts[0].target, "/mnt/a b");
         ck_assert_str_eq(b.blockers.mounts[0].device, "mpatha-part1");
         ck_assert_int_eq(b.blockers.mounts[0].pid, 77);
-        ck_assert_uint_eq(b.blockers.n_openers, 1);
+        ck_assert_uint_eq(b.blockers.n_openers, MPF_BLOCKERS_LIST_MAX);
         ck_assert_str_eq(b.blockers.openers[0].comm, "sleep");
         ck_assert_uint_eq(b.blockers.n_kernel_users, 1);
         ck_assert_str_eq(b.blockers.kernel_users[0].kind, "loop");
