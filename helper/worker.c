@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <json-c/json.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -8,12 +10,17 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "deadline.h"
 #include "device.h"
 #include "dm.h"
 #include "log.h"
 #include "macro.h"
 #include "pool.h"
+#include "undo.h"
 #include "worker.h"
+
+/* how long a killed worker may take to die before it is left behind (uninterruptible sleep) */
+#define WORKER_REAP_USEC (500 * USEC_PER_MSEC)
 
 #define MSG_LOCK 'L'    /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
 #define MSG_RESULT 'R'  /* the encoded result; the last message of a map */
@@ -330,7 +337,8 @@ int mpf_result_decode(const char *s, struct mpf_map_result *ret)
 
 struct worker {
         pid_t pid;
-        int sock; /* our end: maps to flush go out, their lock fds and results come back */
+        bool killed; /* missed the deadline and its grace: SIGKILLed */
+        int sock;    /* our end: maps to flush go out, their lock fds and results come back */
         bool busy;
         size_t index; /* the map it flushes */
         const char *arg;
@@ -365,8 +373,31 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         return 0;
 }
 
+/* Wait at most max for a worker to exit: 0 (*status set), or -ETIMEDOUT if it is still there
+ * (in uninterruptible sleep, it dies when its I/O ends, if ever: it is left behind). */
+static int reap(pid_t pid, int *status, usec_t max)
+{
+        usec_t until = usec_add(now_monotonic(), max);
+        int st = 0;
+
+        for (;;) {
+                pid_t k = waitpid(pid, &st, WNOHANG);
+
+                if (k == pid || (k < 0 && errno == ECHILD))
+                        break;
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (now_monotonic() >= until)
+                        return -ETIMEDOUT;
+                (void)usleep(10 * 1000);
+        }
+        if (status)
+                *status = st;
+        return 0;
+}
+
 /* Idle workers exit when their socket closes; a busy one (only after an internal error) is
- * killed, and the guardian puts its map back. */
+ * killed, and the guardian puts its map back. None is waited for without bound. */
 static void workers_stop(struct mpf_workers *x)
 {
         for (size_t i = 0; i < x->n; i++) {
@@ -374,8 +405,15 @@ static void workers_stop(struct mpf_workers *x)
                 if (x->w[i].busy)
                         (void)kill(x->w[i].pid, SIGKILL);
         }
-        for (size_t i = 0; i < x->n; i++)
-                (void)waitpid(x->w[i].pid, NULL, 0);
+        for (size_t i = 0; i < x->n; i++) {
+                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) >= 0)
+                        continue;
+                (void)kill(x->w[i].pid, SIGKILL);
+                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) < 0)
+                        log_warning("Worker process %d does not exit (uninterruptible sleep?), leaving it "
+                                    "behind",
+                                    (int)x->w[i].pid);
+        }
         x->n = 0;
 }
 
@@ -465,6 +503,17 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
         if (getppid() != x->parent)
                 _exit(EXIT_FAILURE);
         (void)prctl(PR_SET_NAME, "mpath-flush-w");
+        /* nothing to read or print: the caller's stdin and stdout are not ours to hold (stderr
+         * still is: it carries our log) */
+        {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+                for (int i = 0; i < 2; i++)
+                        if (null < 0 || dup2(null, i) < 0)
+                                (void)close(i);
+                if (null > 2)
+                        (void)close(null);
+        }
         for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
                 x->w[i].sock = safe_close(x->w[i].sock);
         x->n = 0;
@@ -556,7 +605,7 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
                 /* an idle worker that died (killed from outside), or cannot be told: a new one
                  * takes the map */
                 (void)kill(w->pid, SIGKILL);
-                (void)waitpid(w->pid, NULL, 0);
+                (void)reap(w->pid, NULL, WORKER_REAP_USEC);
                 safe_close(w->sock);
                 *w = x->w[--x->n];
         }
@@ -573,18 +622,28 @@ sent:
         return 0;
 }
 
-static int died(const struct worker *w, int status, struct mpf_map_result *ret)
+static int died(const struct worker *w, int status, bool reaped, struct mpf_map_result *ret)
 {
         *ret = (struct mpf_map_result){
                 .queueing_before = -1,
                 .queueing_after = -1,
-                .result = MPF_RESULT_FAILED,
+                .result = w->killed ? MPF_RESULT_TIMEOUT : MPF_RESULT_FAILED,
                 .step = MPF_STEP_RESOLVE,
                 .attempts = 1,
+                .stuck_worker = reaped ? 0 : w->pid,
         };
         ret->map = strdup(w->arg);
-        if (!ret->map ||
-            asprintf_safe(&ret->reason, "its worker process %s %d; the guardian puts the map back",
+        if (!ret->map)
+                return -ENOMEM;
+        if (w->killed || !reaped)
+                return asprintf_safe(
+                               &ret->reason,
+                               "its worker process %s%s; the guardian puts the map back once it is gone",
+                               w->killed ? "did not finish by the deadline and was killed" : "was killed",
+                               reaped ? "" : ", and is stuck (left behind)") < 0
+                               ? -ENOMEM
+                               : 0;
+        if (asprintf_safe(&ret->reason, "its worker process %s %d; the guardian puts the map back",
                           WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
                           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) < 0)
                 return -ENOMEM;
@@ -643,8 +702,7 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                         return r;
                 /* no result: the worker died (or cannot be understood: it goes) */
                 (void)kill(w->pid, SIGKILL);
-                (void)waitpid(w->pid, &status, 0);
-                r = died(w, status, ret);
+                r = died(w, status, reap(w->pid, &status, WORKER_REAP_USEC) >= 0, ret);
                 return r < 0 ? r : 1;
         }
         if (n_fds > 0) {
@@ -659,6 +717,23 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
         if (lost)
                 return locks_lost(w, ret);
         return 0;
+}
+
+/* The workers' flushes end by the deadline; a worker still busy after it and the guardian's
+ * put-back grace is stuck. -1: no deadline. */
+static int poll_timeout_ms(const struct mpf_workers *x)
+{
+        usec_t now, until;
+
+        if (!x->p || x->p->deadline == 0 || x->p->deadline == USEC_INFINITY)
+                return -1;
+        until = usec_add(x->p->deadline, MPF_UNDO_GRACE_USEC);
+        now = x->ops->now(x->ops->userdata);
+        if (now >= until)
+                return 0;
+        return (until - now) / USEC_PER_MSEC > INT_MAX
+                       ? INT_MAX
+                       : (int)((until - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
 }
 
 static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
@@ -679,16 +754,42 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
         if (n_busy == 0)
                 return -ECHILD;
         do
-                r = poll(p, x->n, -1);
+                r = poll(p, x->n, poll_timeout_ms(x));
         while (r < 0 && errno == EINTR);
         if (r < 0)
                 return negative_errno();
-        for (size_t i = 0; i < x->n && !w; i++)
-                if (p[i].revents)
-                        w = &x->w[i];
-        if (!w)
-                return -EIO;
-        r = collect(x, w, ret);
+        if (r == 0) {
+                /* past the deadline and the put-back grace: a worker that still runs is stuck;
+                 * each is killed, and its map reported timeout (one per call) */
+                for (size_t i = 0; i < x->n; i++)
+                        if (x->w[i].busy && !x->w[i].killed) {
+                                log_warning("%s: its worker process %d missed the deadline, killing it",
+                                            x->w[i].arg, (int)x->w[i].pid);
+                                (void)kill(x->w[i].pid, SIGKILL);
+                                x->w[i].killed = true;
+                        }
+                for (size_t i = 0; i < x->n && !w; i++)
+                        if (x->w[i].busy)
+                                w = &x->w[i];
+                if (!w)
+                        return -EIO;
+                {
+                        int status = 0;
+                        bool reaped = reap(w->pid, &status, WORKER_REAP_USEC) >= 0;
+
+                        r = died(w, status, reaped, ret);
+                }
+                if (r < 0)
+                        return r;
+                r = 1;
+        } else {
+                for (size_t i = 0; i < x->n && !w; i++)
+                        if (p[i].revents)
+                                w = &x->w[i];
+                if (!w)
+                        return -EIO;
+                r = collect(x, w, ret);
+        }
         if (r < 0)
                 return r;
         *ret_i = w->index;

@@ -90,6 +90,7 @@ struct fake {
         bool kernel_queueing, mpathd_queueing; /* mpatha's queueing as the kernel and multipathd see it */
         const char *lock_held_by_other;        /* this map's lock is another flusher's at the first try */
         const char *killed_at_claim;           /* the process claiming this map dies (SIGKILL) */
+        const char *hangs_at_claim;            /* the process claiming this map sleeps for good */
         unsigned locks_held;                   /* map locks taken and not yet released */
         unsigned waited_holding;               /* waits for a map lock made while holding another */
 };
@@ -385,6 +386,9 @@ static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
         record("claim %s", map->name);
         if (F.killed_at_claim && strcmp(map->name, F.killed_at_claim) == 0)
                 (void)raise(SIGKILL);
+        if (F.hangs_at_claim && strcmp(map->name, F.hangs_at_claim) == 0)
+                for (;;)
+                        (void)pause();
         if (F.dead)
                 return -EINTR;
         maybe_vanish("claim");
@@ -1776,6 +1780,38 @@ START_TEST(test_pool_worker_processes)
 }
 END_TEST
 
+/* A worker that never answers: once the deadline and the put-back grace are over, it is killed
+ * and its map reported timeout; the run does not wait for it for good. */
+START_TEST(test_pool_worker_hangs)
+{
+        struct mpf_flush_params p = {.jobs = 2, .deadline = START + 100 * USEC_PER_MSEC};
+        struct mpf_ops ops = fake_ops;
+        struct mpf_workers *w = NULL;
+        struct mpf_pool_exec x;
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", (char *)"mpathb", NULL};
+        usec_t t0 = now_monotonic(), took;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.hangs_at_claim = "mpathb";
+        F.deadline = p.deadline;
+        ck_assert_int_eq(mpf_workers_new(NULL, &ops, &w), 0);
+        mpf_workers_exec(w, &x);
+        ops.pool_exec = &x;
+        ck_assert_int_eq(mpf_run_all(&ops, &p, false, maps, 2, &run), 0);
+        took = now_monotonic() - t0;
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
+        ck_assert_ptr_nonnull(strstr(run.maps[1].reason, "did not finish by the deadline"));
+        ck_assert_int_eq(run.maps[1].stuck_worker, 0); /* it died when killed */
+        ck_assert_uint_ge(took, MPF_UNDO_GRACE_USEC);
+        ck_assert_uint_lt(took, MPF_UNDO_GRACE_USEC + 5 * USEC_PER_SEC);
+        mpf_run_done(&run);
+        mpf_workers_free(w);
+}
+END_TEST
+
 START_TEST(test_run_all_one_udev_wait)
 {
         struct mpf_flush_params p = {.deadline = START + TIMEOUT};
@@ -2518,6 +2554,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_pool_cookie_new_fails);
         tcase_add_test(tc, test_pool_contended_after_wait);
         tcase_add_test(tc, test_pool_worker_processes);
+        tcase_add_test(tc, test_pool_worker_hangs);
         tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;
