@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <sys/resource.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -104,7 +105,8 @@ int fd_send(int sock, const void *buf, size_t len, int fd);
  * came with it (O_CLOEXEC), -EBADF if none, or -EMFILE if one was sent but could not be received
  * (MSG_CTRUNC: no fd left below RLIMIT_NOFILE). */
 ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
-/* Raise the soft RLIMIT_NOFILE to the hard one (as systemd does for itself): 0 or a negative errno. */
-int rlimit_nofile_raise(void);
+/* Raise the soft RLIMIT_NOFILE to the hard one, at most to cap (as systemd does for itself): 0 or
+ * a negative errno. */
+int rlimit_nofile_raise(rlim_t cap);
 /* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
 void close_all_but(int keep);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "macro.h"
 #include "options.h"
+#include "pool.h"
 #include "output.h"
 #include "result.h"
 #include "run.h"
@@ -35,7 +36,7 @@ int main(int argc, char *argv[])
         log_open();
         /* the pool keeps lock fds of removed maps until its udev wait (doc/CONTRACT.md) */
         {
-                int r = rlimit_nofile_raise();
+                int r = rlimit_nofile_raise(MPF_NOFILE_WANT);
 
                 if (r < 0)
                         log_debug_errno(r, "Failed to raise RLIMIT_NOFILE: %m, ignoring");

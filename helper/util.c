@@ -200,14 +200,16 @@ ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd)
         return n;
 }
 
-int rlimit_nofile_raise(void)
+int rlimit_nofile_raise(rlim_t cap)
 {
         struct rlimit rl;
+        rlim_t want;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return negative_errno();
-        if (rl.rlim_cur >= rl.rlim_max)
+        want = rl.rlim_max < cap ? rl.rlim_max : cap;
+        if (rl.rlim_cur >= want)
                 return 0;
-        rl.rlim_cur = rl.rlim_max;
+        rl.rlim_cur = want;
         return setrlimit(RLIMIT_NOFILE, &rl) < 0 ? negative_errno() : 0;
 }

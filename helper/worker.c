@@ -21,6 +21,9 @@
 
 /* how long a killed worker may take to die before it is left behind (uninterruptible sleep) */
 #define WORKER_REAP_USEC (500 * USEC_PER_MSEC)
+/* beyond the deadline and the put-back grace: several workers putting their maps back at once
+ * on a slow host (E6, 8 at once) take longer than the grace alone */
+#define WORKER_SLACK_USEC (3 * USEC_PER_SEC)
 
 #define MSG_LOCK 'L'    /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
 #define MSG_RESULT 'R'  /* the encoded result; the last message of a map */
@@ -727,7 +730,7 @@ static int poll_timeout_ms(const struct mpf_workers *x)
 
         if (!x->p || x->p->deadline == 0 || x->p->deadline == USEC_INFINITY)
                 return -1;
-        until = usec_add(x->p->deadline, MPF_UNDO_GRACE_USEC);
+        until = usec_add(usec_add(x->p->deadline, MPF_UNDO_GRACE_USEC), WORKER_SLACK_USEC);
         now = x->ops->now(x->ops->userdata);
         if (now >= until)
                 return 0;

@@ -1805,8 +1805,8 @@ START_TEST(test_pool_worker_hangs)
         ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
         ck_assert_ptr_nonnull(strstr(run.maps[1].reason, "did not finish by the deadline"));
         ck_assert_int_eq(run.maps[1].stuck_worker, 0); /* it died when killed */
-        ck_assert_uint_ge(took, MPF_UNDO_GRACE_USEC);
-        ck_assert_uint_lt(took, MPF_UNDO_GRACE_USEC + 5 * USEC_PER_SEC);
+        ck_assert_uint_ge(took, MPF_UNDO_GRACE_USEC + 3 * USEC_PER_SEC);
+        ck_assert_uint_lt(took, MPF_UNDO_GRACE_USEC + 8 * USEC_PER_SEC);
         mpf_run_done(&run);
         mpf_workers_free(w);
 }

@@ -290,7 +290,7 @@ START_TEST(test_fd_receive_emfile)
 }
 END_TEST
 
-/* The soft fd limit goes up to the hard one. */
+/* The soft fd limit goes up to the hard one, or the cap below it. */
 START_TEST(test_rlimit_nofile_raise)
 {
         int status;
@@ -304,7 +304,12 @@ START_TEST(test_rlimit_nofile_raise)
                 if (rl.rlim_max < 64)
                         _exit(2);
                 rl.rlim_cur = 32;
-                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlimit_nofile_raise() < 0)
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlimit_nofile_raise(48) < 0)
+                        _exit(3);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                if (rl.rlim_cur != 48)
+                        _exit(1);
+                if (rlimit_nofile_raise(RLIM_INFINITY) < 0)
                         _exit(3);
                 (void)getrlimit(RLIMIT_NOFILE, &rl);
                 _exit(rl.rlim_cur == rl.rlim_max ? 0 : 1);
