@@ -88,12 +88,18 @@ static int handle(int sock, unsigned conn, struct watched **w, size_t *n, int *r
         if (r <= 0)
                 return 0;
         if (kind == MSG_CONNECT) {
-                if (fd < 0)
+                if (fd < 0) {
+                        log_warning("guardian: no fd left for a worker's connection: its maps are not put "
+                                    "back if it dies");
                         return -EAGAIN;
+                }
                 *ret_conn_fd = fd;
                 return 1;
         }
         forget(*w, n, uuid);
+        if (kind == MSG_WATCH && fd == -EMFILE)
+                log_warning("guardian: no fd left to watch map %s: it is not put back if the run dies",
+                            uuid);
         if (kind == MSG_WATCH && fd >= 0) {
                 struct watched *a = reallocarray(*w, *n + 1, sizeof(*a));
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <sys/resource.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,7 +102,11 @@ int asprintf_safe(char **ret, const char *fmt, ...) _printf_(2, 3);
 /* One message on a socket with an fd attached (SCM_RIGHTS) when fd >= 0: 0 or a negative errno. */
 int fd_send(int sock, const void *buf, size_t len, int fd);
 /* One message into buf: its length (> 0), 0 at EOF, or a negative errno. *ret_fd is the fd that
- * came with it (O_CLOEXEC), or -EBADF. */
+ * came with it (O_CLOEXEC), -EBADF if none, or -EMFILE if one was sent but could not be received
+ * (MSG_CTRUNC: no fd left below RLIMIT_NOFILE). */
 ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
+/* Raise the soft RLIMIT_NOFILE to the hard one, at most to cap (as systemd does for itself): 0 or
+ * a negative errno. */
+int rlimit_nofile_raise(rlim_t cap);
 /* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
 void close_all_but(int keep);

@@ -2,7 +2,9 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "macro.h"
 #include "options.h"
+#include "pool.h"
 #include "output.h"
 #include "result.h"
 #include "run.h"
@@ -32,6 +34,13 @@ int main(int argc, char *argv[])
         }
         log_set_max_level(o.verbose < 0 ? LOG_ERR : o.verbose == 0 ? LOG_INFO : LOG_DEBUG);
         log_open();
+        /* the pool keeps lock fds of removed maps until its udev wait (doc/CONTRACT.md) */
+        {
+                int r = rlimit_nofile_raise(MPF_NOFILE_WANT);
+
+                if (r < 0)
+                        log_debug_errno(r, "Failed to raise RLIMIT_NOFILE: %m, ignoring");
+        }
         if (o.action == MPF_ACTION_IF_PATHLESS)
                 return mpf_run_if_pathless(&o);
         return mpf_run(&o);

@@ -203,12 +203,11 @@ int mpf_parse_options(int argc, char *argv[], struct mpf_options *ret, FILE *err
         o.maps = argv + optind;
         o.n_maps = (size_t)(argc - optind);
         if (if_pathless) {
-                if (o.all || o.deferred || o.dry_run || o.json || o.wait_busy)
-                        (void)usage_error(
-                                &o,
-                                "%s: --if-pathless takes no --all, --deferred, --dry-run, --json or "
-                                "--wait-busy",
-                                "usage");
+                if (o.all || o.deferred || o.dry_run || o.json || o.wait_busy || o.jobs > 0)
+                        (void)usage_error(&o,
+                                          "%s: --if-pathless takes no --all, --deferred, --dry-run, --json, "
+                                          "--jobs or --wait-busy",
+                                          "usage");
                 else if (o.n_maps != 1)
                         (void)usage_error(&o, "%s: --if-pathless takes one WWID or MAP", "usage");
                 if (o.error[0])

@@ -163,7 +163,9 @@ static struct json_object *blockers_to_json(const struct mpf_blockers *b)
         if (!add(o, "holders", strv_to_json(b->holders)) || !add(o, "mounts", TAKE_PTR(mounts)) ||
             !add(o, "swaps", strv_to_json(b->swaps)) || !add(o, "openers", TAKE_PTR(openers)) ||
             !add(o, "kernel_users", TAKE_PTR(kernel_users)) ||
-            !add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens)))
+            !add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens)) ||
+            !add(o, "mounts_omitted", json_object_new_int64(b->mounts_omitted)) ||
+            !add(o, "openers_omitted", json_object_new_int64(b->openers_omitted)))
                 return NULL;
         return TAKE_PTR(o);
 }

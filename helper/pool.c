@@ -13,6 +13,14 @@ unsigned mpf_jobs_default(long ncpu)
         return (unsigned)ncpu * MPF_JOBS_PER_CPU;
 }
 
+bool mpf_pool_may_keep_locks(size_t kept, size_t in_flight, uint64_t fd_limit)
+{
+        uint64_t budget = fd_limit / 2;
+        uint64_t coming = ((uint64_t)in_flight + 1) * MPF_POOL_FDS_PER_MAP;
+
+        return (uint64_t)kept <= budget && coming <= budget - kept;
+}
+
 /* The result of a flush that did not begin because the deadline had passed: what flush.c says
  * when no step may start any more. */
 static int not_started(const char *arg, struct mpf_map_result *ret)

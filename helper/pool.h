@@ -28,6 +28,17 @@
 #define MPF_JOBS_DEFAULT_MAX 16U
 #define MPF_JOBS_MAX 256U
 
+/* The run keeps the lock fds of the maps its workers removed until its one udev wait; they may
+ * take at most half of RLIMIT_NOFILE (fd_limit), counting MPF_POOL_FDS_PER_MAP for each of the
+ * in_flight maps whose fds are still to come. Past that, a map's worker waits for udev itself
+ * and releases the map's locks before it answers. */
+#define MPF_POOL_FDS_PER_MAP 9U
+/* The soft RLIMIT_NOFILE the helper raises itself to (when the hard limit allows): room for the
+ * locks of thousands of maps. Not the hard limit itself (often 524288): in the lab the guardian's
+ * put-back after a SIGKILL was seconds slower with it (E6), for a cause not yet found. */
+#define MPF_NOFILE_WANT 16384U
+bool mpf_pool_may_keep_locks(size_t kept, size_t in_flight, uint64_t fd_limit);
+
 /* The default number of maps flushed at once for ncpu online CPUs. */
 unsigned mpf_jobs_default(long ncpu);
 

@@ -84,6 +84,8 @@ void mpf_blockers_done(struct mpf_blockers *b)
         b->kernel_users = mfree(b->kernel_users);
         b->n_kernel_users = 0;
         b->unexplained_opens = 0;
+        b->mounts_omitted = b->openers_omitted = 0;
+        b->last_omitted_pid = 0;
 }
 
 bool mpf_blockers_any(const struct mpf_blockers *b)
@@ -99,6 +101,10 @@ int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const cha
 
         d = strdup(device);
         t = strdup(target);
+        if (b->n_mounts >= MPF_BLOCKERS_LIST_MAX) {
+                b->mounts_omitted++;
+                return 0;
+        }
         m = realloc(b->mounts, sizeof(*m) * (b->n_mounts + 1));
         if (!d || !t || !m) {
                 free(d);
@@ -121,6 +127,13 @@ int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm,
         for (size_t i = 0; i < b->n_openers; i++)
                 if (b->openers[i].pid == pid && strcmp(b->openers[i].device, device) == 0)
                         return 0;
+        if (b->n_openers >= MPF_BLOCKERS_LIST_MAX) {
+                /* a process's fds are scanned together: counted once */
+                if (b->openers_omitted == 0 || b->last_omitted_pid != pid)
+                        b->openers_omitted++;
+                b->last_omitted_pid = pid;
+                return 0;
+        }
         c = strdup(comm);
         d = strdup(device);
         o = realloc(b->openers, sizeof(*o) * (b->n_openers + 1));
@@ -213,10 +226,15 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
                            (int)b->mounts[i].pid) < 0)
                         return NULL;
         }
+        if (b->mounts_omitted > 0 && append(&s, &len, "%u more mounts", b->mounts_omitted) < 0)
+                return NULL;
         for (size_t i = 0; i < b->n_openers; i++)
                 if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device,
                            (int)b->openers[i].pid, b->openers[i].comm) < 0)
                         return NULL;
+        if (b->openers_omitted > 0 &&
+            append(&s, &len, "opened by %u more processes", b->openers_omitted) < 0)
+                return NULL;
         for (size_t i = 0; i < strv_length(b->holders); i++) {
                 const char *name = i < strv_length(b->holder_names) ? b->holder_names[i] : "";
                 if (append(&s, &len, "held by %s%s%s%s", b->holders[i], *name ? " (" : "", name,

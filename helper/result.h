@@ -80,7 +80,14 @@ struct mpf_blockers {
         struct mpf_kernel_user *kernel_users;
         size_t n_kernel_users;
         unsigned unexplained_opens;
+        /* beyond MPF_BLOCKERS_LIST_MAX entries, mounts and openers are only counted: a map held
+         * open by thousands of processes still has a result of a bounded size */
+        unsigned mounts_omitted;
+        unsigned openers_omitted;
+        pid_t last_omitted_pid; /* internal: an omitted process is counted once */
 };
+
+#define MPF_BLOCKERS_LIST_MAX 100U
 
 void mpf_blockers_done(struct mpf_blockers *b);
 bool mpf_blockers_any(const struct mpf_blockers *b);

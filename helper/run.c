@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <signal.h>
 #include <string.h>
 
@@ -110,16 +111,18 @@ static int run_pool(const struct mpf_ops *ops, const struct mpf_flush_params *p,
                 mpf_pool_inline_exec(in, &x);
         }
         bp.lock_try = true;
-        if (!p->dry_run && !p->shared_cookie) {
+        /* the pool makes its own shared cookie: mpf_run_all_notify() never passes one here */
+        assert(!p->shared_cookie);
+        if (!p->dry_run) {
                 /* made here: the workers' removes join it, we wait for it once */
-                if (ops->cookie_new) {
-                        r = ops->cookie_new(ops->userdata, &cookie);
-                        if (r < 0) {
-                                log_warning_errno(r, "Failed to make a udev cookie: %m, ignoring");
-                                cookie = 0;
-                        }
-                }
-                bp.shared_cookie = &cookie;
+                r = ops->cookie_new ? ops->cookie_new(ops->userdata, &cookie) : 0;
+                if (r >= 0)
+                        bp.shared_cookie = &cookie;
+                else
+                        /* no shared wait: each map waits for udev itself and then releases its
+                         * locks, as a single map does */
+                        log_warning_errno(
+                                r, "Failed to make a udev cookie: %m, each map waits for udev itself");
         }
         r = mpf_pool_run(&x, &pp, maps, n, run->maps, &contended, &n_contended);
         run->n_maps = n;
@@ -201,7 +204,7 @@ int mpf_run_all_notify(const struct mpf_ops *ops, const struct mpf_flush_params 
         run.maps = calloc(n_maps ? n_maps : 1, sizeof(*run.maps));
         if (!run.maps)
                 return -ENOMEM;
-        if (p->jobs > 1 && n_maps > 1)
+        if (p->jobs > 1 && n_maps > 1 && !p->shared_cookie) /* a caller's cookie: one by one */
                 r = run_pool(ops, p, maps, n_maps, &pr, &run);
         else
                 for (size_t i = 0; i < n_maps && r >= 0; i++) {

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "macro.h"
@@ -190,5 +191,25 @@ ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd)
         if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
             c->cmsg_len == CMSG_LEN(sizeof(int)))
                 memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+        /* the kernel could not install the fd (we are at RLIMIT_NOFILE): the sender's copy is
+         * all there was, and the message came without it */
+        if (mh.msg_flags & MSG_CTRUNC) {
+                safe_close(*ret_fd);
+                *ret_fd = -EMFILE;
+        }
         return n;
+}
+
+int rlimit_nofile_raise(rlim_t cap)
+{
+        struct rlimit rl;
+        rlim_t want;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        want = rl.rlim_max < cap ? rl.rlim_max : cap;
+        if (rl.rlim_cur >= want)
+                return 0;
+        rl.rlim_cur = want;
+        return setrlimit(RLIMIT_NOFILE, &rl) < 0 ? negative_errno() : 0;
 }

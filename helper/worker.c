@@ -1,21 +1,34 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <json-c/json.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "deadline.h"
 #include "device.h"
 #include "dm.h"
 #include "log.h"
 #include "macro.h"
+#include "pool.h"
+#include "undo.h"
 #include "worker.h"
 
-#define MSG_LOCK 'L'   /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
-#define MSG_RESULT 'R' /* the encoded result; the last message of a map */
-#define MSG_MAP 'M'    /* to the worker: flush this map */
+/* how long a killed worker may take to die before it is left behind (uninterruptible sleep) */
+#define WORKER_REAP_USEC (500 * USEC_PER_MSEC)
+/* beyond the deadline and the put-back grace: several workers putting their maps back at once
+ * on a slow host (E6, 8 at once) take longer than the grace alone */
+#define WORKER_SLACK_USEC (3 * USEC_PER_SEC)
+
+#define MSG_LOCK 'L'    /* one of the map's lock fds (the map lock first), with SCM_RIGHTS */
+#define MSG_RESULT 'R'  /* the encoded result; the last message of a map */
+#define MSG_MAP 'M'     /* to the worker: flush this map */
+#define MSG_MAP_OWN 'W' /* to the worker: flush this map, wait for udev and release its locks yourself */
 /* a map has one map lock and one lock per path device */
 #define LOCK_FDS_MAX 1024
 
@@ -89,6 +102,10 @@ static int encode_blockers(json_object *o, const struct mpf_blockers *b)
                 r = add_strv(o, "swaps", b->swaps);
         if (r >= 0)
                 r = add(o, "unexplained_opens", json_object_new_int64(b->unexplained_opens));
+        if (r >= 0)
+                r = add(o, "mounts_omitted", json_object_new_int64(b->mounts_omitted));
+        if (r >= 0)
+                r = add(o, "openers_omitted", json_object_new_int64(b->openers_omitted));
         if (r < 0)
                 return r;
         /* [pid, target, device], [pid, comm, device], [0, kind "\n" name, device] */
@@ -285,6 +302,8 @@ static int decode(json_object *o, struct mpf_map_result *m)
         if ((unsigned)m->result >= _MPF_RESULT_MAX || (unsigned)m->step >= _MPF_STEP_MAX)
                 return -EBADMSG;
         b->unexplained_opens = (unsigned)get_int(o, "unexplained_opens", 0);
+        b->mounts_omitted += (unsigned)get_int(o, "mounts_omitted", 0);
+        b->openers_omitted += (unsigned)get_int(o, "openers_omitted", 0);
         m->queueing_before = (int)get_int(o, "queueing_before", -1);
         m->queueing_after = (int)get_int(o, "queueing_after", -1);
         m->elapsed_ms = (uint64_t)get_int(o, "elapsed_ms", 0);
@@ -321,7 +340,8 @@ int mpf_result_decode(const char *s, struct mpf_map_result *ret)
 
 struct worker {
         pid_t pid;
-        int sock; /* our end: maps to flush go out, their lock fds and results come back */
+        bool killed; /* missed the deadline and its grace: SIGKILLed */
+        int sock;    /* our end: maps to flush go out, their lock fds and results come back */
         bool busy;
         size_t index; /* the map it flushes */
         const char *arg;
@@ -334,6 +354,8 @@ struct mpf_workers {
         const struct mpf_flush_params *p; /* as the workers were forked with */
         struct worker *w;
         size_t n, size;
+        size_t kept_fds;   /* lock fds of removed maps we hold until the run's udev wait */
+        uint64_t fd_limit; /* our RLIMIT_NOFILE */
 };
 
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret)
@@ -345,12 +367,40 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         x->d = d;
         x->ops = ops;
         x->parent = getpid();
+        {
+                struct rlimit rl;
+
+                x->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) >= 0 ? (uint64_t)rl.rlim_cur : 1024;
+        }
         *ret = x;
         return 0;
 }
 
+/* Wait at most max for a worker to exit: 0 (*status set), or -ETIMEDOUT if it is still there
+ * (in uninterruptible sleep, it dies when its I/O ends, if ever: it is left behind). */
+static int reap(pid_t pid, int *status, usec_t max)
+{
+        usec_t until = usec_add(now_monotonic(), max);
+        int st = 0;
+
+        for (;;) {
+                pid_t k = waitpid(pid, &st, WNOHANG);
+
+                if (k == pid || (k < 0 && errno == ECHILD))
+                        break;
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (now_monotonic() >= until)
+                        return -ETIMEDOUT;
+                (void)usleep(10 * 1000);
+        }
+        if (status)
+                *status = st;
+        return 0;
+}
+
 /* Idle workers exit when their socket closes; a busy one (only after an internal error) is
- * killed, and the guardian puts its map back. */
+ * killed, and the guardian puts its map back. None is waited for without bound. */
 static void workers_stop(struct mpf_workers *x)
 {
         for (size_t i = 0; i < x->n; i++) {
@@ -358,8 +408,15 @@ static void workers_stop(struct mpf_workers *x)
                 if (x->w[i].busy)
                         (void)kill(x->w[i].pid, SIGKILL);
         }
-        for (size_t i = 0; i < x->n; i++)
-                (void)waitpid(x->w[i].pid, NULL, 0);
+        for (size_t i = 0; i < x->n; i++) {
+                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) >= 0)
+                        continue;
+                (void)kill(x->w[i].pid, SIGKILL);
+                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) < 0)
+                        log_warning("Worker process %d does not exit (uninterruptible sleep?), leaving it "
+                                    "behind",
+                                    (int)x->w[i].pid);
+        }
         x->n = 0;
 }
 
@@ -397,15 +454,20 @@ static ssize_t receive(int sock, char **ret, int *ret_fd)
 }
 
 /* In the worker: flush one map, send the lock fds it keeps, then the result. */
-static int flush_one(struct mpf_workers *x, int sock, const char *arg)
+static int flush_one(struct mpf_workers *x, int sock, const char *arg, bool own_wait)
 {
         _cleanup_(freep) char *msg = NULL, *enc = NULL;
+        struct mpf_flush_params p = *x->p;
         struct mpf_map_result m;
         int fds[LOCK_FDS_MAX];
         size_t n_fds = 0;
         int r;
 
-        r = mpf_flush_map(x->ops, x->p, arg, &m);
+        /* the run cannot keep more fds: this map waits for its own udev cookie, as a single map
+         * does, and its locks go when udev is done with it */
+        if (own_wait)
+                p.shared_cookie = NULL;
+        r = mpf_flush_map(x->ops, &p, arg, &m);
         if (r < 0)
                 return r;
         /* without udev, libdevmapper makes and removes the nodes itself, in dm_udev_wait() */
@@ -444,6 +506,17 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
         if (getppid() != x->parent)
                 _exit(EXIT_FAILURE);
         (void)prctl(PR_SET_NAME, "mpath-flush-w");
+        /* nothing to read or print: the caller's stdin and stdout are not ours to hold (stderr
+         * still is: it carries our log) */
+        {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+                for (int i = 0; i < 2; i++)
+                        if (null < 0 || dup2(null, i) < 0)
+                                (void)close(i);
+                if (null > 2)
+                        (void)close(null);
+        }
         for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
                 x->w[i].sock = safe_close(x->w[i].sock);
         x->n = 0;
@@ -457,7 +530,8 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
                 safe_close(fd);
                 if (n <= 0)
                         break;
-                if (msg[0] != MSG_MAP || flush_one(x, sock, msg + 1) < 0)
+                if ((msg[0] != MSG_MAP && msg[0] != MSG_MAP_OWN) ||
+                    flush_one(x, sock, msg + 1, msg[0] == MSG_MAP_OWN) < 0)
                         _exit(EXIT_FAILURE);
         }
         x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
@@ -511,8 +585,19 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
         if (x->p && x->p != p)
                 workers_stop(x);
         x->p = p;
-        if (asprintf_safe(&msg, "%c%s", MSG_MAP, arg) < 0)
-                return -ENOMEM;
+        {
+                size_t in_flight = 0;
+                bool keep;
+
+                for (size_t k = 0; k < x->n; k++)
+                        in_flight += x->w[k].busy;
+                keep = mpf_pool_may_keep_locks(x->kept_fds, in_flight, x->fd_limit);
+                if (!keep && p->shared_cookie)
+                        log_debug("%s: %zu lock fds kept already, its worker waits for udev itself", arg,
+                                  x->kept_fds);
+                if (asprintf_safe(&msg, "%c%s", keep ? MSG_MAP : MSG_MAP_OWN, arg) < 0)
+                        return -ENOMEM;
+        }
         for (size_t k = 0; k < x->n && !w; k++)
                 if (!x->w[k].busy)
                         w = &x->w[k];
@@ -523,7 +608,7 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
                 /* an idle worker that died (killed from outside), or cannot be told: a new one
                  * takes the map */
                 (void)kill(w->pid, SIGKILL);
-                (void)waitpid(w->pid, NULL, 0);
+                (void)reap(w->pid, NULL, WORKER_REAP_USEC);
                 safe_close(w->sock);
                 *w = x->w[--x->n];
         }
@@ -540,21 +625,46 @@ sent:
         return 0;
 }
 
-static int died(const struct worker *w, int status, struct mpf_map_result *ret)
+static int died(const struct worker *w, int status, bool reaped, struct mpf_map_result *ret)
 {
         *ret = (struct mpf_map_result){
                 .queueing_before = -1,
                 .queueing_after = -1,
-                .result = MPF_RESULT_FAILED,
+                .result = w->killed ? MPF_RESULT_TIMEOUT : MPF_RESULT_FAILED,
                 .step = MPF_STEP_RESOLVE,
                 .attempts = 1,
+                .stuck_worker = reaped ? 0 : w->pid,
         };
         ret->map = strdup(w->arg);
-        if (!ret->map ||
-            asprintf_safe(&ret->reason, "its worker process %s %d; the guardian puts the map back",
+        if (!ret->map)
+                return -ENOMEM;
+        if (w->killed || !reaped)
+                return asprintf_safe(
+                               &ret->reason,
+                               "its worker process %s%s; the guardian puts the map back once it is gone",
+                               w->killed ? "did not finish by the deadline and was killed" : "was killed",
+                               reaped ? "" : ", and is stuck (left behind)") < 0
+                               ? -ENOMEM
+                               : 0;
+        if (asprintf_safe(&ret->reason, "its worker process %s %d; the guardian puts the map back",
                           WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
                           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) < 0)
                 return -ENOMEM;
+        return 0;
+}
+
+/* The map's locks went before udev finished with it: said in its result, not only in the log. */
+static int locks_lost(const struct worker *w, struct mpf_map_result *ret)
+{
+        char *reason = NULL;
+
+        log_warning("%s: Its locks could not be kept until udev finished with it (too many open files)",
+                    w->arg);
+        if (asprintf_safe(&reason, "%s; its locks could not be kept until udev finished with it",
+                          ret->reason ? ret->reason : mpf_result_to_string(ret->result)) < 0)
+                return -ENOMEM;
+        free(ret->reason);
+        ret->reason = reason;
         return 0;
 }
 
@@ -565,6 +675,7 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
         int fds[LOCK_FDS_MAX];
         size_t n_fds = 0;
         int status = 0, r = -ECONNRESET;
+        bool lost = false; /* a lock fd the worker sent did not reach us */
 
         for (;;) {
                 _cleanup_(freep) char *msg = NULL;
@@ -579,6 +690,8 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                         fds[n_fds++] = fd;
                         continue;
                 }
+                if (msg[0] == MSG_LOCK)
+                        lost = true; /* -EMFILE, or more than we take */
                 safe_close(fd);
                 if (msg[0] == MSG_RESULT) {
                         r = mpf_result_decode(msg + 1, ret);
@@ -592,8 +705,7 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                         return r;
                 /* no result: the worker died (or cannot be understood: it goes) */
                 (void)kill(w->pid, SIGKILL);
-                (void)waitpid(w->pid, &status, 0);
-                r = died(w, status, ret);
+                r = died(w, status, reap(w->pid, &status, WORKER_REAP_USEC) >= 0, ret);
                 return r < 0 ? r : 1;
         }
         if (n_fds > 0) {
@@ -601,10 +713,30 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                 if (r < 0) {
                         for (size_t i = 0; i < n_fds; i++)
                                 safe_close(fds[i]);
-                        log_warning_errno(r, "%s: Failed to keep the map's locks: %m, ignoring", w->arg);
-                }
+                        lost = true;
+                } else
+                        x->kept_fds += n_fds;
         }
+        if (lost)
+                return locks_lost(w, ret);
         return 0;
+}
+
+/* The workers' flushes end by the deadline; a worker still busy after it and the guardian's
+ * put-back grace is stuck. -1: no deadline. */
+static int poll_timeout_ms(const struct mpf_workers *x)
+{
+        usec_t now, until;
+
+        if (!x->p || x->p->deadline == 0 || x->p->deadline == USEC_INFINITY)
+                return -1;
+        until = usec_add(usec_add(x->p->deadline, MPF_UNDO_GRACE_USEC), WORKER_SLACK_USEC);
+        now = x->ops->now(x->ops->userdata);
+        if (now >= until)
+                return 0;
+        return (until - now) / USEC_PER_MSEC > INT_MAX
+                       ? INT_MAX
+                       : (int)((until - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
 }
 
 static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
@@ -625,16 +757,42 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
         if (n_busy == 0)
                 return -ECHILD;
         do
-                r = poll(p, x->n, -1);
+                r = poll(p, x->n, poll_timeout_ms(x));
         while (r < 0 && errno == EINTR);
         if (r < 0)
                 return negative_errno();
-        for (size_t i = 0; i < x->n && !w; i++)
-                if (p[i].revents)
-                        w = &x->w[i];
-        if (!w)
-                return -EIO;
-        r = collect(x, w, ret);
+        if (r == 0) {
+                /* past the deadline and the put-back grace: a worker that still runs is stuck;
+                 * each is killed, and its map reported timeout (one per call) */
+                for (size_t i = 0; i < x->n; i++)
+                        if (x->w[i].busy && !x->w[i].killed) {
+                                log_warning("%s: its worker process %d missed the deadline, killing it",
+                                            x->w[i].arg, (int)x->w[i].pid);
+                                (void)kill(x->w[i].pid, SIGKILL);
+                                x->w[i].killed = true;
+                        }
+                for (size_t i = 0; i < x->n && !w; i++)
+                        if (x->w[i].busy)
+                                w = &x->w[i];
+                if (!w)
+                        return -EIO;
+                {
+                        int status = 0;
+                        bool reaped = reap(w->pid, &status, WORKER_REAP_USEC) >= 0;
+
+                        r = died(w, status, reaped, ret);
+                }
+                if (r < 0)
+                        return r;
+                r = 1;
+        } else {
+                for (size_t i = 0; i < x->n && !w; i++)
+                        if (p[i].revents)
+                                w = &x->w[i];
+                if (!w)
+                        return -EIO;
+                r = collect(x, w, ret);
+        }
         if (r < 0)
                 return r;
         *ret_i = w->index;

@@ -90,6 +90,7 @@ struct fake {
         bool kernel_queueing, mpathd_queueing; /* mpatha's queueing as the kernel and multipathd see it */
         const char *lock_held_by_other;        /* this map's lock is another flusher's at the first try */
         const char *killed_at_claim;           /* the process claiming this map dies (SIGKILL) */
+        const char *hangs_at_claim;            /* the process claiming this map sleeps for good */
         unsigned locks_held;                   /* map locks taken and not yet released */
         unsigned waited_holding;               /* waits for a map lock made while holding another */
 };
@@ -385,6 +386,9 @@ static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
         record("claim %s", map->name);
         if (F.killed_at_claim && strcmp(map->name, F.killed_at_claim) == 0)
                 (void)raise(SIGKILL);
+        if (F.hangs_at_claim && strcmp(map->name, F.hangs_at_claim) == 0)
+                for (;;)
+                        (void)pause();
         if (F.dead)
                 return -EINTR;
         maybe_vanish("claim");
@@ -1672,6 +1676,41 @@ START_TEST(test_pool_one_udev_wait)
 }
 END_TEST
 
+static int f_cookie_new_fails(void *u, uint32_t *ret)
+{
+        (void)u;
+        (void)ret;
+        record("cookie_new");
+        return -ENOSPC; /* no semaphore left */
+}
+
+/* No shared cookie could be made: each map waits for udev itself before its locks go; none is
+ * released before udev finished, and no cookie is left behind. */
+START_TEST(test_pool_cookie_new_fails)
+{
+        struct mpf_ops ops = fake_ops;
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        ops.cookie_new = f_cookie_new_fails;
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        ck_assert_int_eq(mpf_run_all(&ops, &p, true, NULL, 0, &run), 0);
+        ck_assert(called("cookie_new"));
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        /* each map waits for udev right after its remove, not once at the end */
+        ck_assert_int_ge(call_index("remove mpatha"), 0);
+        ck_assert_str_eq(F.calls[call_index("remove mpatha") + 1], "udev_wait");
+        ck_assert_int_ge(call_index("remove mpathb"), 0);
+        ck_assert_str_eq(F.calls[call_index("remove mpathb") + 1], "udev_wait");
+        ck_assert_int_lt(call_index("remove mpatha"), call_index("trylock mpath-3600b"));
+        ck_assert_uint_eq(F.locks_held, 0);
+        ck_assert(!run.udev_late);
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* A map whose lock another flusher holds: set aside, flushed after the shared udev wait, once
  * every lock is released, waiting for its lock (the lock rule of doc/CONTRACT.md). */
 START_TEST(test_pool_contended_after_wait)
@@ -1736,6 +1775,38 @@ START_TEST(test_pool_worker_processes)
         /* nothing of the flushes happened in this process */
         ck_assert(!called("claim mpatha"));
         ck_assert(F.maps[0].info.exists);
+        mpf_run_done(&run);
+        mpf_workers_free(w);
+}
+END_TEST
+
+/* A worker that never answers: once the deadline and the put-back grace are over, it is killed
+ * and its map reported timeout; the run does not wait for it for good. */
+START_TEST(test_pool_worker_hangs)
+{
+        struct mpf_flush_params p = {.jobs = 2, .deadline = START + 100 * USEC_PER_MSEC};
+        struct mpf_ops ops = fake_ops;
+        struct mpf_workers *w = NULL;
+        struct mpf_pool_exec x;
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", (char *)"mpathb", NULL};
+        usec_t t0 = now_monotonic(), took;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.hangs_at_claim = "mpathb";
+        F.deadline = p.deadline;
+        ck_assert_int_eq(mpf_workers_new(NULL, &ops, &w), 0);
+        mpf_workers_exec(w, &x);
+        ops.pool_exec = &x;
+        ck_assert_int_eq(mpf_run_all(&ops, &p, false, maps, 2, &run), 0);
+        took = now_monotonic() - t0;
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
+        ck_assert_ptr_nonnull(strstr(run.maps[1].reason, "did not finish by the deadline"));
+        ck_assert_int_eq(run.maps[1].stuck_worker, 0); /* it died when killed */
+        ck_assert_uint_ge(took, MPF_UNDO_GRACE_USEC + 3 * USEC_PER_SEC);
+        ck_assert_uint_lt(took, MPF_UNDO_GRACE_USEC + 8 * USEC_PER_SEC);
         mpf_run_done(&run);
         mpf_workers_free(w);
 }
@@ -2480,8 +2551,10 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_run_all_mixed);
         tcase_add_test(tc, test_pool_precedence);
         tcase_add_test(tc, test_pool_one_udev_wait);
+        tcase_add_test(tc, test_pool_cookie_new_fails);
         tcase_add_test(tc, test_pool_contended_after_wait);
         tcase_add_test(tc, test_pool_worker_processes);
+        tcase_add_test(tc, test_pool_worker_hangs);
         tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;

@@ -88,7 +88,7 @@ END_TEST
 START_TEST(test_if_pathless)
 {
         struct mpf_options o;
-        _cleanup_(freep) char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+        _cleanup_(freep) char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL, *e5 = NULL;
 
         /* the unit's command line; a WWID with characters systemd escapes arrives unescaped */
         ck_assert_int_eq(parse(&o, &e1, "--timeout", "30", "--if-pathless", "--", "F5-lun+x_1", NULL), 0);
@@ -100,6 +100,9 @@ START_TEST(test_if_pathless)
         ck_assert_int_eq(parse(&o, &e3, "--if-pathless", "a", "b", NULL), -EINVAL);
         ck_assert_int_eq(parse(&o, &e4, "--if-pathless", "--dry-run", "a", NULL), -EINVAL);
         ck_assert_ptr_nonnull(strstr(e4, "--if-pathless takes no"));
+        /* one map: --jobs would be ignored, so it is refused */
+        ck_assert_int_eq(parse(&o, &e5, "--if-pathless", "--jobs", "4", "a", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e5, "--jobs"));
 }
 END_TEST
 

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The pool's scheduling with a scripted executor (which flush finishes when is the test's choice),
  * and the worker's result message. The flush itself under the pool: test-flush.c. */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "pool.h"
@@ -226,6 +231,95 @@ START_TEST(test_jobs_default)
 }
 END_TEST
 
+/* The run keeps lock fds only within half its fd limit, counting the maps still running. */
+START_TEST(test_may_keep_locks)
+{
+        ck_assert(mpf_pool_may_keep_locks(0, 0, 1024));
+        ck_assert(mpf_pool_may_keep_locks(512 - 16 * MPF_POOL_FDS_PER_MAP, 15, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(512 - 16 * MPF_POOL_FDS_PER_MAP + 1, 15, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(512, 0, 1024));
+        ck_assert(!mpf_pool_may_keep_locks(600, 0, 1024)); /* no wrap-around past the budget */
+        ck_assert(!mpf_pool_may_keep_locks(0, 0, 16));
+        /* at a limit of 1024, about 120 two-path maps keep their locks, not ~330 that overflow it */
+        ck_assert(!mpf_pool_may_keep_locks(3 * 170, 0, 1024));
+}
+END_TEST
+
+/* An fd that cannot be received (RLIMIT_NOFILE reached) is not lost in silence: -EMFILE. */
+START_TEST(test_fd_receive_emfile)
+{
+        int pair[2], status;
+        pid_t pid;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit rl;
+                char buf[4];
+                int fd = -EBADF, lim, ok;
+                ssize_t n;
+
+                /* the lowest free fd is the limit: no fd can be received */
+                lim = fcntl(pair[1], F_DUPFD, 0);
+                close(lim);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                rl.rlim_cur = (rlim_t)lim;
+                for (int i = lim; i < lim + 64; i++)
+                        (void)close(i);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        _exit(3);
+                if (fd_send(pair[1], "L", 1, pair[1]) < 0)
+                        _exit(4);
+                n = fd_receive(pair[0], buf, sizeof(buf), &fd);
+                ok = n == 1 && buf[0] == 'L' && fd == -EMFILE;
+                /* with room again, the next one comes with its fd */
+                rl.rlim_cur = (rlim_t)lim + 8;
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
+                if (fd_send(pair[1], "L", 1, pair[1]) < 0)
+                        _exit(4);
+                n = fd_receive(pair[0], buf, sizeof(buf), &fd);
+                ok = ok && n == 1 && fd >= 0;
+                _exit(ok ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+/* The soft fd limit goes up to the hard one, or the cap below it. */
+START_TEST(test_rlimit_nofile_raise)
+{
+        int status;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit rl;
+
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                if (rl.rlim_max < 64)
+                        _exit(2);
+                rl.rlim_cur = 32;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlimit_nofile_raise(48) < 0)
+                        _exit(3);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                if (rl.rlim_cur != 48)
+                        _exit(1);
+                if (rlimit_nofile_raise(RLIM_INFINITY) < 0)
+                        _exit(3);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                _exit(rl.rlim_cur == rl.rlim_max ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 /* What a worker sends is what the parent gets: every field but held_lock. */
 START_TEST(test_result_round_trip)
 {
@@ -261,8 +355,12 @@ START_TEST(test_result_round_trip)
         ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, 88, "sleep", "mpatha"), 0);
         ck_assert_int_eq(mpf_blockers_add_kernel_user(&a.blockers, "loop", "loop0", "mpatha"), 0);
         a.blockers.unexplained_opens = 2;
+        /* 7000 readers: one message, well within a SOCK_SEQPACKET socket's buffer (~212 KB) */
+        for (int pid = 1000; pid < 8000; pid++)
+                ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, pid, "a-long-command", "mpatha"), 0);
 
         ck_assert_int_eq(mpf_result_encode(&a, &s), 0);
+        ck_assert_uint_lt(strlen(s), 32768);
         ck_assert_int_eq(mpf_result_decode(s, &b), 0);
         ck_assert_str_eq(b.map, a.map);
         ck_assert_str_eq(b.name, a.name);
@@ -284,11 +382,12 @@ START_TEST(test_result_round_trip)
         ck_assert(strv_contains(b.blockers.holders, "dm-9"));
         ck_assert(strv_contains(b.blockers.holder_names, "vg-lv"));
         ck_assert(strv_contains(b.blockers.swaps, "/dev/dm-4"));
+        ck_assert_uint_eq(b.blockers.openers_omitted, 7001 - MPF_BLOCKERS_LIST_MAX);
         ck_assert_uint_eq(b.blockers.n_mounts, 1);
         ck_assert_str_eq(b.blockers.mounts[0].target, "/mnt/a b");
         ck_assert_str_eq(b.blockers.mounts[0].device, "mpatha-part1");
         ck_assert_int_eq(b.blockers.mounts[0].pid, 77);
-        ck_assert_uint_eq(b.blockers.n_openers, 1);
+        ck_assert_uint_eq(b.blockers.n_openers, MPF_BLOCKERS_LIST_MAX);
         ck_assert_str_eq(b.blockers.openers[0].comm, "sleep");
         ck_assert_uint_eq(b.blockers.n_kernel_users, 1);
         ck_assert_str_eq(b.blockers.kernel_users[0].kind, "loop");
@@ -335,6 +434,9 @@ static Suite *pool_suite(void)
         tcase_add_test(tc, test_start_fails);
         tcase_add_test(tc, test_jobs_default);
         tcase_add_test(tc, test_result_round_trip);
+        tcase_add_test(tc, test_may_keep_locks);
+        tcase_add_test(tc, test_fd_receive_emfile);
+        tcase_add_test(tc, test_rlimit_nofile_raise);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -117,6 +117,32 @@ START_TEST(test_blockers)
         mpf_blockers_done(&b);
         mpf_blockers_done(&b);
         mpf_blockers_done(NULL);
+}
+END_TEST
+
+/* A map held open by thousands of processes: the first MPF_BLOCKERS_LIST_MAX are listed, the
+ * rest only counted (once per process), so its result stays small. */
+START_TEST(test_blockers_capped)
+{
+        struct mpf_blockers b = {};
+        _cleanup_(freep) char *s = NULL;
+
+        for (int pid = 1000; pid < 8000; pid++) {
+                ck_assert_int_eq(mpf_blockers_add_opener(&b, pid, "reader", "mpatha"), 0);
+                ck_assert_int_eq(mpf_blockers_add_opener(&b, pid, "reader", "mpatha-part1"), 0);
+        }
+        for (int i = 0; i < 150; i++)
+                ck_assert_int_eq(mpf_blockers_add_mount(&b, "mpatha", "/mnt", 2000 + i), 0);
+        ck_assert_uint_eq(b.n_openers, MPF_BLOCKERS_LIST_MAX);
+        ck_assert_uint_eq(b.openers_omitted, 7000 - MPF_BLOCKERS_LIST_MAX / 2);
+        ck_assert_uint_eq(b.n_mounts, MPF_BLOCKERS_LIST_MAX);
+        ck_assert_uint_eq(b.mounts_omitted, 50);
+        s = mpf_blockers_describe(&b);
+        ck_assert_ptr_nonnull(strstr(s, "opened by 6950 more processes"));
+        ck_assert_ptr_nonnull(strstr(s, "50 more mounts"));
+        ck_assert_uint_lt(strlen(s), 16384);
+        mpf_blockers_done(&b);
+        ck_assert_uint_eq(b.openers_omitted, 0);
         ck_assert(!mpf_blockers_any(&b));
 }
 END_TEST
@@ -130,6 +156,7 @@ static Suite *result_suite(void)
         tcase_add_test(tc, test_exit_codes);
         tcase_add_test(tc, test_precedence);
         tcase_add_test(tc, test_blockers);
+        tcase_add_test(tc, test_blockers_capped);
         suite_add_tcase(s, tc);
         return s;
 }
