@@ -99,12 +99,12 @@ int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const cha
         struct mpf_mount *m;
         char *d, *t;
 
-        d = strdup(device);
-        t = strdup(target);
         if (b->n_mounts >= MPF_BLOCKERS_LIST_MAX) {
                 b->mounts_omitted++;
                 return 0;
         }
+        d = strdup(device);
+        t = strdup(target);
         m = realloc(b->mounts, sizeof(*m) * (b->n_mounts + 1));
         if (!d || !t || !m) {
                 free(d);
