@@ -56,13 +56,21 @@ paths1=$(lab_map_paths "$m1")
 p1=$(echo "$paths1" | head -n 1)
 head -c 32M /dev/urandom > /tmp/data
 want=$(sha256sum < /tmp/data | cut -d' ' -f1)
-chain "$m1" 6 &
+chain "$m1" 8 &
 chain1=$!
 sleep 0.5
-t_check "32 MiB written through the page cache, no sync" dd if=/tmp/data of="/dev/mapper/$m1" bs=1M status=none
-before=$(sectors_written "$m1")
-dirty=$(dirty_kb)
-t_check "the data is still dirty after dd's close ($dirty kB dirty)" test "$dirty" -ge 28672
+# Something outside the test may start a write-back before the flush (a CI run once
+# found 5 of the 32 MiB written back right after dd): write again until at least
+# 24 MiB is dirty, at most three times.
+for try in 1 2 3; do
+        t_check "32 MiB written through the page cache, no sync (try $try)" \
+                dd if=/tmp/data of="/dev/mapper/$m1" bs=1M status=none
+        before=$(sectors_written "$m1")
+        dirty=$(dirty_kb)
+        [ "$dirty" -ge 24576 ] && break
+        t_diag "only $dirty kB dirty after dd's close: writing again"
+done
+t_check "the data is still dirty after dd's close ($dirty kB dirty)" test "$dirty" -ge 24576
 lab_run r mpath-flush --json --timeout 20 "$m1"
 wait "$chain1"
 after=0
@@ -70,8 +78,8 @@ for p in $paths1; do after=$((after + $(awk '{ print $7 }' "/sys/block/$p/stat")
 t_is "map 1: exit 0" "$r_rc" 0
 t_is "map 1: result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
 t_check_fails "map 1: the map is gone" lab_map_exists "$m1"
-t_check "map 1: at least 28 of the 32 MiB reached the paths during mpath-flush's run ($((after - before)) sectors)" \
-        test $((after - before)) -ge 57344
+t_check "map 1: at least 24 of the 32 MiB reached the paths during mpath-flush's run ($((after - before)) sectors)" \
+        test $((after - before)) -ge 49152
 t_diag "map 1: mpath-flush took $r_ms ms"
 got=$(dd if="/dev/$p1" bs=1M count=32 iflag=direct status=none | sha256sum | cut -d' ' -f1)
 t_is "map 1: the path device's checksum matches what was written" "$got" "$want"
