@@ -356,6 +356,10 @@ struct mpf_workers {
         size_t n, size;
         size_t kept_fds;   /* lock fds of removed maps we hold until the run's udev wait */
         uint64_t fd_limit; /* our RLIMIT_NOFILE */
+        /* The workers' stderr: a pipe we copy to ours. A worker stuck in uninterruptible sleep
+         * and left behind then holds this pipe, not the caller's stderr: a caller that reads our
+         * output to its end ($(...), subprocess.run) gets it when we exit. */
+        int log_fd[2];
 };
 
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret)
@@ -367,6 +371,7 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         x->d = d;
         x->ops = ops;
         x->parent = getpid();
+        x->log_fd[0] = x->log_fd[1] = -EBADF;
         {
                 struct rlimit rl;
 
@@ -376,9 +381,49 @@ int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_
         return 0;
 }
 
+/* Copy what the workers logged to our stderr, as much as is there now (lines of at most
+ * PIPE_BUF bytes arrive whole: each worker writes a line at once). */
+static void relay_log(struct mpf_workers *x)
+{
+        char buf[PIPE_BUF];
+
+        if (!x || x->log_fd[0] < 0)
+                return;
+        for (;;) {
+                ssize_t n = read(x->log_fd[0], buf, sizeof(buf));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return;
+                for (ssize_t k = 0, w; k < n; k += w) {
+                        w = write(STDERR_FILENO, buf + k, (size_t)(n - k));
+                        if (w < 0 && errno == EINTR)
+                                w = 0;
+                        else if (w <= 0)
+                                break; /* our stderr is gone: nothing to tell it */
+                }
+        }
+}
+
+static int log_pipe_open(struct mpf_workers *x)
+{
+        if (x->log_fd[0] >= 0)
+                return 0;
+        if (pipe2(x->log_fd, O_CLOEXEC) < 0)
+                return negative_errno();
+        /* we read when poll() says so and never wait on it; the workers' writes block */
+        if (fcntl(x->log_fd[0], F_SETFL, O_NONBLOCK) < 0)
+                return negative_errno();
+        /* room for a busy log while we are at something else; the default size if refused */
+        (void)fcntl(x->log_fd[1], F_SETPIPE_SZ, 1024 * 1024);
+        return 0;
+}
+
 /* Wait at most max for a worker to exit: 0 (*status set), or -ETIMEDOUT if it is still there
- * (in uninterruptible sleep, it dies when its I/O ends, if ever: it is left behind). */
-static int reap(pid_t pid, int *status, usec_t max)
+ * (in uninterruptible sleep, it dies when its I/O ends, if ever: it is left behind). What the
+ * workers log meanwhile is passed on, so that none waits on a full log pipe. */
+static int reap(struct mpf_workers *x, pid_t pid, int *status, usec_t max)
 {
         usec_t until = usec_add(now_monotonic(), max);
         int st = 0;
@@ -392,6 +437,7 @@ static int reap(pid_t pid, int *status, usec_t max)
                         return negative_errno();
                 if (now_monotonic() >= until)
                         return -ETIMEDOUT;
+                relay_log(x);
                 (void)usleep(10 * 1000);
         }
         if (status)
@@ -409,15 +455,16 @@ static void workers_stop(struct mpf_workers *x)
                         (void)kill(x->w[i].pid, SIGKILL);
         }
         for (size_t i = 0; i < x->n; i++) {
-                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) >= 0)
+                if (reap(x, x->w[i].pid, NULL, WORKER_REAP_USEC) >= 0)
                         continue;
                 (void)kill(x->w[i].pid, SIGKILL);
-                if (reap(x->w[i].pid, NULL, WORKER_REAP_USEC) < 0)
+                if (reap(x, x->w[i].pid, NULL, WORKER_REAP_USEC) < 0)
                         log_warning("Worker process %d does not exit (uninterruptible sleep?), leaving it "
                                     "behind",
                                     (int)x->w[i].pid);
         }
         x->n = 0;
+        relay_log(x);
 }
 
 struct mpf_workers *mpf_workers_free(struct mpf_workers *x)
@@ -425,6 +472,8 @@ struct mpf_workers *mpf_workers_free(struct mpf_workers *x)
         if (!x)
                 return NULL;
         workers_stop(x);
+        for (size_t i = 0; i < 2; i++)
+                x->log_fd[i] = safe_close(x->log_fd[i]);
         free(x->w);
         free(x);
         return NULL;
@@ -506,8 +555,9 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
         if (getppid() != x->parent)
                 _exit(EXIT_FAILURE);
         (void)prctl(PR_SET_NAME, "mpath-flush-w");
-        /* nothing to read or print: the caller's stdin and stdout are not ours to hold (stderr
-         * still is: it carries our log) */
+        /* nothing of the caller's stdio is ours to hold: nothing to read or print, and our log
+         * goes through the run (the journal, if the caller's stderr is its stream: decided before
+         * the fork) */
         {
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
 
@@ -516,6 +566,10 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
                                 (void)close(i);
                 if (null > 2)
                         (void)close(null);
+                if (dup2(x->log_fd[1], STDERR_FILENO) < 0)
+                        (void)close(STDERR_FILENO);
+                x->log_fd[0] = safe_close(x->log_fd[0]);
+                x->log_fd[1] = safe_close(x->log_fd[1]);
         }
         for (size_t i = 0; i < x->n; i++) /* the other workers' sockets */
                 x->w[i].sock = safe_close(x->w[i].sock);
@@ -540,7 +594,7 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
 
 static int fork_worker(struct mpf_workers *x, struct worker **ret)
 {
-        int pair[2];
+        int pair[2], r;
         pid_t pid;
 
         if (x->n >= x->size) {
@@ -552,14 +606,17 @@ static int fork_worker(struct mpf_workers *x, struct worker **ret)
                 x->w = w;
                 x->size = size;
         }
+        r = log_pipe_open(x);
+        if (r < 0)
+                return r;
+        (void)log_to_journal(); /* decided on the caller's stderr, not on the pipe */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return negative_errno();
         fflush(stdout);
         fflush(stderr);
         pid = fork();
         if (pid < 0) {
-                int r = negative_errno();
-
+                r = negative_errno();
                 safe_close(pair[0]);
                 safe_close(pair[1]);
                 return r;
@@ -608,7 +665,7 @@ static int workers_start(void *u, size_t i, const char *arg, const struct mpf_fl
                 /* an idle worker that died (killed from outside), or cannot be told: a new one
                  * takes the map */
                 (void)kill(w->pid, SIGKILL);
-                (void)reap(w->pid, NULL, WORKER_REAP_USEC);
+                (void)reap(x, w->pid, NULL, WORKER_REAP_USEC);
                 safe_close(w->sock);
                 *w = x->w[--x->n];
         }
@@ -705,7 +762,7 @@ static int collect(struct mpf_workers *x, struct worker *w, struct mpf_map_resul
                         return r;
                 /* no result: the worker died (or cannot be understood: it goes) */
                 (void)kill(w->pid, SIGKILL);
-                r = died(w, status, reap(w->pid, &status, WORKER_REAP_USEC) >= 0, ret);
+                r = died(w, status, reap(x, w->pid, &status, WORKER_REAP_USEC) >= 0, ret);
                 return r < 0 ? r : 1;
         }
         if (n_fds > 0) {
@@ -747,7 +804,8 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
         size_t n_busy = 0;
         int r;
 
-        p = calloc(x->n ? x->n : 1, sizeof(*p));
+        /* the workers' sockets, then their log */
+        p = calloc(x->n + 1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
         for (size_t i = 0; i < x->n; i++) {
@@ -756,11 +814,22 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
         }
         if (n_busy == 0)
                 return -ECHILD;
-        do
-                r = poll(p, x->n, poll_timeout_ms(x));
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-                return negative_errno();
+        p[x->n] = (struct pollfd){.fd = x->log_fd[0], .events = POLLIN};
+        for (;;) {
+                r = poll(p, x->n + 1, poll_timeout_ms(x));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return negative_errno();
+                if (p[x->n].revents == 0)
+                        break;
+                relay_log(x);
+                p[x->n].revents = 0;
+                if (r == 1)
+                        continue; /* only the log had something */
+                r--;
+                break;
+        }
         if (r == 0) {
                 /* past the deadline and the put-back grace: a worker that still runs is stuck;
                  * each is killed, and its map reported timeout (one per call) */
@@ -778,7 +847,7 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
                         return -EIO;
                 {
                         int status = 0;
-                        bool reaped = reap(w->pid, &status, WORKER_REAP_USEC) >= 0;
+                        bool reaped = reap(x, w->pid, &status, WORKER_REAP_USEC) >= 0;
 
                         r = died(w, status, reaped, ret);
                 }

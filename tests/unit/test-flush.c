@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The ordered flush against a fake world: every step, every failure branch, the restore. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include <json-c/json.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,8 +93,10 @@ struct fake {
         const char *lock_held_by_other;        /* this map's lock is another flusher's at the first try */
         const char *killed_at_claim;           /* the process claiming this map dies (SIGKILL) */
         const char *hangs_at_claim;            /* the process claiming this map sleeps for good */
-        unsigned locks_held;                   /* map locks taken and not yet released */
-        unsigned waited_holding;               /* waits for a map lock made while holding another */
+        pid_t *hang_child;       /* ... and first forks a child that holds its fds after it is killed (as a
+                                  * process in uninterruptible sleep would), its pid put here (shared) */
+        unsigned locks_held;     /* map locks taken and not yet released */
+        unsigned waited_holding; /* waits for a map lock made while holding another */
 };
 
 static struct fake F;
@@ -386,9 +390,20 @@ static int f_claim(void *u, const struct mpf_dm_info *map, int *fd)
         record("claim %s", map->name);
         if (F.killed_at_claim && strcmp(map->name, F.killed_at_claim) == 0)
                 (void)raise(SIGKILL);
-        if (F.hangs_at_claim && strcmp(map->name, F.hangs_at_claim) == 0)
+        if (F.hangs_at_claim && strcmp(map->name, F.hangs_at_claim) == 0) {
+                log_info("%s: fake: hanging at claim", map->name);
+                if (F.hang_child) {
+                        pid_t pid = fork();
+
+                        if (pid == 0) {
+                                (void)sleep(60);
+                                _exit(0);
+                        }
+                        *F.hang_child = pid;
+                }
                 for (;;)
                         (void)pause();
+        }
         if (F.dead)
                 return -EINTR;
         maybe_vanish("claim");
@@ -1812,6 +1827,70 @@ START_TEST(test_pool_worker_hangs)
 }
 END_TEST
 
+/* A worker left behind (here: a child of a hung worker that outlives it, as a worker in
+ * uninterruptible sleep would) does not hold the caller's stderr: a caller that reads our output
+ * to its end has it as soon as the run is over. What the workers log reaches it all the same. */
+START_TEST(test_pool_worker_log_relayed)
+{
+        struct mpf_flush_params p = {.jobs = 2, .deadline = START + 100 * USEC_PER_MSEC};
+        struct mpf_ops ops = fake_ops;
+        struct mpf_workers *w = NULL;
+        struct mpf_pool_exec x;
+        struct mpf_run run;
+        char *maps[] = {(char *)"mpatha", (char *)"mpathb", NULL};
+        char buf[65536];
+        size_t got = 0;
+        int pipefd[2], saved, flags;
+        usec_t until;
+        bool eof = false;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.hangs_at_claim = "mpathb";
+        F.hang_child = mmap(NULL, sizeof(pid_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(F.hang_child, MAP_FAILED);
+        *F.hang_child = 0;
+        F.deadline = p.deadline;
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        saved = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved, 0);
+        ck_assert_int_ge(dup2(pipefd[1], STDERR_FILENO), 0);
+        close(pipefd[1]); /* the caller's stderr is our fd 2, as a program's is */
+        log_set_journal(false);
+        log_set_max_level(LOG_INFO);
+        ck_assert_int_eq(mpf_workers_new(NULL, &ops, &w), 0);
+        mpf_workers_exec(w, &x);
+        ops.pool_exec = &x;
+        ck_assert_int_eq(mpf_run_all(&ops, &p, false, maps, 2, &run), 0);
+        mpf_workers_free(w);
+        /* the caller's end: our stderr is all that is left of it */
+        ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+        close(saved);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_TIMEOUT);
+        flags = fcntl(pipefd[0], F_GETFL);
+        ck_assert_int_eq(fcntl(pipefd[0], F_SETFL, flags | O_NONBLOCK), 0);
+        /* the hung worker's child keeps its fds for a minute: end of file at once all the same */
+        until = now_monotonic() + 3 * USEC_PER_SEC;
+        while (!eof && now_monotonic() < until) {
+                ssize_t n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got);
+
+                if (n == 0)
+                        eof = true;
+                else if (n > 0)
+                        got += (size_t)n;
+                else
+                        (void)usleep(10 * 1000);
+        }
+        buf[got] = 0;
+        close(pipefd[0]);
+        ck_assert_int_gt(*F.hang_child, 0);
+        (void)kill(*F.hang_child, SIGKILL);
+        ck_assert_msg(eof, "the caller's stderr is still held after the run");
+        ck_assert_ptr_nonnull(strstr(buf, "mpathb: fake: hanging at claim"));
+        mpf_run_done(&run);
+}
+END_TEST
+
 START_TEST(test_run_all_one_udev_wait)
 {
         struct mpf_flush_params p = {.deadline = START + TIMEOUT};
@@ -2555,6 +2634,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_pool_contended_after_wait);
         tcase_add_test(tc, test_pool_worker_processes);
         tcase_add_test(tc, test_pool_worker_hangs);
+        tcase_add_test(tc, test_pool_worker_log_relayed);
         tcase_add_test(tc, test_run_all_list_fails);
         suite_add_tcase(s, tc);
         return s;
