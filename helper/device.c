@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mpathd.h"
+#include "pathlock.h"
 #include "syncer.h"
 #include "undo.h"
 #include "usage.h"
@@ -229,7 +230,8 @@ static int path_nodes(struct mpf_device *d, const struct mpf_dm_info *map, char 
         return 0;
 }
 
-static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock)
+static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock,
+                    struct mpf_stuck *ret_stuck)
 {
         struct mpf_device *d = u;
         _cleanup_(strv_freep) char **paths = NULL;
@@ -239,6 +241,7 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t
         size_t n = 0, n_fds = 0;
         int r;
 
+        *ret_stuck = (struct mpf_stuck){};
         r = mpf_lock_map(mpf_rundir(), map->uuid, try_map, deadline, &map_fd);
         if (r < 0)
                 return r;
@@ -247,7 +250,12 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t
         r = path_nodes(d, map, &paths, &n);
         if (r < 0)
                 return r;
-        r = mpf_lock_paths(paths, n, deadline, &fds, &n_fds);
+        /* opened by a worker: an open waits out SCSI error recovery, unbounded (pathlock.h) */
+        r = mpf_pathlock_take(paths, n, deadline, &fds, &n_fds, ret_stuck);
+        if (r == -ETIMEDOUT && ret_stuck->pid > 0)
+                log_warning("%s: %s did not return before the deadline (SCSI error recovery?); its worker "
+                            "(pid %i) is stuck in the kernel and was left behind",
+                            map->name, ret_stuck->in, (int)ret_stuck->pid);
         if (r < 0)
                 return r;
         l = calloc(1, sizeof(*l));
@@ -449,9 +457,13 @@ static int dev_active_paths(void *u, const char *name)
         return mpf_multipath_status_active_paths(status);
 }
 
-static void dev_release(void *u, int fd)
+static int dev_release(void *u, int fd, bool write_back, usec_t until, pid_t *ret_stuck)
 {
+        struct mpf_device *d = u;
+
+        /* never the map's last close while the worker holds its own open */
         safe_close(fd);
+        return mpf_syncer_close(d->syncer, write_back, until, ret_stuck);
 }
 
 static int dev_remove(void *u, const char *name, bool deferred, uint32_t *cookie)

@@ -3,15 +3,19 @@
  * The ordered flush of one dm-multipath map, top to bottom:
  *
  *   resolve      find the map; only "mpath-" maps with one multipath target are ours
- *   lock         map lock, then path device locks (doc/CONTRACT.md); re-check the map
+ *   lock         map lock, then path device locks, taken and held by a worker process (a path
+ *                device open waits out SCSI error recovery); re-check the map
  *   in-use       holders, mounts in every namespace, swaps, loop devices, lasting open fds: named,
  *                or busy; opens nobody accounts for are a kernel user (busy) unless no path is usable
  *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
- *   flush        write back and fsync, in a worker process, bounded by the deadline
- *   sole-opener  our fd must be the only open; transient openers get a bounded backoff
- *   remove       DM_DEV_REMOVE (or deferred remove), never a suspend
+ *   flush        write back and fsync, in a worker process, bounded by the deadline; the worker
+ *                keeps its own open of the map, so that our close is never the map's last
+ *   sole-opener  our fd and the worker's must be the only opens; transient openers get a bounded
+ *                backoff
+ *   remove       close ours, then the worker writes back what others dirtied since and closes its
+ *                open, the last (bounded); DM_DEV_REMOVE (or deferred remove), never a suspend
  *   udev-wait    bounded wait for udev to finish with the removed node
  *   done
  *
@@ -48,6 +52,7 @@ struct flush {
 
         void *lock;
         int fd;
+        unsigned own_opens; /* opens of the map that are ours: our fd, and the write-back worker's */
         uint32_t cookie;
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
@@ -184,6 +189,27 @@ static void finish_cookie(struct flush *f)
         (void)f->ops->udev_wait(f->ops->userdata, &f->map, f->cookie, f->p->deadline);
         f->cookie = 0;
         f->udev_pending = false;
+}
+
+static void note_stuck(struct flush *f, pid_t stuck)
+{
+        if (stuck > 0 && f->res->stuck_worker == 0)
+                f->res->stuck_worker = stuck;
+}
+
+/* Close our fd, and the worker's open of the map, when the flush stops short of removing it. The
+ * worker's close may be the map's last, which writes back what others dirtied: it is waited for a
+ * moment only; a worker stuck in it is left behind and named. */
+static void release(struct flush *f)
+{
+        pid_t stuck = 0;
+
+        if (f->fd < 0)
+                return;
+        (void)f->ops->release(f->ops->userdata, f->fd, false, usec_add(now(f), RELEASE_GRACE_USEC), &stuck);
+        f->fd = -EBADF;
+        f->own_opens = 0;
+        note_stuck(f, stuck);
 }
 
 static int describe_blockers(struct flush *f, char **ret)
@@ -336,14 +362,24 @@ static int step_lock(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
         struct mpf_dm_info info;
+        struct mpf_stuck stuck = {};
         int r;
 
         *done = true;
         /* --if-pathless took them already (lastpath.c) */
-        r = f->p->locked ? 0 : o->lock(o->userdata, &f->map, f->p->lock_try, f->p->deadline, &f->lock);
+        r = f->p->locked ? 0
+                         : o->lock(o->userdata, &f->map, f->p->lock_try, f->p->deadline, &f->lock, &stuck);
         if (r == -EAGAIN && f->p->lock_try) {
                 f->res->lock_contended = true; /* the pool flushes it again, with no other lock held */
                 return stop(f, MPF_RESULT_BUSY, MPF_STEP_LOCK, "another flusher holds the map lock");
+        }
+        if (r == -ETIMEDOUT && stuck.pid > 0) {
+                note_stuck(f, stuck.pid);
+                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
+                            "could not take the path locks before the deadline: %s did not return (SCSI "
+                            "error recovery?); the worker doing it (pid %d) is stuck in the kernel and was "
+                            "left behind, holding no lock and no descriptor of ours",
+                            stuck.in, (int)stuck.pid);
         }
         if (r == -ETIMEDOUT)
                 return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_LOCK,
@@ -840,24 +876,24 @@ static int step_claim(struct flush *f, bool *done)
                                     "the map was removed by someone else");
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_CLAIM, "cannot open the map: %s", strerror(-r));
         }
+        f->own_opens = 1;
         *done = false;
         return 0;
 }
 
 /* ---- 7 flush ---- */
 
-static int step_flush(struct flush *f, bool *done)
+/* What a write-back came to: the flush step's, or the one the worker makes before its last close
+ * (what others wrote meanwhile). Returns 0 to go on (written back; or failed for lack of any path,
+ * which keeping the map would not save: said so), 1 when the flush stops here with the map kept
+ * (the result says why, naming the write-back as `what`). */
+static int writeback_outcome(struct flush *f, int r, pid_t stuck, MpfStep step, const char *what)
 {
-        pid_t stuck = 0;
-        int r;
-
-        *done = true;
-        r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline, &stuck);
         if (r == -EIO && f->ops->active_paths(f->ops->userdata, f->map.name) == 0) {
                 /* Data could not be written, and no path is usable: it failed for lack of a path
                  * (once queueing is off, or earlier: the error is reported to whoever syncs first).
                  * Its pages are no longer dirty; keeping the map saves none of it. Go on, and say so. */
-                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "flush",
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, mpf_step_to_string(step),
                         "written data was lost: the write-back failed (%m) and no path is usable");
                 f->res->data_lost = true;
                 r = 0;
@@ -870,47 +906,60 @@ static int step_flush(struct flush *f, bool *done)
                 int n = f->ops->active_paths(f->ops->userdata, f->map.name);
 
                 if (n == 0) {
-                        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "flush",
+                        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, mpf_step_to_string(step),
                                 "data written back; the device cache flush failed and no path is active, "
                                 "ignoring");
                         f->cache_flush_failed = true;
-                } else {
-                        f->ops->release(f->ops->userdata, f->fd);
-                        f->fd = -EBADF;
-                        restore_queueing(f);
-                        if (n < 0)
-                                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
-                                            "the device cache flush failed, and the path states cannot be "
-                                            "read (%s): written data may not be stable",
-                                            strerror(-n));
-                        return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
-                                    "the device cache flush failed with %d active path(s): written data may "
-                                    "not be stable",
-                                    n);
+                        return 0;
                 }
+                release(f);
+                restore_queueing(f);
+                if (n < 0)
+                        return stop(f, MPF_RESULT_FAILED, step,
+                                    "the device cache flush failed, and the path states cannot be read "
+                                    "(%s): written data may not be stable",
+                                    strerror(-n)) +
+                               1;
+                return stop(f, MPF_RESULT_FAILED, step,
+                            "the device cache flush failed with %d active path(s): written data may not be "
+                            "stable",
+                            n) +
+                       1;
         }
-        if (r >= 0) {
-                step_debug(f, MPF_STEP_FLUSH, "fsync done");
-                *done = false;
+        if (r >= 0)
                 return 0;
-        }
-        f->ops->release(f->ops->userdata, f->fd);
-        f->fd = -EBADF;
+        release(f);
         restore_queueing(f);
         if (r == -ETIMEDOUT && stuck > 0) {
-                f->res->stuck_worker = stuck;
-                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH,
-                            "fsync did not finish before the deadline; its worker (pid %d) is stuck in the "
+                note_stuck(f, stuck);
+                return stop(f, MPF_RESULT_TIMEOUT, step,
+                            "%s did not finish before the deadline; its worker (pid %d) is stuck in the "
                             "kernel and was left behind, holding an open of the map but not its claim",
-                            (int)stuck);
+                            what, (int)stuck) +
+                       1;
         }
         if (r == -ETIMEDOUT)
-                return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_FLUSH,
-                            "fsync did not finish before the deadline");
+                return stop(f, MPF_RESULT_TIMEOUT, step, "%s did not finish before the deadline", what) + 1;
         if (r == -EIO)
-                return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH,
-                            "fsync failed: data could not be written (EIO)");
-        return stop(f, MPF_RESULT_FAILED, MPF_STEP_FLUSH, "fsync failed: %s", strerror(-r));
+                return stop(f, MPF_RESULT_FAILED, step, "%s failed: data could not be written (EIO)", what) +
+                       1;
+        return stop(f, MPF_RESULT_FAILED, step, "%s failed: %s", what, strerror(-r)) + 1;
+}
+
+static int step_flush(struct flush *f, bool *done)
+{
+        pid_t stuck = 0;
+        int r;
+
+        *done = true;
+        r = f->ops->flush(f->ops->userdata, f->fd, f->p->deadline, &stuck);
+        if (r != -ETIMEDOUT)
+                f->own_opens = 2; /* the worker keeps its open of the map until release() */
+        if (writeback_outcome(f, r, stuck, MPF_STEP_FLUSH, "fsync") > 0)
+                return 0;
+        step_debug(f, MPF_STEP_FLUSH, "fsync done");
+        *done = false;
+        return 0;
 }
 
 /* ---- 8 sole-opener ---- */
@@ -938,13 +987,12 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
 
                 r = o->info_by_name(o->userdata, f->map.name, &info);
                 if (r < 0) {
-                        o->release(o->userdata, f->fd);
-                        f->fd = -EBADF;
+                        release(f);
                         restore_queueing(f);
                         return stop(f, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, "cannot look up the map: %s",
                                     strerror(-r));
                 }
-                if (!info.exists || info.open_count <= 1) {
+                if (!info.exists || info.open_count <= (int)MAX(f->own_opens, 1U)) {
                         *done = false;
                         return 0;
                 }
@@ -962,8 +1010,7 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
                 *done = false;
                 return 0;
         }
-        o->release(o->userdata, f->fd);
-        f->fd = -EBADF;
+        release(f);
         restore_queueing(f);
         rescan_blockers(f);
         r = describe_blockers(f, &who);
@@ -999,6 +1046,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
         const struct mpf_ops *o = f->ops;
         usec_t until = f->p->deadline;
         struct backoff b;
+        pid_t stuck = 0;
         int r;
 
         *done = true;
@@ -1009,10 +1057,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                         r = o->remove(o->userdata, f->targets[i].name, true, &f->cookie);
                         f->udev_pending = true;
                         if (r < 0 && r != -ENXIO) {
-                                if (f->fd >= 0) {
-                                        o->release(o->userdata, f->fd);
-                                        f->fd = -EBADF;
-                                }
+                                release(f);
                                 finish_cookie(f);
                                 restore_queueing(f);
                                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_REMOVE,
@@ -1022,10 +1067,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 }
                 r = o->remove(o->userdata, f->map.name, true, &f->cookie);
                 f->udev_pending = true;
-                if (f->fd >= 0) {
-                        o->release(o->userdata, f->fd);
-                        f->fd = -EBADF;
-                }
+                release(f);
                 if (r < 0 && r != -ENXIO) {
                         finish_cookie(f);
                         restore_queueing(f);
@@ -1036,8 +1078,16 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 return 0;
         }
 
-        o->release(o->userdata, f->fd);
+        /* Our close first (never the last: the worker holds its own open), then the worker writes back
+         * what others wrote since the flush step and closes its open: the map's last close, which
+         * would write back in the kernel, unbounded, if it were ours. */
+        r = o->release(o->userdata, f->fd, true, MAX(f->p->deadline, usec_add(now(f), RELEASE_GRACE_USEC)),
+                       &stuck);
         f->fd = -EBADF;
+        f->own_opens = 0;
+        if (writeback_outcome(f, r, stuck, MPF_STEP_REMOVE,
+                              "the write-back of what others wrote to the map after the flush step") > 0)
+                return 0;
         if (f->p->wait_busy)
                 until = MIN(until, usec_add(now(f), WAIT_BUSY_LOCKED_USEC));
         backoff_init(&b, REMOVE_BACKOFF_FIRST_USEC, REMOVE_BACKOFF_MAX_USEC);
@@ -1217,8 +1267,8 @@ static int dry_run(struct flush *f)
         if (plan(f, "claim: open /dev/mapper/%s read-only, exclusive", f->map.name) < 0 ||
             (n >= 0 ? plan(f, "flush: fsync (%d active path(s))", n)
                     : plan(f, "flush: fsync (path states unreadable: %s)", strerror(-n))) < 0 ||
-            plan(f, "sole-opener: open count must be 1") < 0 || plan(f, "remove: %s", f->map.name) < 0 ||
-            plan(f, "udev-wait") < 0)
+            plan(f, "sole-opener: open count must be 2 (our claim and the write-back worker's open)") < 0 ||
+            plan(f, "remove: %s", f->map.name) < 0 || plan(f, "udev-wait") < 0)
                 return -ENOMEM;
         return stop(f, MPF_RESULT_REMOVED, MPF_STEP_IN_USE, "nothing blocks the removal");
 }
@@ -1326,10 +1376,7 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         r = flush_steps(&f, arg);
 
         /* whatever happened: no fd, no cookie, queueing as found unless the map is gone */
-        if (f.fd >= 0) {
-                ops->release(ops->userdata, f.fd);
-                f.fd = -EBADF;
-        }
+        release(&f);
         finish_cookie(&f);
         restore_queueing(&f);
         if (ret->result != MPF_RESULT_REMOVED && ret->result != MPF_RESULT_DEFERRED)

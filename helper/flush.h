@@ -6,6 +6,7 @@
 
 #include "deadline.h"
 #include "dm.h"
+#include "pathlock.h"
 #include "result.h"
 #include "undo.h"
 #include "usage.h"
@@ -26,6 +27,8 @@
 #define WAIT_BUSY_LOCKED_USEC (1 * USEC_PER_SEC)
 /* Restoring queueing is never skipped for lack of time: it gets this much past the deadline. */
 #define RESTORE_GRACE_USEC MPF_UNDO_GRACE_USEC
+/* Closing the map (and the write-back worker's open of it) may take this long past the deadline. */
+#define RELEASE_GRACE_USEC (100 * USEC_PER_MSEC)
 /* Naming who keeps a map busy, once we give up at the deadline, may take this long past it. */
 #define RESCAN_GRACE_USEC (500 * USEC_PER_MSEC)
 
@@ -52,9 +55,11 @@ struct mpf_ops {
         /* -ETIMEDOUT when the deadline passes during the scan */
         int (*scan_usage)(void *u, const struct mpf_target *targets, size_t n, usec_t deadline,
                           struct mpf_blockers *ret, unsigned *ret_explained);
-        /* -ETIMEDOUT at the deadline, -ENXIO when the map vanished; try_map: the map lock is tried
+        /* -ETIMEDOUT at the deadline (*ret_stuck: the worker opening the path devices, if it was left
+         * behind stuck in the kernel), -ENXIO when the map vanished; try_map: the map lock is tried
          * once (-EAGAIN: another flusher holds it), the path locks wait as usual */
-        int (*lock)(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock);
+        int (*lock)(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock,
+                    struct mpf_stuck *ret_stuck);
         void (*unlock)(void *u, void *lock);
         int (*message)(void *u, const char *name, const char *msg);
         /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail" */
@@ -63,9 +68,13 @@ struct mpf_ops {
         int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
         /* write back + fsync bounded by the deadline: 0; 1 written back but the device cache
          * flush failed; -EIO data could not be written; -ETIMEDOUT, with *ret_stuck the pid of a
-         * worker that did not die when killed (stuck in the kernel), else 0 */
+         * worker that did not die when killed (stuck in the kernel), else 0. Unless it returns
+         * -ETIMEDOUT, the worker then keeps its own open of the map until release(). */
         int (*flush)(void *u, int fd, usec_t deadline, pid_t *ret_stuck);
-        void (*release)(void *u, int fd);
+        /* close our fd (the claim), then have the worker close its open of the map, which is then
+         * the last close (it writes back what others dirtied meanwhile): with write_back, after
+         * one more write-back + fsync. Bounded by until; returns as flush() does. */
+        int (*release)(void *u, int fd, bool write_back, usec_t until, pid_t *ret_stuck);
         /* the map's path devices that still exist (sysfs slaves), names sorted by dev_t; -ENXIO
          * when the map is gone */
         int (*paths)(void *u, const struct mpf_dm_info *map, char ***ret_names);

@@ -154,6 +154,7 @@ int mpf_lastpath(const struct mpf_ops *ops, const struct mpf_lastpath_params *p,
 {
         struct lastpath l = {.ops = ops, .p = p, .status = MPF_EXIT_OK};
         _cleanup_(strv_freep) char **prev = NULL;
+        struct mpf_stuck stuck = {};
         void *lock = NULL;
         int r;
 
@@ -168,7 +169,7 @@ int mpf_lastpath(const struct mpf_ops *ops, const struct mpf_lastpath_params *p,
         }
         l.wwid = startswith(l.map.uuid, MPF_MPATH_UUID_PREFIX);
 
-        r = ops->lock(ops->userdata, &l.map, false, p->deadline, &lock);
+        r = ops->lock(ops->userdata, &l.map, false, p->deadline, &lock, &stuck);
         if (r == -ENXIO) {
                 log_info("%s: the map disappeared, nothing to do", arg);
                 return MPF_EXIT_OK;

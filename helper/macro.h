@@ -110,3 +110,15 @@ ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
 int rlimit_nofile_raise(rlim_t cap);
 /* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
 void close_all_but(int keep);
+
+/* What a child forked by fork_with_socket() lets go of before it returns. */
+enum {
+        FORK_NULL_STDIO = 1 << 0,    /* stdin, stdout, stderr on /dev/null: a child that may be left
+                                      * behind must not hold the caller's output open */
+        FORK_CLOSE_FDS = 1 << 1,     /* every other fd >= 3 closed: no copy of a lock or a claim */
+        FORK_RESET_SIGNALS = 1 << 2, /* default dispositions and an empty signal mask */
+};
+/* A SOCK_SEQPACKET socket pair and a fork (stdout and stderr flushed first). In the parent: the
+ * child's pid (> 0), *ret_sock our end. In the child: 0, *ret_sock its end (the parent's end is
+ * closed), after what flags ask. A negative errno when either fails. */
+pid_t fork_with_socket(unsigned flags, int *ret_sock);

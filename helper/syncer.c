@@ -14,9 +14,15 @@
  * FLUSH_ONLY_FAILED | errno when all data was written back but the device cache flush failed. */
 #define FLUSH_ONLY_FAILED 128
 
+/* What the worker is asked to do; each is answered with a status. */
+#define MSG_SYNC 'S'       /* sync the descriptor that comes with it (or the one it holds); keep it */
+#define MSG_WRITE_BACK 'W' /* sync the one it holds, then close it */
+#define MSG_CLOSE 'C'      /* close the one it holds */
+
 struct mpf_syncer {
-        pid_t pid; /* 0: no worker */
-        int sock;  /* our end of the worker's socket pair */
+        pid_t pid;    /* 0: no worker */
+        int sock;     /* our end of the worker's socket pair */
+        bool holding; /* the worker holds a descriptor of a map open */
 };
 
 static int errno_status(int e)
@@ -43,37 +49,39 @@ static int sync_one(int fd)
         return 0;
 }
 
-/* One fd from the socket: >= 0; -ECONNRESET when the other end is gone. */
-static int receive_fd(int sock)
-{
-        char byte;
-        ssize_t n;
-        int fd;
-
-        n = fd_receive(sock, &byte, 1, &fd);
-        if (n < 0)
-                return (int)n;
-        if (n == 0)
-                return -ECONNRESET;
-        if (fd < 0)
-                return -EBADMSG;
-        return fd;
-}
-
-static int send_fd(int sock, int fd)
-{
-        return fd_send(sock, "S", 1, fd);
-}
-
+/* The worker keeps the descriptor it synced open until told to close it (MSG_CLOSE, or
+ * MSG_WRITE_BACK: sync it again first, then close it), or until its socket closes. Its close is then
+ * the map's last one, which writes back what others dirtied meanwhile: here, not in the caller. */
 _Noreturn static void worker(int sock)
 {
-        for (;;) {
-                int fd = receive_fd(sock), status;
+        int held = -EBADF;
 
-                if (fd < 0)
-                        _exit(fd == -ECONNRESET ? EXIT_SUCCESS : EXIT_FAILURE);
-                status = sync_one(fd);
-                (void)close(fd);
+        for (;;) {
+                char kind = 0;
+                int fd = -EBADF, status = 0;
+                ssize_t n = fd_receive(sock, &kind, 1, &fd);
+
+                if (n <= 0) {
+                        safe_close(held);
+                        _exit(n == 0 || n == -ECONNRESET ? EXIT_SUCCESS : EXIT_FAILURE);
+                }
+                if (fd >= 0) {
+                        safe_close(held); /* one it still held (its release failed): not ours to keep */
+                        held = fd;
+                }
+                switch (kind) {
+                case MSG_SYNC:
+                        status = held >= 0 ? sync_one(held) : EBADF;
+                        break;
+                case MSG_WRITE_BACK:
+                        status = held >= 0 ? sync_one(held) : 0;
+                        held = safe_close(held);
+                        break;
+                case MSG_CLOSE:
+                default:
+                        held = safe_close(held);
+                        break;
+                }
                 if (send(sock, &status, sizeof(status), MSG_NOSIGNAL) != sizeof(status))
                         _exit(EXIT_FAILURE);
         }
@@ -81,35 +89,20 @@ _Noreturn static void worker(int sock)
 
 static int spawn(struct mpf_syncer *s)
 {
-        int pair[2];
+        int sock;
         pid_t pid;
 
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-                return negative_errno();
-        pid = fork();
-        if (pid < 0) {
-                int r = negative_errno();
-                (void)close(pair[0]);
-                (void)close(pair[1]);
-                return r;
-        }
-        if (pid == 0) {
-                int null;
-
-                /* The worker may hang in D state for good: it must not keep copies of our lock
-                 * fds (a flock lives as long as any copy of its open file description), nor our
-                 * caller's stdin, stdout and stderr (a caller reading our output until EOF, as
-                 * $(mpath-flush ...) does, would wait for it). */
-                null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
-                for (int i = 0; i < 3; i++)
-                        if (null < 0 || dup2(null, i) < 0)
-                                (void)close(i);
-                close_all_but(pair[1]);
-                worker(pair[1]);
-        }
-        (void)close(pair[1]);
+        /* The worker may hang in D state for good: it must not keep copies of our lock fds (a flock
+         * lives as long as any copy of its open file description), nor our caller's stdin, stdout
+         * and stderr (a caller reading our output until EOF, as $(mpath-flush ...) does, would wait
+         * for it). */
+        pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS | FORK_RESET_SIGNALS, &sock);
+        if (pid < 0)
+                return (int)pid;
+        if (pid == 0)
+                worker(sock);
         s->pid = pid;
-        s->sock = pair[0];
+        s->sock = sock;
         return 0;
 }
 
@@ -146,6 +139,7 @@ static pid_t discard(struct mpf_syncer *s)
         (void)waitpid(s->pid, NULL, WNOHANG);
         s->sock = safe_close(s->sock);
         s->pid = 0;
+        s->holding = false;
         return stuck;
 }
 
@@ -179,9 +173,16 @@ struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
         if (!s)
                 return NULL;
         if (s->pid > 0) {
-                /* idle (a busy worker is always discarded): it exits when its socket closes */
-                s->sock = safe_close(s->sock);
-                (void)waitpid(s->pid, NULL, 0);
+                /* Idle (a busy worker is always discarded), it exits when its socket closes; if it
+                 * still holds a map open, that close may be the map's last and write back for long:
+                 * it is waited for a moment only, then left to finish on its own. */
+                if (s->holding)
+                        (void)mpf_syncer_close(s, false, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC),
+                                               NULL);
+                if (s->pid > 0) {
+                        s->sock = safe_close(s->sock);
+                        (void)waitpid(s->pid, NULL, 0);
+                }
         }
         free(s);
         return NULL;
@@ -217,44 +218,34 @@ static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status
         }
 }
 
-int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_stuck)
+/* Send one request (with fd, if >= 0), starting a worker if none runs (a worker that died while
+ * idle is replaced once), and wait for its answer until the deadline. A worker that misses it is
+ * discarded, and *ret_stuck is its pid if it did not die. */
+static int request(struct mpf_syncer *s, char kind, int fd, usec_t deadline, pid_t *ret_stuck)
 {
-        _cleanup_(closep) int plain = -EBADF;
         int status = 0, r;
 
-        if (ret_stuck)
-                *ret_stuck = 0;
-        if (deadline_passed(deadline, now_monotonic()))
-                return -ETIMEDOUT;
-        plain = reopen_plain(fd);
-        if (plain < 0) {
-                /* no /proc: the worker gets our descriptor, and with it, if it is left behind, our
-                 * claim */
-                log_debug_errno(plain,
-                                "Cannot open the device again through /proc (%m), passing our descriptor");
-                plain = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                if (plain < 0)
-                        return negative_errno();
-        }
         for (int attempt = 0;; attempt++) {
                 if (s->pid <= 0) {
                         r = spawn(s);
                         if (r < 0)
                                 return r;
                 }
-                r = send_fd(s->sock, plain);
+                r = fd_send(s->sock, &kind, 1, fd);
                 if (r >= 0)
                         break;
-                /* a worker that died while idle (killed by someone): one new one */
+                /* a worker that died while idle (killed by someone): one new one; what it held
+                 * went with it, unseen */
                 (void)discard(s);
+                if (kind != MSG_SYNC)
+                        return -EINTR;
                 if (attempt > 0 || (r != -EPIPE && r != -ECONNRESET && r != -ECONNREFUSED))
                         return r;
         }
-        /* the worker has its copy; ours would keep the device open for nothing */
-        plain = safe_close(plain);
         r = receive_status(s, deadline, &status);
         if (r < 0) {
-                /* fsync on a map without paths can hang for good: leave the worker behind */
+                /* fsync (or the last close) on a map without paths can hang for good: leave the
+                 * worker behind */
                 pid_t stuck = discard(s);
 
                 if (stuck > 0)
@@ -270,6 +261,49 @@ int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_st
                 return 1;
         }
         return -status;
+}
+
+int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_stuck)
+{
+        _cleanup_(closep) int plain = -EBADF;
+        int r;
+
+        if (ret_stuck)
+                *ret_stuck = 0;
+        if (deadline_passed(deadline, now_monotonic()))
+                return -ETIMEDOUT;
+        plain = reopen_plain(fd);
+        if (plain < 0) {
+                /* no /proc: the worker gets our descriptor, and with it, if it is left behind, our
+                 * claim */
+                log_debug_errno(plain,
+                                "Cannot open the device again through /proc (%m), passing our descriptor");
+                plain = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (plain < 0)
+                        return negative_errno();
+        }
+        r = request(s, MSG_SYNC, plain, deadline, ret_stuck);
+        /* whatever it answered, it holds the descriptor now (unless it was discarded) */
+        s->holding = s->pid > 0;
+        return r;
+}
+
+bool mpf_syncer_holding(const struct mpf_syncer *s)
+{
+        return s && s->holding;
+}
+
+int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t *ret_stuck)
+{
+        int r;
+
+        if (ret_stuck)
+                *ret_stuck = 0;
+        if (!s || !s->holding || s->pid <= 0)
+                return 0;
+        r = request(s, write_back ? MSG_WRITE_BACK : MSG_CLOSE, -EBADF, until, ret_stuck);
+        s->holding = false;
+        return r;
 }
 
 int mpf_fsync_bounded(int fd, usec_t deadline)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "deadline.h"
@@ -15,6 +16,11 @@
  * an open of the map, but neither the caller's O_EXCL claim nor its output, so the caller returns
  * and the map can be claimed (mounted) again. The next map gets a new worker. One worker serves
  * every map of a run, so --all forks once, not once a map.
+ *
+ * The worker keeps the descriptor open after its write-back, until mpf_syncer_close(). So the
+ * caller's own close of its claim is never the map's last close: the last close writes back (in
+ * the kernel, blkdev_put) whatever another opener dirtied after our write-back, and can block as
+ * long as an fsync. It happens in the worker, bounded like the write-back.
  */
 
 /* How long a killed worker gets to die before it counts as stuck and is left behind. */
@@ -31,12 +37,21 @@ static inline void mpf_syncer_freep(struct mpf_syncer **s)
 }
 
 /* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), then fsync, in the worker, on a descriptor of
- * the same device as fd (fd itself, the caller's claim, never leaves the caller). Returns 0; 1
+ * the same device as fd (fd itself, the caller's claim, never leaves the caller), which the worker
+ * then keeps open until mpf_syncer_close() (mpf_syncer_holding()). Returns 0; 1
  * when all dirty data was written back but the device cache flush failed; -errno (-EIO) when data
  * could not be written back; -ETIMEDOUT at the deadline (the worker is killed, and left behind if
  * it is stuck in D state: then *ret_stuck is its pid, else 0); -EINTR when someone else killed
  * the worker. ret_stuck may be NULL. */
 int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_stuck);
+/* The worker holds a descriptor of the map open (after mpf_syncer_sync(), until
+ * mpf_syncer_close() or until the worker is discarded). */
+bool mpf_syncer_holding(const struct mpf_syncer *s);
+/* The worker closes the descriptor it holds; with write_back, it syncs it first as
+ * mpf_syncer_sync() does. Its close may be the map's last, which writes back what others dirtied.
+ * Waits until `until`; returns as mpf_syncer_sync() (-EINTR: the worker went away, and its
+ * descriptor with it). 0 when it holds none. ret_stuck may be NULL. */
+int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t *ret_stuck);
 /* The worker's pid, 0 if none runs (tests). */
 pid_t mpf_syncer_pid(const struct mpf_syncer *s);
 

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -137,6 +139,55 @@ void close_all_but(int keep)
                         if (i != keep)
                                 (void)close(i);
         }
+}
+
+pid_t fork_with_socket(unsigned flags, int *ret_sock)
+{
+        int pair[2];
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return negative_errno();
+        /* what is buffered would be written twice, once by each */
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+
+                safe_close(pair[0]);
+                safe_close(pair[1]);
+                return r;
+        }
+        if (pid > 0) {
+                safe_close(pair[1]);
+                *ret_sock = pair[0];
+                return pid;
+        }
+        safe_close(pair[0]);
+        if (flags & FORK_RESET_SIGNALS) {
+                struct sigaction sa = {.sa_handler = SIG_DFL};
+                sigset_t none;
+
+                for (int sig = 1; sig < _NSIG; sig++)
+                        if (sig != SIGKILL && sig != SIGSTOP)
+                                (void)sigaction(sig, &sa, NULL);
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+        }
+        if (flags & FORK_NULL_STDIO) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+                for (int i = 0; i < 3; i++)
+                        if (null < 0 || dup2(null, i) < 0)
+                                (void)close(i);
+                if (null > 2)
+                        (void)close(null);
+        }
+        if (flags & FORK_CLOSE_FDS)
+                close_all_but(pair[1]);
+        *ret_sock = pair[1];
+        return 0;
 }
 
 union fd_control {

@@ -2,6 +2,8 @@
 /* The parts of the real device layer that need no device-mapper. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -15,6 +17,7 @@
 #include "usage.h"
 #include "tests.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -46,6 +49,52 @@ START_TEST(test_close_all_but)
         close(a);
         close(b);
         close(keep);
+}
+END_TEST
+
+/* fork_with_socket()'s child hygiene: stdio on /dev/null, nothing else of ours but its socket,
+ * default signals and an empty mask; the two ends talk. */
+START_TEST(test_fork_with_socket)
+{
+        int other = open("/dev/null", O_RDONLY | O_CLOEXEC), sock = -EBADF, st;
+        sigset_t mask, old;
+        char byte = 0;
+        pid_t pid;
+
+        ck_assert_int_ge(other, 3);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &mask, &old), 0);
+        ck_assert(signal(SIGHUP, SIG_IGN) != SIG_ERR);
+        pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS | FORK_RESET_SIGNALS, &sock);
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char target[64] = "";
+                sigset_t now;
+                struct sigaction sa;
+
+                if (fcntl(other, F_GETFD) >= 0 || fcntl(sock, F_GETFD) < 0)
+                        _exit(1);
+                if (readlink("/proc/self/fd/2", target, sizeof(target) - 1) <= 0 ||
+                    strcmp(target, "/dev/null") != 0)
+                        _exit(2);
+                if (sigprocmask(SIG_SETMASK, NULL, &now) < 0 || sigismember(&now, SIGTERM))
+                        _exit(3);
+                if (sigaction(SIGHUP, NULL, &sa) < 0 || sa.sa_handler != SIG_DFL)
+                        _exit(4);
+                if (send(sock, "k", 1, 0) != 1)
+                        _exit(5);
+                _exit(0);
+        }
+        ck_assert_int_eq(recv(sock, &byte, 1, 0), 1);
+        ck_assert_int_eq(byte, 'k');
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        ck_assert_int_eq(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+        signal(SIGHUP, SIG_DFL);
+        close(sock);
+        close(other);
 }
 END_TEST
 
@@ -82,6 +131,19 @@ static void write_file(const char *path, const char *text)
         ck_assert_int_eq(fclose(f), 0);
 }
 
+/* Can we take LOCK_EX on path right now (nobody holds a lock on it)? */
+static bool flock_free(const char *path)
+{
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                ck_assert_int_eq(errno, EWOULDBLOCK);
+                return false;
+        }
+        return true;
+}
+
 /* The path devices are listed once the map lock is ours: a path added while another flusher held
  * the map lock is locked too. (/dev/null and /dev/zero stand in for the path devices.) */
 START_TEST(test_lock_lists_paths_after_map_lock)
@@ -90,6 +152,7 @@ START_TEST(test_lock_lists_paths_after_map_lock)
         struct mpf_dm_info map = {.exists = true, .name = "mpatha", .uuid = "mpath-3600a"};
         _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
         struct mpf_ops ops;
+        struct mpf_stuck stuck;
         void *lock = NULL;
         int ready[2], st;
         char c;
@@ -144,12 +207,18 @@ START_TEST(test_lock_lists_paths_after_map_lock)
 
         ck_assert_int_eq(mpf_device_new(false, &d), 0);
         mpf_device_ops(d, &ops);
-        ck_assert_int_eq(ops.lock(ops.userdata, &map, false, now_monotonic() + 5 * USEC_PER_SEC, &lock), 0);
+        ck_assert_int_eq(
+                ops.lock(ops.userdata, &map, false, now_monotonic() + 5 * USEC_PER_SEC, &lock, &stuck), 0);
+        ck_assert_int_eq(stuck.pid, 0);
         ck_assert_int_eq(waitpid(pid, &st, 0), pid);
         ck_assert(WIFEXITED(st));
         ck_assert_int_eq(WEXITSTATUS(st), 0);
-        ck_assert_uint_eq(((struct mpf_lock *)lock)->n_path_fds, 2);
+        /* both held (by the path lock worker), and let go with the map's locks */
+        ck_assert(!flock_free("/dev/null"));
+        ck_assert(!flock_free("/dev/zero"));
         ops.unlock(ops.userdata, lock);
+        ck_assert(flock_free("/dev/null"));
+        ck_assert(flock_free("/dev/zero"));
         ck_assert_int_eq(unsetenv(MPF_SYSFS_ENV), 0);
         ck_assert_int_eq(unsetenv(MPF_RUNDIR_ENV), 0);
 }
@@ -161,6 +230,7 @@ static Suite *device_suite(void)
         TCase *tc = tcase_create("device");
 
         tcase_add_test(tc, test_close_all_but);
+        tcase_add_test(tc, test_fork_with_socket);
         tcase_add_test(tc, test_socket_listening);
         tcase_add_test(tc, test_lock_lists_paths_after_map_lock);
         suite_add_tcase(s, tc);

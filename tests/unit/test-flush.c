@@ -70,6 +70,10 @@ struct fake {
         size_t n_sectors_seq, sectors_pos;
         usec_t udev_wait_takes; /* the next udev wait moves the clock on by this much */
         bool claimed;
+        bool worker_holds;           /* the write-back worker holds its open of the map (after flush) */
+        int release_r;               /* the worker's write-back before its last close (release at remove) */
+        pid_t release_stuck;         /* ... which times out, leaving this worker behind */
+        struct mpf_stuck lock_stuck; /* a lock that times out leaves this worker behind */
         int part_open_count;
         int opener_seq[SEQ_MAX]; /* pid of a process opener per scan (0: none), the last one repeats */
         size_t n_opener_seq, opener_pos;
@@ -212,6 +216,8 @@ static void fill(struct fake_map *m, struct mpf_dm_info *ret)
                 ret->open_count = F.open_seq[F.open_pos < F.n_open_seq ? F.open_pos : F.n_open_seq - 1];
                 F.open_pos++;
         }
+        if (m && m == &F.maps[0] && F.worker_holds)
+                ret->open_count++; /* the write-back worker's own open */
 }
 
 static int f_info_by_name(void *u, const char *name, struct mpf_dm_info *ret)
@@ -310,18 +316,22 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, usec_t de
         return 0;
 }
 
-static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret)
+static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret,
+                  struct mpf_stuck *ret_stuck)
 {
         record("%s %s", try_map ? "trylock" : "lock", map->uuid);
         check_deadline("lock", deadline, false);
+        *ret_stuck = (struct mpf_stuck){};
         if (try_map && F.lock_held_by_other && strcmp(map->uuid, F.lock_held_by_other) == 0) {
                 F.lock_held_by_other = NULL; /* released by the time we come back */
                 return -EAGAIN;
         }
         if (!try_map && F.locks_held > 0)
                 F.waited_holding++;
-        if (F.lock_r == -ETIMEDOUT)
+        if (F.lock_r == -ETIMEDOUT) {
                 F.clock = deadline;
+                *ret_stuck = F.lock_stuck;
+        }
         if (F.lock_r < 0)
                 return F.lock_r;
         if (F.lock_removes_map)
@@ -424,6 +434,7 @@ static int f_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         if (F.flush_r == -ETIMEDOUT)
                 F.clock = deadline;
         *ret_stuck = F.flush_r == -ETIMEDOUT ? F.stuck_worker : 0;
+        F.worker_holds = F.flush_r != -ETIMEDOUT;
         return F.flush_r;
 }
 
@@ -442,12 +453,26 @@ static int f_active_paths(void *u, const char *name)
         return F.active_paths_r;
 }
 
-static void f_release(void *u, int fd)
+static int f_release(void *u, int fd, bool write_back, usec_t until, pid_t *ret_stuck)
 {
+        bool held = F.worker_holds;
+
         ck_assert_int_eq(fd, 42);
         ck_assert(F.claimed);
         F.claimed = false;
+        F.worker_holds = false;
+        *ret_stuck = 0;
         record("release");
+        if (held && write_back) {
+                record("worker write-back");
+                if (F.release_r == -ETIMEDOUT) {
+                        ck_assert_uint_ge(until, F.deadline);
+                        F.clock = until;
+                        *ret_stuck = F.release_stuck;
+                }
+                return F.release_r;
+        }
+        return 0;
 }
 
 static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
@@ -709,6 +734,7 @@ START_TEST(test_happy_path_order)
                 "claim mpatha",
                 "flush",
                 "release",
+                "worker write-back",
                 "remove mpatha",
                 "udev_wait",
                 "record", /* gone: nothing left to put back */
@@ -1195,6 +1221,126 @@ START_TEST(test_no_step_after_deadline)
         assert_untouched();
         ck_assert(!called("claim mpatha"));
         ck_assert(called("unlock"));
+}
+END_TEST
+
+/* A path device open that waits out SCSI error recovery past the deadline: timeout at lock, the
+ * worker that was opening it named with the device; nothing was changed. */
+START_TEST(test_lock_timeout_stuck_worker)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.lock_r = -ETIMEDOUT;
+        F.lock_stuck = (struct mpf_stuck){.pid = 4343, .in = "opening /dev/sdb"};
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_LOCK);
+        ck_assert_int_eq(r.stuck_worker, 4343);
+        ck_assert_ptr_nonnull(strstr(r.reason, "opening /dev/sdb"));
+        ck_assert_ptr_nonnull(strstr(r.reason, "pid 4343"));
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+        assert_untouched();
+        ck_assert(!called("unlock")); /* never locked */
+}
+END_TEST
+
+/* A lock that simply came too late (another holder) names no worker. */
+START_TEST(test_lock_timeout_no_stuck_worker)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.lock_r = -ETIMEDOUT;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_LOCK);
+        ck_assert_int_eq(r.stuck_worker, 0);
+}
+END_TEST
+
+/* The worker holds its own open of the map from the flush step on: sole-opener counts it as ours,
+ * and it closes last, after ours, writing back what others wrote meanwhile, before the remove. */
+START_TEST(test_worker_closes_last)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_lt(call_index("flush"), call_index("release"));
+        ck_assert_int_eq(call_index("worker write-back"), call_index("release") + 1);
+        ck_assert_int_lt(call_index("worker write-back"), call_index("remove mpatha"));
+        ck_assert_int_eq(r.stuck_worker, 0);
+}
+END_TEST
+
+/* A third open besides ours and the worker's: still busy at sole-opener. */
+START_TEST(test_sole_opener_counts_worker_once)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.open_seq[0] = 2; /* ours and someone else's (the worker's comes on top) */
+        F.n_open_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_SOLE_OPENER);
+        ck_assert(!called("worker write-back")); /* a plain close: no write-back of others' data */
+        ck_assert(!called("remove mpatha"));
+        assert_restored();
+}
+END_TEST
+
+/* The map's last close (in the worker) writes back what a transient opener dirtied after the flush
+ * step, and stalls past the deadline: timeout at remove, the worker named, the map kept as found. */
+START_TEST(test_last_close_stalls)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.release_r = -ETIMEDOUT;
+        F.release_stuck = 4444;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert_int_eq(r.stuck_worker, 4444);
+        ck_assert_ptr_nonnull(strstr(r.reason, "pid 4444"));
+        ck_assert(!called("remove mpatha"));
+        assert_restored();
+        ck_assert(called("create mpatha-part1"));
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_TIMEOUT);
+}
+END_TEST
+
+/* ... fails for lack of any path (queueing is off): removed, written data reported lost. With a
+ * usable path the map is kept. */
+START_TEST(test_last_close_eio)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r, r2;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.release_r = -EIO;
+        F.active_paths_r = 0;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(r.data_lost);
+        ck_assert(called("remove mpatha"));
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.release_r = -EIO;
+        F.active_paths_r = 2;
+        flush("mpatha", false, false, &r2);
+        ck_assert_int_eq(r2.result, MPF_RESULT_FAILED);
+        ck_assert_int_eq(r2.step, MPF_STEP_REMOVE);
+        ck_assert(!r2.data_lost);
+        ck_assert(!called("remove mpatha"));
+        assert_restored();
 }
 END_TEST
 
@@ -2579,6 +2725,12 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_unexplained_status_unreadable_busy);
         tcase_add_test(tc, test_unexplained_transient_proceeds);
         tcase_add_test(tc, test_flush_timeout_stuck_worker);
+        tcase_add_test(tc, test_lock_timeout_stuck_worker);
+        tcase_add_test(tc, test_lock_timeout_no_stuck_worker);
+        tcase_add_test(tc, test_worker_closes_last);
+        tcase_add_test(tc, test_sole_opener_counts_worker_once);
+        tcase_add_test(tc, test_last_close_stalls);
+        tcase_add_test(tc, test_last_close_eio);
         tcase_add_test(tc, test_no_step_after_deadline);
         tcase_add_test(tc, test_lock_rereads_queueing);
         tcase_add_test(tc, test_flush_timeout);

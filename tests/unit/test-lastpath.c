@@ -43,8 +43,10 @@ static int f_info(void *u, const char *s, struct mpf_dm_info *ret)
         return 0;
 }
 
-static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret)
+static int f_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret,
+                  struct mpf_stuck *ret_stuck)
 {
+        *ret_stuck = (struct mpf_stuck){};
         record("lock");
         if (F.lock_r < 0)
                 return F.lock_r;

@@ -138,8 +138,27 @@ START_TEST(test_killed_worker_replaced)
 }
 END_TEST
 
-/* The worker holds /dev/null as stdio and its socket only: none of the fds we had open when it started
- * (locks, the map), and after answering not even the fd it synced. */
+/* Open fds above stdio in process pid. */
+static int count_fds(pid_t pid)
+{
+        char dir[64];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+        d = opendir(dir);
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && atoi(de->d_name) > 2)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* The worker holds /dev/null as stdio, its socket, and its own open of what it synced (not our fd:
+ * opened again, so that it shares no O_EXCL claim): none of the fds we had open when it started
+ * (locks, the map). */
 START_TEST(test_worker_holds_nothing_of_ours)
 {
         _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
@@ -164,7 +183,7 @@ START_TEST(test_worker_holds_nothing_of_ours)
                         n++;
         }
         closedir(d);
-        ck_assert_int_eq(n, 1); /* its socket */
+        ck_assert_int_eq(n, 2); /* its socket, and its own open of the file it synced */
         /* and not our stdin, stdout, stderr: a caller reading our output to EOF must not wait for it */
         for (int k = 0; k < 3; k++) {
                 char link[128], target[64] = "";
@@ -174,6 +193,65 @@ START_TEST(test_worker_holds_nothing_of_ours)
                 ck_assert_str_eq(target, "/dev/null");
         }
         close(lockfd);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
+/* After its write-back the worker keeps its own open of the file until told to close it: then our
+ * close is never the last. Closing with write_back syncs it first and passes the error up. */
+START_TEST(test_worker_holds_until_closed)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        pid_t pid, stuck = -1;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert(!mpf_syncer_holding(s));
+        ck_assert_int_eq(mpf_syncer_close(s, true, now_monotonic() + 5 * USEC_PER_SEC, &stuck), 0);
+        ck_assert_int_eq(mpf_syncer_pid(s), 0); /* nothing held: no worker started for it */
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert(mpf_syncer_holding(s));
+        ck_assert_int_eq(count_fds(pid), 2);
+        close(fd); /* ours goes: the worker's open is the last */
+        ck_assert_int_eq(mpf_syncer_close(s, true, now_monotonic() + 5 * USEC_PER_SEC, &stuck), 0);
+        ck_assert_int_eq(stuck, 0);
+        ck_assert(!mpf_syncer_holding(s));
+        ck_assert_int_eq(count_fds(pid), 1);
+        ck_assert_int_eq(mpf_syncer_pid(s), pid); /* the same worker serves the next map */
+        unlink(p);
+}
+END_TEST
+
+/* A worker that does not close by the deadline is killed and named if it does not die; one that
+ * was killed by someone is reported (-EINTR): its open went with it, unseen. */
+START_TEST(test_close_bounded)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        pid_t pid, stuck = -1;
+        usec_t t;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_syncer_close(s, true, t + 200 * USEC_PER_MSEC, &stuck), -ETIMEDOUT);
+        ck_assert_int_eq(stuck, 0); /* SIGKILL ends a stopped process at once */
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+        ck_assert(!mpf_syncer_holding(s));
+        ck_assert_int_eq(mpf_syncer_pid(s), 0);
+
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_int_eq(mpf_syncer_close(s, false, now_monotonic() + 5 * USEC_PER_SEC, &stuck), -EINTR);
+        ck_assert(!mpf_syncer_holding(s));
         close(fd);
         unlink(p);
 }
@@ -191,6 +269,8 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_missed_deadline_replaces_worker);
         tcase_add_test(tc, test_killed_worker_replaced);
         tcase_add_test(tc, test_worker_holds_nothing_of_ours);
+        tcase_add_test(tc, test_worker_holds_until_closed);
+        tcase_add_test(tc, test_close_bounded);
         suite_add_tcase(s, tc);
         return s;
 }
