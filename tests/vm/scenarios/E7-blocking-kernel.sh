@@ -1,23 +1,33 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # E7: a blocking call of the kernel's own that the deadline must bound too,
-# caught by `out=$(mpath-flush --json -t 3 MAP)` (a caller that reads our output
+# caught by `out=$(mpath-flush --json -t 3 ...)` (a caller that reads our output
 # until EOF): a path device open during SCSI error recovery. Every command is
 # ignored (scsi_debug opts=4), so a read times out and both hosts enter error
-# handling; opening a path device (sd_open) then waits for its end, in D state.
-# The path locks are taken by a worker that holds them: the helper answers
-# within 4 s with `timeout` at `lock`, names the stuck worker and the device it
-# was opening, and the map is left as found; once the recovery ends, the worker
-# goes and the map is flushed as usual.
+# handling; opening any path device (sd_open) then waits for its end, in D state.
+# The path devices are opened and locked by a short-lived worker that hands the
+# locks back (pathlock.c). Three maps on the same two hosts, two callers at once:
+#   (a) one map, the sequential path;
+#   (b) --jobs 2 over the two others, the pool (each pool worker forks its own
+#       path lock worker).
+# Each answers within the deadline and a grace (under 7 s for -t 3, generous for a
+# loaded host; the old helper does not answer until the recovery ends) with
+# `timeout` at `lock`, names the stuck worker and the device it was opening; the
+# worker holds nothing of ours (stdio on /dev/null, no lock: the map lock is free
+# at once); the maps are left as found. Once the recovery ends the workers go,
+# and the maps are flushed as usual.
 # Without udev and without multipathd (its checkers would queue more commands).
-# mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
 sdbg=/sys/bus/pseudo/drivers/scsi_debug
-lab_setup 1 multipathd
+lab_setup 3 multipathd
 t_check "multipathd stops" lab_mpathd_stop
-t_check "queueing on again" dmsetup message "$map" 0 queue_if_no_path
+maps=$(lab_maps)
+for m in $maps; do t_check "$m: queueing on again" dmsetup message "$m" 0 queue_if_no_path; done
 lab_udev_stop
+others=$(printf '%s\n' $maps | sed 1d)
+uuid() { dmsetup info -c --noheadings -o uuid "$1"; }
+lock_free() { flock -n "/run/mpath-flush/lock/$(uuid "$1")" true; }
 paths=$(lab_map_paths "$map")
 # alive PID: the process exists and is not a zombie
 alive() {
@@ -50,39 +60,64 @@ _i=0
 until in_recovery || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
 t_check "both SCSI hosts are in error recovery" in_recovery
 run_bg a mpath-flush --json -t 3 "$map"
-wait_file "$MPF_LAB_OUT/a.rc" 8
-t_check "(a) out=\$(mpath-flush --json -t 3) returns" test -s "$MPF_LAB_OUT/a.rc"
-rc= ms=
-[ -s "$MPF_LAB_OUT/a.rc" ] && read -r rc ms < "$MPF_LAB_OUT/a.rc"
-out=$(cat "$MPF_LAB_OUT/a.json" 2> /dev/null)
-printf '%s\n' "$out"
-cat "$MPF_LAB_OUT/a.err"
+run_bg b mpath-flush --json --jobs 2 -t 3 $others
+wait_file "$MPF_LAB_OUT/a.rc" 12
+wait_file "$MPF_LAB_OUT/b.rc" 2
 t_check "the hosts were still in error recovery" in_recovery
-t_diag "(a) out=\$(mpath-flush --json -t 3) returned in $ms ms"
-t_check "(a) within 4 s" test "${ms:-99999}" -lt 4000
-t_is "(a) exit 5 (timeout)" "$rc" 5
-t_is "(a) at lock" "$(printf '%s' "$out" | jq -r '.maps[0].step')" lock
-worker=$(printf '%s' "$out" | jq -r '.maps[0].stuck_worker')
-t_like "(a) the stuck worker is named" "$worker" '^[0-9]+$'
-t_like "(a) and in the reason" "$(printf '%s' "$out" | jq -r '.maps[0].reason')" "/dev/sd.*pid $worker"
-t_check "(a) it is still in the kernel" alive "$worker"
-t_diag "(a) worker $worker: $(cut -d' ' -f3 "/proc/$worker/stat" 2> /dev/null) in $(cat "/proc/$worker/wchan" 2> /dev/null)"
-t_is "(a) its stdout is not ours" "$(readlink "/proc/$worker/fd/1")" /dev/null
-t_check "(a) the map is there" lab_map_exists "$map"
-t_check "(a) queueing untouched" lab_map_queueing "$map"
-t_check_fails "(a) the map is not suspended" lab_map_suspended "$map"
+# check_run NAME: how the caller NAME was answered
+check_run() {
+        _n=$1
+        t_check "($_n) out=\$(mpath-flush --json -t 3 ...) returns" test -s "$MPF_LAB_OUT/$_n.rc"
+        rc= ms=
+        [ -s "$MPF_LAB_OUT/$_n.rc" ] && read -r rc ms < "$MPF_LAB_OUT/$_n.rc"
+        out=$(cat "$MPF_LAB_OUT/$_n.json" 2> /dev/null)
+        printf '%s\n' "$out"
+        cat "$MPF_LAB_OUT/$_n.err"
+        t_diag "($_n) out=\$(mpath-flush --json -t 3 ...) returned in $ms ms"
+        t_check "($_n) within the deadline and a grace (7 s)" test "${ms:-99999}" -lt 7000
+        t_is "($_n) exit 5 (timeout)" "$rc" 5
+}
+# field F: field F of map $_m's result in $out
+field() { printf '%s' "$out" | jq -r --arg m "$_m" ".maps[] | select(.map == \$m) | .$1"; }
+# check_map NAME MAP: what the caller NAME was told about MAP
+check_map() {
+        _n=$1 _m=$2
+        t_is "($_n) $_m: timeout" "$(field result)" timeout
+        t_is "($_n) $_m: at lock" "$(field step)" lock
+        worker=$(field stuck_worker)
+        t_like "($_n) $_m: the stuck worker is named" "$worker" '^[0-9]+$'
+        t_like "($_n) $_m: and in the reason, with the device it was opening" \
+                "$(field reason)" "opening /dev/sd[a-z]+ did not return .*pid $worker"
+        t_check "($_n) $_m: it is still in the kernel" alive "$worker"
+        t_diag "($_n) worker $worker: $(cut -d' ' -f3 "/proc/$worker/stat" 2> /dev/null) in $(cat "/proc/$worker/wchan" 2> /dev/null), fds: $(ls "/proc/$worker/fd" 2> /dev/null | tr '\n' ' ')"
+        t_is "($_n) $_m: its stdout is not ours" "$(readlink "/proc/$worker/fd/1")" /dev/null
+        t_is "($_n) $_m: it holds stdio and its socket only" "$(ls "/proc/$worker/fd" | wc -l)" 4
+        t_check "($_n) $_m: the map lock is free" lock_free "$_m"
+        t_check "($_n) $_m: the map is there" lab_map_exists "$_m"
+        t_check "($_n) $_m: queueing untouched" lab_map_queueing "$_m"
+        t_check_fails "($_n) $_m: the map is not suspended" lab_map_suspended "$_m"
+        workers="$workers $worker"
+}
+workers=
+check_run a
+check_map a "$map"
+check_run b
+for m in $others; do check_map b "$m"; done
 # end the error recovery: the next TEST UNIT READY succeeds
 echo 0 > $sdbg/opts
 echo 0 > $sdbg/every_nth
 _i=0
 while in_recovery && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
-_i=0
-while alive "$worker" && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
-t_check_fails "(a) the worker ends with the error recovery" alive "$worker"
+for worker in $workers; do
+        _i=0
+        while alive "$worker" && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
+        t_check_fails "worker $worker ends with the error recovery" alive "$worker"
+done
 for r in $readers; do wait "$r"; done
 wait_file "$MPF_LAB_OUT/a.rc" 60 || true
-for p in $paths; do echo running > "/sys/block/$p/device/state" 2> /dev/null; done
-lab_run g mpath-flush --json -t 20 "$map"
-t_is "then the map is removed as usual (exit 0)" "$g_rc" 0
-t_check_fails "the map is gone" lab_map_exists "$map"
+wait_file "$MPF_LAB_OUT/b.rc" 60 || true
+for p in $(for m in $maps; do lab_map_paths "$m"; done); do echo running > "/sys/block/$p/device/state" 2> /dev/null; done
+lab_run g mpath-flush --json -t 20 $maps
+t_is "then the maps are removed as usual (exit 0)" "$g_rc" 0
+for m in $maps; do t_check_fails "$m is gone" lab_map_exists "$m"; done
 t_done
