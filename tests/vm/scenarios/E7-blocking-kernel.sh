@@ -16,7 +16,18 @@
 # worker holds nothing of ours (stdio on /dev/null, no lock: the map lock is free
 # at once); the maps are left as found. Once the recovery ends the workers go,
 # and the maps are flushed as usual.
-# Without udev and without multipathd (its checkers would queue more commands).
+# And the map's last close (c), before that, on a map of its own: the writer of
+# a transient open writes 4 MiB without fsync and closes, after the flush step's
+# fsync (while a holder keeps the map open, so that sole-opener waits), and from
+# then on every SCSI command takes 0.5 s, one at a time per path. The map's last
+# close would write that back (blkdev_put: sync_blockdev) for seconds: the
+# helper's own close is never the last, the write-back worker keeps its open and
+# writes back and closes last, bounded. The helper answers within the deadline and
+# a grace (-t 6: under 10 s; the old helper closes last itself and waits for the
+# write-back) with `timeout` at `remove`, names the worker, keeps the map with
+# queueing restored; the 4 MiB are on the disk once the stall ends.
+# Without udev (a closed writable fd makes udev run blkid on the map, which would
+# hold it open) and without multipathd (its checkers would queue more commands).
 . /usr/lib/mpf-lab/lib.sh
 
 sdbg=/sys/bus/pseudo/drivers/scsi_debug
@@ -42,6 +53,69 @@ run_bg() {
 }
 # wait_file FILE SECONDS
 wait_file() { _i=0; until [ -s "$1" ] || [ $_i -ge $(($2 * 20)) ]; do sleep 0.05; _i=$((_i + 1)); done; [ -s "$1" ]; }
+# wait_log FILE PATTERN SECONDS
+wait_log() { _i=0; until grep -q -- "$2" "$1" 2> /dev/null || [ $_i -ge $(($3 * 100)) ]; do sleep 0.01; _i=$((_i + 1)); done; grep -q -- "$2" "$1"; }
+set_delay() {
+        # scsi_debug refuses a new delay while commands are queued: retry until it takes it
+        _i=0
+        until (echo "$1" > $sdbg/delay) 2> /dev/null || [ $_i -ge 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+}
+
+# ---- (c) the map's last close writes back what a writer dirtied after the flush step ----
+cm=$(printf '%s\n' $maps | tail -n 1)
+cdm=$(lab_map_dev "$cm")
+cpaths=$(lab_map_paths "$cm")
+dd if=/dev/urandom of="$MPF_LAB_OUT/pattern" bs=1M count=4 status=none
+echo 128 > "/sys/block/$cdm/queue/max_sectors_kb" 2> /dev/null || t_diag "max_sectors_kb of $cdm stays $(cat "/sys/block/$cdm/queue/max_sectors_kb")"
+qd=
+for p in $cpaths; do qd="$qd $p:$(cat "/sys/block/$p/device/queue_depth")"; echo 1 > "/sys/block/$p/device/queue_depth"; done
+# something for the flush step to write back, so that it takes a moment
+t_check "(c) a first writer writes 64 KiB to $cm and closes it" dd if=/dev/urandom of="/dev/$cdm" bs=64k count=1 conv=nocreat status=none
+t_check "(c) every SCSI command now takes 0.1 s" sh -c "echo 25 > $sdbg/delay"
+s0=$(lab_ms)
+run_bg c mpath-flush --json -vv -t 6 "$cm"
+# a holder opens the map once the in-use scan is over: sole-opener waits for it to close
+t_check "(c) the flush step starts" wait_log "$MPF_LAB_OUT/c.err" "flush: starting" 20
+exec 3< "/dev/$cdm"
+t1=$(($(lab_ms) - s0))
+t_check "(c) the flush step's fsync is done" wait_log "$MPF_LAB_OUT/c.err" "flush: fsync done" 20
+t_diag "(c) holder opened at $t1 ms (after 'flush: starting'), fsync done seen at $(($(lab_ms) - s0)) ms"
+t_check "(c) a writer writes 4 MiB to the map, no fsync, and closes it" \
+        dd if="$MPF_LAB_OUT/pattern" of="/dev/$cdm" bs=1M conv=nocreat,notrunc status=none
+t_check "(c) every SCSI command now takes 0.5 s" sh -c "echo 125 > $sdbg/delay"
+exec 3<&-
+t_diag "(c) holder closed at $(($(lab_ms) - s0)) ms; dirty: $(awk '/^Dirty:/ { print $2, $3 }' /proc/meminfo)"
+wait_file "$MPF_LAB_OUT/c.rc" 30
+rc= ms=
+[ -s "$MPF_LAB_OUT/c.rc" ] && read -r rc ms < "$MPF_LAB_OUT/c.rc"
+out=$(cat "$MPF_LAB_OUT/c.json" 2> /dev/null)
+printf '%s\n' "$out"
+grep -v libdevmapper "$MPF_LAB_OUT/c.err"
+t_diag "(c) out=\$(mpath-flush --json -t 6 $cm) returned in $ms ms"
+t_check "(c) within the deadline and a grace (10 s)" test "${ms:-99999}" -lt 10000
+t_is "(c) exit 5 (timeout)" "$rc" 5
+t_is "(c) at remove: the map's last close" "$(printf '%s' "$out" | jq -r '.maps[0].step')" remove
+worker=$(printf '%s' "$out" | jq -r '.maps[0].stuck_worker')
+t_like "(c) the stuck worker is named" "$worker" '^[0-9]+$'
+t_like "(c) and in the reason" "$(printf '%s' "$out" | jq -r '.maps[0].reason')" "write-back of what others wrote .*pid $worker"
+t_check "(c) it is still writing back" alive "$worker"
+t_diag "(c) worker $worker: $(cut -d' ' -f3 "/proc/$worker/stat" 2> /dev/null) in $(cat "/proc/$worker/wchan" 2> /dev/null)"
+t_is "(c) its stdout is not ours" "$(readlink "/proc/$worker/fd/1")" /dev/null
+t_check "(c) the map is kept" lab_map_exists "$cm"
+t_check "(c) queueing was restored" lab_map_queueing "$cm"
+t_check_fails "(c) the map is not suspended" lab_map_suspended "$cm"
+set_delay 0
+t_is "(c) commands are fast again" "$(cat $sdbg/delay)" 0
+_i=0
+while alive "$worker" && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+t_check_fails "(c) the worker ends when its write-back does" alive "$worker"
+p1=$(printf '%s\n' $cpaths | head -n 1)
+t_check "(c) the writer's 4 MiB are on the disk (read from a path, O_DIRECT)" \
+        sh -c "dd if=/dev/$p1 iflag=direct bs=1M count=4 status=none | cmp -s - '$MPF_LAB_OUT/pattern'"
+wait_file "$MPF_LAB_OUT/c.rc" 60 || true
+for x in $qd; do echo "${x#*:}" > "/sys/block/${x%%:*}/device/queue_depth"; done
+
+# ---- (a), (b) a path device open while its SCSI host is in error recovery ----
 for p in $paths; do
         echo 1 > "/sys/block/$p/device/timeout"
         echo 5 > "/sys/block/$p/device/eh_timeout"
