@@ -147,6 +147,8 @@ int mpf_lock_paths(char *const *paths, size_t n, usec_t deadline, int **ret_fds,
                                 r = -ETIMEDOUT;
                                 break;
                         }
+                        log_debug("Path device %s is locked by someone else, trying again in %llu us",
+                                  paths[i], (unsigned long long)d);
                         sleep_until(now + d);
                 }
                 if (r < 0)

@@ -4,12 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "log.h"
 
 static int max_level = LOG_INFO;
-static int journal = -1; /* -1: not decided yet */
+static int journal = -1;  /* -1: not decided yet */
+static usec_t stamp_base; /* 0: lines carry no time stamp */
+
+void log_set_timestamps(usec_t base)
+{
+        stamp_base = base;
+}
+
+int log_format_stamp(char *buf, size_t size, usec_t base, usec_t t, int pid)
+{
+        usec_t d = t > base ? t - base : 0;
+
+        return snprintf(buf, size, "[%llu.%03llu %d] ", (unsigned long long)(d / USEC_PER_MSEC),
+                        (unsigned long long)(d % USEC_PER_MSEC), pid);
+}
 
 void log_set_max_level(int level)
 {
@@ -92,12 +107,19 @@ int log_internal(int level, int error, const char *map, const char *uuid, const 
                         goto done;
                 /* journald is not there (yet, or any more): stderr it is */
         }
-        if (map && step)
-                fprintf(stderr, "mpath-flush: %s: %s: %s\n", map, step, buf);
-        else if (map)
-                fprintf(stderr, "mpath-flush: %s: %s\n", map, buf);
-        else
-                fprintf(stderr, "mpath-flush: %s\n", buf);
+        {
+                char stamp[64] = "";
+
+                if (stamp_base > 0)
+                        (void)log_format_stamp(stamp, sizeof(stamp), stamp_base, now_monotonic(),
+                                               (int)getpid());
+                if (map && step)
+                        fprintf(stderr, "mpath-flush: %s%s: %s: %s\n", stamp, map, step, buf);
+                else if (map)
+                        fprintf(stderr, "mpath-flush: %s%s: %s\n", stamp, map, buf);
+                else
+                        fprintf(stderr, "mpath-flush: %s%s\n", stamp, buf);
+        }
 done:
         errno = e;
         return -e;

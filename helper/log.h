@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <syslog.h>
 
+#include "deadline.h"
 #include "macro.h"
 
 /* Where log lines go: stderr as "mpath-flush: ..." lines, or the journal when
@@ -12,6 +13,12 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_open(void);
 bool log_to_journal(void);
+/* With -vv: each stderr line starts with "[MS.USEC PID] ", the time since base (CLOCK_MONOTONIC)
+ * and the process (the run, a pool worker), so that where a flush spends its time can be read
+ * off the log. 0: no stamps (the default). Forked processes inherit it. */
+void log_set_timestamps(usec_t base);
+/* The stamp itself, for tests: snprintf's return. */
+int log_format_stamp(char *buf, size_t size, usec_t base, usec_t t, int pid);
 /* Tests: force the target without looking at JOURNAL_STREAM. */
 void log_set_journal(bool b);
 

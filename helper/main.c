@@ -34,6 +34,8 @@ int main(int argc, char *argv[])
         }
         log_set_max_level(o.verbose < 0 ? LOG_ERR : o.verbose == 0 ? LOG_INFO : LOG_DEBUG);
         log_open();
+        if (o.verbose >= 2)
+                log_set_timestamps(now_monotonic());
         /* the pool keeps lock fds of removed maps until its udev wait (doc/CONTRACT.md) */
         {
                 int r = rlimit_nofile_raise(MPF_NOFILE_WANT);

@@ -516,6 +516,7 @@ static int flush_one(struct mpf_workers *x, int sock, const char *arg, bool own_
          * does, and its locks go when udev is done with it */
         if (own_wait)
                 p.shared_cookie = NULL;
+        log_debug("%s: worker: flushing it", arg);
         r = mpf_flush_map(x->ops, &p, arg, &m);
         if (r < 0)
                 return r;
@@ -544,6 +545,7 @@ static int flush_one(struct mpf_workers *x, int sock, const char *arg, bool own_
                 r = fd_send(sock, msg, strlen(msg), -EBADF);
         if (r < 0)
                 return log_error_errno(r, "%s: Failed to send the result: %m", arg);
+        log_debug("%s: worker: result sent", arg);
         return 0;
 }
 
@@ -861,6 +863,7 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
                 if (!w)
                         return -EIO;
                 r = collect(x, w, ret);
+                log_debug("%s: pool: result received", w->arg);
         }
         if (r < 0)
                 return r;

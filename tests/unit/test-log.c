@@ -56,12 +56,51 @@ START_TEST(test_lines)
 }
 END_TEST
 
+START_TEST(test_stamp_format)
+{
+        char buf[64];
+
+        ck_assert_int_gt(log_format_stamp(buf, sizeof(buf), 1000, 1000 + 13456789, 42), 0);
+        ck_assert_str_eq(buf, "[13456.789 42] ");
+        ck_assert_int_gt(log_format_stamp(buf, sizeof(buf), 5000, 4000, 7), 0); /* never negative */
+        ck_assert_str_eq(buf, "[0.000 7] ");
+}
+END_TEST
+
+static void emit_stamped(void)
+{
+        log_set_journal(false);
+        log_set_max_level(LOG_DEBUG);
+        log_set_timestamps(now_monotonic());
+        log_map(LOG_DEBUG, 0, "mpatha", NULL, "remove", "starting");
+        log_set_timestamps(0);
+        log_debug("no stamp");
+}
+
+/* -vv: each line carries the time since the run started and the pid; without it, none. */
+START_TEST(test_stamped_lines)
+{
+        _cleanup_(freep) char *out = capture_stderr(emit_stamped);
+        char pid[32], *p, *end;
+
+        (void)snprintf(pid, sizeof(pid), " %d] ", (int)getpid());
+        ck_assert_ptr_nonnull(startswith(out, "mpath-flush: ["));
+        p = out + strlen("mpath-flush: [");
+        (void)strtoul(p, &end, 10);
+        ck_assert(end > p && *end == '.');
+        ck_assert_ptr_nonnull(strstr(out, pid));
+        ck_assert_ptr_nonnull(strstr(out, "] mpatha: remove: starting\nmpath-flush: no stamp\n"));
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
         Suite *s = suite_create("log");
         TCase *tc = tcase_create("log");
 
         tcase_add_test(tc, test_lines);
+        tcase_add_test(tc, test_stamp_format);
+        tcase_add_test(tc, test_stamped_lines);
         suite_add_tcase(s, tc);
         return s;
 }
