@@ -33,6 +33,8 @@ struct mpf_device {
         int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
 };
 
+static struct udev_monitor *get_monitor(struct mpf_device *d);
+
 /* A map's locks, and the UUID its guardian knows it by. */
 struct dev_lock {
         struct mpf_lock lock;
@@ -311,6 +313,9 @@ void mpf_device_forked(struct mpf_device *d)
                 d->monitor = udev_monitor_unref(d->monitor);
         if (d->udev)
                 d->udev = udev_unref(d->udev);
+        /* ours, before our first remove: its uevent must not be missed (remove_watched) */
+        if (d->udev_sync && !get_monitor(d))
+                log_debug("Cannot monitor udev events, removing with a udev cookie");
         /* the parent's, not ours to stop (the pool's parent starts none before it forks) */
         d->syncer = NULL;
         d->watch = NULL;
@@ -497,6 +502,9 @@ static struct udev_monitor *get_monitor(struct mpf_device *d)
                 d->monitor = udev_monitor_unref(d->monitor);
                 return NULL;
         }
+        /* a run of many maps reads the remove events of all of them at its end */
+        if (udev_monitor_set_receive_buffer_size(d->monitor, UDEV_MONITOR_BUFFER) < 0)
+                log_debug("Cannot enlarge the udev monitor's receive buffer, ignoring");
         return d->monitor;
 }
 
@@ -546,6 +554,95 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
                         }
                 } else
                         sleep_until(t + (usec_t)ms * USEC_PER_MSEC);
+        }
+}
+
+static int dev_remove_watched(void *u, const char *name)
+{
+        struct mpf_device *d = u;
+
+        /* without udev, libdevmapper removes the node itself, on a cookie; without a monitor, the
+         * remove uevent could not be seen */
+        if (!d->udev_sync || !d->monitor)
+                return -EOPNOTSUPP;
+        return mpf_dm_remove_uncookied(name);
+}
+
+/* udev's database entry of a block device is gone: udev has processed its removal (the entry
+ * goes first, then the symlinks). Only when events were lost (the monitor's buffer overflowed). */
+static bool udev_db_gone(dev_t devt)
+{
+        char p[64];
+
+        (void)snprintf(p, sizeof(p), "/run/udev/data/b%u:%u", major(devt), minor(devt));
+        return access(p, F_OK) < 0 && errno == ENOENT;
+}
+
+static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t deadline)
+{
+        struct mpf_device *d = u;
+        _cleanup_(freep) bool *seen = NULL;
+        size_t left = n;
+        bool lost = !d->monitor; /* events may have been missed: look at udev's database too */
+
+        if (n == 0 || !d->udev_sync)
+                return 0;
+        seen = calloc(n, sizeof(bool));
+        if (!seen)
+                return -ENOMEM;
+        for (;;) {
+                usec_t t = now_monotonic();
+                int ms;
+
+                if (lost)
+                        for (size_t i = 0; i < n; i++)
+                                if (!seen[i] && udev_db_gone(devts[i])) {
+                                        seen[i] = true;
+                                        left--;
+                                }
+                if (left == 0)
+                        return 0;
+                if (deadline_passed(deadline, t)) {
+                        log_warning("udev did not process the removal of %zu map(s) before the deadline",
+                                    left);
+                        return -ETIMEDOUT;
+                }
+                ms = deadline_poll_ms(lost ? MIN(deadline, t + UDEV_WAIT_RECHECK_USEC) : deadline, t);
+                if (!d->monitor) {
+                        sleep_until(t + (usec_t)ms * USEC_PER_MSEC);
+                        continue;
+                }
+                {
+                        struct pollfd p = {.fd = udev_monitor_get_fd(d->monitor), .events = POLLIN};
+
+                        if (poll(&p, 1, ms) <= 0)
+                                continue;
+                }
+                for (;;) {
+                        struct udev_device *dev;
+                        const char *action;
+                        dev_t devnum;
+
+                        errno = 0;
+                        dev = udev_monitor_receive_device(d->monitor);
+                        if (!dev) {
+                                if (errno == ENOBUFS && !lost) {
+                                        log_debug("udev events were lost (receive buffer full): looking at "
+                                                  "udev's database too");
+                                        lost = true;
+                                }
+                                break;
+                        }
+                        action = udev_device_get_action(dev);
+                        devnum = udev_device_get_devnum(dev);
+                        if (action && strcmp(action, "remove") == 0)
+                                for (size_t i = 0; i < n; i++)
+                                        if (!seen[i] && devts[i] == devnum) {
+                                                seen[i] = true;
+                                                left--;
+                                        }
+                        udev_device_unref(dev);
+                }
         }
 }
 
@@ -607,6 +704,8 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .save = dev_save,
                 .create = dev_create,
                 .udev_wait = dev_udev_wait,
+                .remove_watched = dev_remove_watched,
+                .udev_wait_removed = dev_udev_wait_removed,
                 .record_write = dev_record_write,
                 .record_read = dev_record_read,
                 .now = dev_now,

@@ -7,6 +7,9 @@
 
 /* While waiting for udev, re-check the cookie at least this often even without a uevent. */
 #define UDEV_WAIT_RECHECK_USEC (50 * USEC_PER_MSEC)
+/* The udev monitor's receive buffer: the remove events of a whole run wait in it until the run's
+ * one udev wait reads them (a few hundred bytes each). */
+#define UDEV_MONITOR_BUFFER (16 * 1024 * 1024)
 /* udevd runs when its control socket exists */
 #define UDEV_CONTROL_PATH "/run/udev/control"
 
@@ -23,7 +26,7 @@ static inline void mpf_device_freep(struct mpf_device **d)
 struct mpf_guardian;
 void mpf_device_set_guardian(struct mpf_device *d, struct mpf_guardian *g);
 /* In a pool worker (worker.c), right after fork(): drop what is the parent's (udev monitor,
- * write-back worker). */
+ * write-back worker), and listen to udev's events on a monitor of its own. */
 void mpf_device_forked(struct mpf_device *d);
 /* A lock from ops->lock as fds (the map lock first), to hand to another process; and such fds
  * taken back as a lock that ops->unlock releases (and forgets at the guardian). */

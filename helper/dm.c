@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 #include <libdevmapper.h>
+#include <linux/dm-ioctl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -241,6 +243,28 @@ int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
         if (deferred && !dm_task_deferred_remove(dmt))
                 return -EOPNOTSUPP;
         return run_on_cookie(dmt, cookie);
+}
+
+int mpf_dm_remove_uncookied(const char *name)
+{
+        struct dm_ioctl dmi = {
+                .version = {DM_VERSION_MAJOR, 0, 0},
+                .data_size = sizeof(dmi),
+                .data_start = sizeof(dmi),
+                .event_nr = 0, /* no cookie, no udev flags: the uevent carries no DM_COOKIE */
+        };
+        _cleanup_(closep) int fd = -EBADF;
+
+        if (strlen(name) >= sizeof(dmi.name))
+                return -EINVAL;
+        memcpy(dmi.name, name, strlen(name) + 1);
+        fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        log_debug("%s: DM_DEV_REMOVE (no udev cookie)", name);
+        if (ioctl(fd, DM_DEV_REMOVE, &dmi) < 0)
+                return errno == ENODEV ? -ENXIO : negative_errno();
+        return 0;
 }
 
 void mpf_dm_saved_done(struct mpf_dm_saved *s)

@@ -37,6 +37,11 @@ int mpf_dm_message(const char *name, const char *msg);
 /* DM_DEVICE_REMOVE (deferred: dm_task_deferred_remove). With udev sync, *cookie collects the
  * task (0 means "create one"). -EBUSY when open, -ENXIO when already gone. */
 int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie);
+/* DM_DEV_REMOVE issued directly, with no udev cookie and no udev flags (libdevmapper always
+ * sets some, and every event that carries DM_COOKIE makes udev run "dmsetup udevcomplete"):
+ * the caller waits for udev by the device's remove uevent. -ENXIO: no such map; -EBUSY: open.
+ * Only with udev running (it, not libdevmapper, removes the /dev/mapper node). */
+int mpf_dm_remove_uncookied(const char *name);
 /* A map as it can be made again (a kpartx partition map we removed): name, UUID, read-only flag
  * and every target of its table. */
 struct mpf_dm_target {

@@ -55,6 +55,7 @@ struct flush {
         unsigned own_opens; /* opens of the map that are ours: our fd, and the write-back worker's */
         uint32_t cookie;
         bool udev_pending;   /* a remove was issued: udev (or libdm's node fallback) must be waited for */
+        bool event_pending;  /* the map was removed with no cookie: udev is waited for by its uevent */
         bool shared_pending; /* the map's remove joined p->shared_cookie: keep the locks for the caller */
         bool cache_flush_failed;
         bool count_writes;       /* queued I/O is drained: count the writes that fail meanwhile */
@@ -1094,7 +1095,15 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
         for (;;) {
                 usec_t t, d;
 
-                if (f->p->shared_cookie) {
+                r = o->remove_watched ? o->remove_watched(o->userdata, f->map.name) : -EOPNOTSUPP;
+                if (r != -EOPNOTSUPP) {
+                        /* no cookie: udev is waited for by the map's remove uevent, once for all
+                         * maps by our caller (pool), or in the udev-wait step */
+                        if (r >= 0 && f->p->shared_cookie)
+                                f->shared_pending = true;
+                        else if (r >= 0)
+                                f->event_pending = true;
+                } else if (f->p->shared_cookie) {
                         /* udev is waited for once, for all maps, by our caller */
                         r = o->remove(o->userdata, f->map.name, false, f->p->shared_cookie);
                         f->shared_pending = true;
@@ -1141,13 +1150,24 @@ static int step_udev_wait(struct flush *f, bool deferred)
 {
         const struct mpf_ops *o = f->ops;
         struct mpf_dm_info info;
-        bool udev_late = false;
+        bool udev_late = false, cookie_late = false;
         int r;
 
         if (f->udev_pending) {
+                step_debug(f, MPF_STEP_UDEV_WAIT, "starting");
                 r = o->udev_wait(o->userdata, &f->map, f->cookie, f->p->deadline);
                 f->cookie = 0;
                 f->udev_pending = false;
+                if (r == -ETIMEDOUT)
+                        udev_late = cookie_late = true;
+                else if (r < 0)
+                        log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "udev-wait",
+                                "Waiting for udev failed: %m, ignoring");
+        }
+        if (f->event_pending) {
+                step_debug(f, MPF_STEP_UDEV_WAIT, "starting (the map's remove uevent)");
+                r = o->udev_wait_removed(o->userdata, &f->map.devt, 1, f->p->deadline);
+                f->event_pending = false;
                 if (r == -ETIMEDOUT)
                         udev_late = true;
                 else if (r < 0)
@@ -1174,8 +1194,11 @@ static int step_udev_wait(struct flush *f, bool deferred)
         }
         f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false; /* gone with the map */
         if (udev_late)
-                return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
-                            "removed; udev had not finished with it at the deadline (cookie released)");
+                return stop(
+                        f, MPF_RESULT_REMOVED, MPF_STEP_DONE, "%s",
+                        cookie_late
+                                ? "removed; udev had not finished with it at the deadline (cookie released)"
+                                : "removed; udev had not finished with it at the deadline");
         if (f->res->data_lost && f->res->failed_write_bytes > 0)
                 return stop(f, MPF_RESULT_REMOVED, MPF_STEP_DONE,
                             "removed; %llu bytes of writes queued for a path failed when queueing was "
@@ -1394,6 +1417,8 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
         free(f.params);
         free(f.targets);
         ret->elapsed_ms = (now(&f) - f.start) / USEC_PER_MSEC;
+        log_map(LOG_DEBUG, 0, map_label(&f), f.map.uuid, NULL, "finished: %s in %llu ms",
+                mpf_result_to_string(ret->result), (unsigned long long)ret->elapsed_ms);
         if (r < 0) {
                 (void)stop(&f, MPF_RESULT_FAILED, ret->step, "%s", strerror(-r));
                 return r;

@@ -93,6 +93,17 @@ struct mpf_ops {
         int (*cookie_new)(void *u, uint32_t *ret);
         /* until udev has processed the cookie's events (or the deadline: -ETIMEDOUT, cookie released) */
         int (*udev_wait)(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline);
+        /* Optional (NULL: remove() with a cookie it is). The final, non-deferred remove with no udev
+         * cookie: udev is waited for by the removed device's own "remove" uevent as udev broadcasts
+         * it once its rules ran (udev_wait_removed). A cookie makes udev run a program for every
+         * event ("dmsetup udevcomplete"), which costs more than the rest of the event's processing.
+         * -EOPNOTSUPP when it cannot be waited for so (udev does not run, no event monitor): then
+         * nothing was done and the caller removes with a cookie. Else as remove(). */
+        int (*remove_watched)(void *u, const char *name);
+        /* until udev has broadcast the "remove" uevent of each of devts (removed by remove_watched,
+         * or with a cookie: udev broadcasts an event after its programs ran), or the deadline:
+         * -ETIMEDOUT */
+        int (*udev_wait_removed)(void *u, const dev_t *devts, size_t n, usec_t deadline);
         /* the map's undo record (undo.h): write it, before each change (an empty record removes it);
          * read the one a flusher that died left (-ENOENT: none) */
         int (*record_write)(void *u, const struct mpf_undo *rec);

@@ -36,13 +36,32 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         bool any = false;
         int r;
 
+        _cleanup_(freep) dev_t *devts = NULL;
+        size_t n = 0;
+
         for (size_t i = 0; i < run->n_maps; i++)
                 any = any || run->maps[i].held_lock;
         if (!any && cookie == 0)
                 return false;
+        log_debug("udev-wait: waiting once for the run's removals");
         r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
         if (r < 0 && r != -ETIMEDOUT)
                 log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        /* the maps removed with no cookie (ops->remove_watched): their remove uevents */
+        if (any && ops->udev_wait_removed) {
+                devts = calloc(run->n_maps, sizeof(dev_t));
+                if (!devts)
+                        r = -ENOMEM;
+                for (size_t i = 0; devts && i < run->n_maps; i++)
+                        if (run->maps[i].held_lock && run->maps[i].have_devt)
+                                devts[n++] = run->maps[i].devt;
+        }
+        if (n > 0 && r != -ETIMEDOUT) {
+                r = ops->udev_wait_removed(ops->userdata, devts, n, p->deadline);
+                if (r < 0 && r != -ETIMEDOUT)
+                        log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        }
+        log_debug("udev-wait: done");
         for (size_t i = 0; i < run->n_maps; i++) {
                 struct mpf_map_result *m = &run->maps[i];
 
@@ -50,8 +69,7 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
                         continue;
                 if (r == -ETIMEDOUT) {
                         free(m->reason);
-                        m->reason = strdup(
-                                "removed; udev had not finished with it at the deadline (cookie released)");
+                        m->reason = strdup("removed; udev had not finished with it at the deadline");
                 }
                 ops->unlock(ops->userdata, m->held_lock);
                 m->held_lock = NULL;
@@ -347,9 +365,12 @@ static int run_real(const struct mpf_options *o,
         if (r < 0)
                 log_error_errno(r, "Failed to start the guardian: %m");
         else {
+                log_debug("run: guardian started");
                 r = mpf_device_new(udev_sync, &d);
                 if (r < 0)
                         log_error_errno(r, "Failed to set up: %m");
+                else
+                        log_debug("run: device-mapper ready");
         }
         if (r < 0) {
                 if (o->json)
@@ -367,9 +388,13 @@ static int run_real(const struct mpf_options *o,
                 status = fn(o, &ops);
         }
         fflush(stdout);
+        log_debug("run: output written");
         w = mpf_workers_free(w);
+        log_debug("run: workers gone");
         d = mpf_device_free(d);
+        log_debug("run: device closed");
         g = mpf_guardian_free(g);
+        log_debug("run: guardian gone");
         /* A signal held back during the run has had its effect: the run ended, at its deadline at
          * the latest. Letting it through now would replace the run's answer with death by that
          * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script

@@ -64,6 +64,10 @@ struct fake {
         const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
         bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
+        int watched_r;         /* remove_watched: -EOPNOTSUPP (it cannot), else as a remove */
+        int wait_removed_r;    /* udev_wait_removed's answer */
+        dev_t waited[SEQ_MAX]; /* the devices udev_wait_removed waited for, all calls */
+        size_t n_waited;
         int open_after_first_scan;     /* the map's open count from the first scan on (0: unchanged) */
         pid_t stuck_worker;            /* a flush that times out leaves this worker behind */
         uint64_t sectors_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
@@ -501,6 +505,35 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         else if (!F.remove_keeps_map)
                 m->info.exists = false;
         return 0;
+}
+
+static int f_remove_watched(void *u, const char *name)
+{
+        struct fake_map *m = find_name(name);
+        int r = 0;
+
+        record("remove-watched %s", name);
+        if (F.watched_r == -EOPNOTSUPP)
+                return F.watched_r; /* nothing done */
+        if (!m)
+                return -ENXIO;
+        if (m == &F.maps[0] && F.n_remove_seq > 0) {
+                r = F.remove_seq[F.remove_pos < F.n_remove_seq ? F.remove_pos : F.n_remove_seq - 1];
+                F.remove_pos++;
+        }
+        if (r < 0)
+                return r;
+        m->info.exists = false;
+        return 0;
+}
+
+static int f_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t deadline)
+{
+        record("udev_wait_removed %zu", n);
+        check_deadline("udev_wait_removed", deadline, true);
+        for (size_t i = 0; i < n && F.n_waited < SEQ_MAX; i++)
+                F.waited[F.n_waited++] = devts[i];
+        return F.wait_removed_r;
 }
 
 static int f_save(void *u, const char *name, struct mpf_dm_saved *ret)
@@ -2692,12 +2725,170 @@ START_TEST(test_run_all_list_fails)
 }
 END_TEST
 
+/* ---- the final remove with no udev cookie, waited for by its uevent (ops->remove_watched) ---- */
+
+static struct mpf_ops watched_ops(void)
+{
+        struct mpf_ops o = fake_ops;
+
+        o.remove_watched = f_remove_watched;
+        o.udev_wait_removed = f_udev_wait_removed;
+        return o;
+}
+
+static void flush_watched(const char *arg, struct mpf_map_result *res)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_ops o = watched_ops();
+
+        ck_assert_int_eq(mpf_flush_map(&o, &p, arg, res), 0);
+}
+
+START_TEST(test_watched_remove_order)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        static const char *const expected[] = {
+                "lock mpath-" WWID,
+                "record-read",
+                "record kernel multipathd",
+                "mpathd disablequeueing map mpatha",
+                "message mpatha fail_if_no_path",
+                "save mpatha-part1",
+                "record kernel multipathd partitions",
+                "remove mpatha-part1", /* partition maps: on a cookie, as before */
+                "udev_wait",
+                "claim mpatha",
+                "flush",
+                "release",
+                "remove-watched mpatha",
+                "udev_wait_removed 1", /* its own remove uevent, not a cookie */
+                "record",
+                "unlock",
+                NULL,
+        };
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        flush_watched("mpatha", &r);
+        assert_calls(expected);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(r.reason, "removed");
+        ck_assert_uint_eq(F.n_waited, 1);
+        ck_assert(F.waited[0] == makedev(254, 0));
+}
+END_TEST
+
+/* It cannot (no udev, no monitor): nothing was done, and the remove goes on a cookie. */
+START_TEST(test_watched_unsupported_uses_cookie)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.watched_r = -EOPNOTSUPP;
+        flush_watched("mpatha", &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(called("remove-watched mpatha"));
+        ck_assert(called("remove mpatha"));
+        ck_assert(!called("udev_wait_removed 1"));
+        ck_assert_str_eq(F.calls[F.n_calls - 3], "udev_wait");
+}
+END_TEST
+
+/* Opened again between release and remove: the uncookied remove is retried like any other, and
+ * a failed one is not waited for. */
+START_TEST(test_watched_remove_busy_retried)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        size_t removes = 0, waits = 0;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.remove_seq[0] = -EBUSY;
+        F.remove_seq[1] = 0;
+        F.n_remove_seq = 2;
+        flush_watched("mpatha", &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        for (size_t i = 0; i < F.n_calls; i++) {
+                removes += strcmp(F.calls[i], "remove-watched mpatha") == 0;
+                waits += startswith(F.calls[i], "udev_wait_removed") != NULL;
+        }
+        ck_assert_uint_eq(removes, 2);
+        ck_assert_uint_eq(waits, 1);
+}
+END_TEST
+
+/* udev did not broadcast the remove by the deadline: removed, and the result says udev was late. */
+START_TEST(test_watched_udev_late)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.wait_removed_r = -ETIMEDOUT;
+        flush_watched("mpatha", &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(r.reason, "removed; udev had not finished with it at the deadline");
+}
+END_TEST
+
+/* --all: the maps removed without a cookie are waited for once, by their uevents, after the shared
+ * cookie, with their locks held until then. */
+START_TEST(test_run_all_watched_one_wait)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_ops o = watched_ops();
+        struct mpf_run run;
+        static const char *const expected_tail[] = {
+                "remove-watched mpathb", "udev_wait", "udev_wait_removed 2", "unlock", "unlock", NULL,
+        };
+        size_t k = 0;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        ck_assert_int_eq(mpf_run_all(&o, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(run.n_maps, 2);
+        ck_assert_int_eq(run.maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_uint_ge(F.n_calls, 5);
+        for (size_t i = F.n_calls - 5; i < F.n_calls; i++, k++)
+                ck_assert_str_eq(F.calls[i], expected_tail[k]);
+        ck_assert_uint_eq(F.n_waited, 2);
+        ck_assert(F.waited[0] == makedev(254, 0));
+        ck_assert(F.waited[1] == makedev(254, 7));
+        mpf_run_done(&run);
+}
+END_TEST
+
+/* ...and when udev is late for them, each removed map's result says so. */
+START_TEST(test_run_all_watched_late)
+{
+        struct mpf_flush_params p = {.deadline = START + TIMEOUT};
+        struct mpf_ops o = watched_ops();
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.wait_removed_r = -ETIMEDOUT;
+        ck_assert_int_eq(mpf_run_all(&o, &p, true, NULL, 0, &run), 0);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[1].reason, "removed; udev had not finished with it at the deadline");
+        mpf_run_done(&run);
+}
+END_TEST
+
 static Suite *flush_suite(void)
 {
         Suite *s = suite_create("flush");
         TCase *tc = tcase_create("steps");
 
         tcase_add_test(tc, test_happy_path_order);
+        tcase_add_test(tc, test_watched_remove_order);
+        tcase_add_test(tc, test_watched_unsupported_uses_cookie);
+        tcase_add_test(tc, test_watched_remove_busy_retried);
+        tcase_add_test(tc, test_watched_udev_late);
+        tcase_add_test(tc, test_run_all_watched_one_wait);
+        tcase_add_test(tc, test_run_all_watched_late);
         tcase_add_test(tc, test_resolve_forms);
         tcase_add_test(tc, test_absent);
         tcase_add_test(tc, test_refused);
