@@ -360,6 +360,8 @@ struct mpf_workers {
          * and left behind then holds this pipe, not the caller's stderr: a caller that reads our
          * output to its end ($(...), subprocess.run) gets it when we exit. */
         int log_fd[2];
+        pid_t *leaving; /* told to exit at the end of a pool run, not reaped yet */
+        size_t n_leaving;
 };
 
 int mpf_workers_new(struct mpf_device *d, const struct mpf_ops *ops, struct mpf_workers **ret)
@@ -445,6 +447,16 @@ static int reap(struct mpf_workers *x, pid_t pid, int *status, usec_t max)
         return 0;
 }
 
+static void reap_bounded(struct mpf_workers *x, pid_t pid)
+{
+        if (reap(x, pid, NULL, WORKER_REAP_USEC) >= 0)
+                return;
+        (void)kill(pid, SIGKILL);
+        if (reap(x, pid, NULL, WORKER_REAP_USEC) < 0)
+                log_warning("Worker process %d does not exit (uninterruptible sleep?), leaving it behind",
+                            (int)pid);
+}
+
 /* Idle workers exit when their socket closes; a busy one (only after an internal error) is
  * killed, and the guardian puts its map back. None is waited for without bound. */
 static void workers_stop(struct mpf_workers *x)
@@ -454,14 +466,32 @@ static void workers_stop(struct mpf_workers *x)
                 if (x->w[i].busy)
                         (void)kill(x->w[i].pid, SIGKILL);
         }
+        for (size_t i = 0; i < x->n; i++)
+                reap_bounded(x, x->w[i].pid);
+        x->n = 0;
+        for (size_t i = 0; i < x->n_leaving; i++)
+                reap_bounded(x, x->leaving[i]);
+        x->n_leaving = 0;
+        relay_log(x);
+}
+
+/* The end of a pool run: every worker is told to exit as workers_stop() does, but not waited for
+ * here: their exits (and their write-back workers') overlap the run's udev wait, and they are
+ * reaped by workers_stop() at the end of the run. */
+static void workers_release(struct mpf_workers *x)
+{
+        pid_t *l = reallocarray(x->leaving, x->n_leaving + x->n + 1, sizeof(pid_t));
+
+        if (!l) {
+                workers_stop(x);
+                return;
+        }
+        x->leaving = l;
         for (size_t i = 0; i < x->n; i++) {
-                if (reap(x, x->w[i].pid, NULL, WORKER_REAP_USEC) >= 0)
-                        continue;
-                (void)kill(x->w[i].pid, SIGKILL);
-                if (reap(x, x->w[i].pid, NULL, WORKER_REAP_USEC) < 0)
-                        log_warning("Worker process %d does not exit (uninterruptible sleep?), leaving it "
-                                    "behind",
-                                    (int)x->w[i].pid);
+                x->w[i].sock = safe_close(x->w[i].sock);
+                if (x->w[i].busy)
+                        (void)kill(x->w[i].pid, SIGKILL);
+                x->leaving[x->n_leaving++] = x->w[i].pid;
         }
         x->n = 0;
         relay_log(x);
@@ -475,6 +505,7 @@ struct mpf_workers *mpf_workers_free(struct mpf_workers *x)
         for (size_t i = 0; i < 2; i++)
                 x->log_fd[i] = safe_close(x->log_fd[i]);
         free(x->w);
+        free(x->leaving);
         free(x);
         return NULL;
 }
@@ -878,7 +909,7 @@ static int workers_wait(void *u, size_t *ret_i, struct mpf_map_result *ret)
 
 static void workers_finish(void *u)
 {
-        workers_stop(u);
+        workers_release(u);
 }
 
 void mpf_workers_exec(struct mpf_workers *x, struct mpf_pool_exec *ret)
