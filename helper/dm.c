@@ -261,7 +261,6 @@ int mpf_dm_remove_uncookied(const char *name)
         fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
-        log_debug("%s: DM_DEV_REMOVE (no udev cookie)", name);
         if (ioctl(fd, DM_DEV_REMOVE, &dmi) < 0)
                 return errno == ENODEV ? -ENXIO : negative_errno();
         return 0;
