@@ -2760,6 +2760,7 @@ START_TEST(test_watched_remove_order)
                 "claim mpatha",
                 "flush",
                 "release",
+                "worker write-back",
                 "remove-watched mpatha",
                 "udev_wait_removed 1", /* its own remove uevent, not a cookie */
                 "record",
