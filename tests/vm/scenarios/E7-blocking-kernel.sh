@@ -206,7 +206,7 @@ setsid mpath-flush --json -vv -t 20 "$cm" > "$MPF_LAB_OUT/d.json" 2> "$MPF_LAB_O
 dpid=$!
 t_check "(d) the flush step starts" wait_log "$MPF_LAB_OUT/d.err" "flush: starting" 20
 sleep 0.2
-t_check "(d) SIGTERM to its process group, during the write-back" kill -TERM -- "-$dpid"
+t_check "(d) SIGTERM to its process group, during the write-back" kill -TERM "-$dpid"
 wait "$dpid"
 d_rc=$?
 set_delay 0
