@@ -116,7 +116,9 @@ enum {
         FORK_NULL_STDIO = 1 << 0,    /* stdin, stdout, stderr on /dev/null: a child that may be left
                                       * behind must not hold the caller's output open */
         FORK_CLOSE_FDS = 1 << 1,     /* every other fd >= 3 closed: no copy of a lock or a claim */
-        FORK_RESET_SIGNALS = 1 << 2, /* default dispositions and an empty signal mask */
+        FORK_RESET_SIGNALS = 1 << 2, /* default dispositions; blocked: only the signals the run holds
+                                      * back (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN,
+                                      * SIGTTOU, SIGPIPE), which a process group or cgroup gets */
 };
 /* A SOCK_SEQPACKET socket pair and a fork (stdout and stderr flushed first). In the parent: the
  * child's pid (> 0), *ret_sock our end. In the child: 0, *ret_sock its end (the parent's end is

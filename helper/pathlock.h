@@ -6,11 +6,11 @@
  * a SCSI disk waits, in uninterruptible sleep and whatever the open flags, while its host is in
  * error recovery (sd_open: scsi_block_when_processing_errors), and the deadline cannot interrupt
  * that. So a short-lived worker, forked per map (its stdio on /dev/null, no fd of ours but its
- * socket, default signals), opens each path device and takes LOCK_EX on it (mpf_lock_paths), then
- * hands the descriptor back over its socket (SCM_RIGHTS) and closes its own copy. A flock belongs
- * to the open file description, so the lock comes with the descriptor: once the worker is done,
- * we hold every path lock ourselves, exactly as if we had taken them, and the worker exits. No
- * process stays alive while the locks are held; the pool hands them on like any other lock fd.
+ * socket, default signal dispositions), opens each path device and takes LOCK_EX on it (mpf_lock_paths),
+ * then hands the descriptor back over its socket (SCM_RIGHTS) and closes its own copy. A flock belongs to
+ * the open file description, so the lock comes with the descriptor: once the worker is done, we hold every
+ * path lock ourselves, exactly as if we had taken them, and the worker exits. No process stays alive while
+ * the locks are held; the pool hands them on like any other lock fd.
  *
  * A worker that has not finished by the deadline is killed and abandoned: what it handed back is
  * closed (the locks let go), and it holds nothing else of ours, so it can only be waiting in its

@@ -141,6 +141,9 @@ void close_all_but(int keep)
         }
 }
 
+static const int fork_held_signals[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,
+                                        SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+
 pid_t fork_with_socket(unsigned flags, int *ret_sock)
 {
         int pair[2];
@@ -167,13 +170,18 @@ pid_t fork_with_socket(unsigned flags, int *ret_sock)
         safe_close(pair[0]);
         if (flags & FORK_RESET_SIGNALS) {
                 struct sigaction sa = {.sa_handler = SIG_DFL};
-                sigset_t none;
+                sigset_t held;
 
                 for (int sig = 1; sig < _NSIG; sig++)
                         if (sig != SIGKILL && sig != SIGSTOP)
                                 (void)sigaction(sig, &sa, NULL);
-                sigemptyset(&none);
-                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+                /* What a terminal, timeout(1) or a unit's stop sends to the whole process group or
+                 * cgroup stays blocked, as the run holds it back: a worker ends when we kill it or
+                 * close its socket, not in the middle of a run that rides these out. */
+                sigemptyset(&held);
+                for (size_t i = 0; i < ELEMENTSOF(fork_held_signals); i++)
+                        sigaddset(&held, fork_held_signals[i]);
+                (void)sigprocmask(SIG_SETMASK, &held, NULL);
         }
         if (flags & FORK_NULL_STDIO) {
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);

@@ -257,6 +257,32 @@ START_TEST(test_close_bounded)
 }
 END_TEST
 
+/* The signals a terminal, timeout(1) or a unit's stop send to the whole process group or cgroup
+ * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP...) are held back by the run; they must not end or
+ * stop its write-back worker either, or the flush fails (or waits for the deadline) in the middle
+ * of a run that rides them out. */
+START_TEST(test_worker_survives_group_signals)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p);
+        pid_t pid, stuck = -1;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                ck_assert_int_eq(kill(pid, sigs[i]), 0);
+        (void)usleep(100 * 1000);
+        close(fd);
+        ck_assert_int_eq(mpf_syncer_close(s, true, now_monotonic() + USEC_PER_SEC, &stuck), 0);
+        ck_assert_int_eq(stuck, 0);
+        ck_assert_int_eq(mpf_syncer_pid(s), pid);
+        unlink(p);
+}
+END_TEST
+
 static Suite *syncer_suite(void)
 {
         Suite *s = suite_create("syncer");
@@ -271,6 +297,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_worker_holds_nothing_of_ours);
         tcase_add_test(tc, test_worker_holds_until_closed);
         tcase_add_test(tc, test_close_bounded);
+        tcase_add_test(tc, test_worker_survives_group_signals);
         suite_add_tcase(s, tc);
         return s;
 }

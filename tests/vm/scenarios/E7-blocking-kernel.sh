@@ -26,6 +26,9 @@
 # a grace (-t 6: under 10 s; the old helper closes last itself and waits for the
 # write-back) with `timeout` at `remove`, names the worker, keeps the map with
 # queueing restored; the 4 MiB are on the disk once the stall ends.
+# And (d): SIGTERM to the whole process group (Ctrl-C, timeout(1), a unit's stop) while
+# the write-back worker writes back: the run holds it back and removes the map
+# (exit 0); the worker does not die of it either.
 # Without udev (a closed writable fd makes udev run blkid on the map, which would
 # hold it open) and without multipathd (its checkers would queue more commands).
 . /usr/lib/mpf-lab/lib.sh
@@ -191,6 +194,30 @@ for r in $readers; do wait "$r"; done
 wait_file "$MPF_LAB_OUT/a.rc" 60 || true
 wait_file "$MPF_LAB_OUT/b.rc" 60 || true
 for p in $(for m in $maps; do lab_map_paths "$m"; done); do echo running > "/sys/block/$p/device/state" 2> /dev/null; done
+
+# ---- (d) SIGTERM to the whole process group during the flush step ----
+# A terminal's Ctrl-C, timeout(1) and a unit's stop signal the whole process group or
+# cgroup. The run holds SIGTERM back and finishes; its workers must not die of it
+# either (the write-back worker did: failed at flush, the map kept).
+for p in $cpaths; do echo 1 > "/sys/block/$p/device/queue_depth"; done
+t_check "(d) a writer writes 4 MiB to $cm and closes it" dd if="$MPF_LAB_OUT/pattern" of="/dev/$cdm" bs=1M conv=nocreat,notrunc status=none
+t_check "(d) every SCSI command now takes 0.1 s" sh -c "echo 25 > $sdbg/delay"
+setsid mpath-flush --json -vv -t 20 "$cm" > "$MPF_LAB_OUT/d.json" 2> "$MPF_LAB_OUT/d.err" &
+dpid=$!
+t_check "(d) the flush step starts" wait_log "$MPF_LAB_OUT/d.err" "flush: starting" 20
+sleep 0.2
+t_check "(d) SIGTERM to its process group, during the write-back" kill -TERM "-$dpid"
+wait "$dpid"
+d_rc=$?
+set_delay 0
+for x in $qd; do echo "${x#*:}" > "/sys/block/${x%%:*}/device/queue_depth"; done
+cat "$MPF_LAB_OUT/d.json"
+grep -E "flush|remove|worker" "$MPF_LAB_OUT/d.err" | grep -v libdevmapper | tail -n 8
+t_is "(d) the run rode it out: exit 0" "$d_rc" 0
+t_is "(d) removed" "$(jq -r '.maps[0].result' "$MPF_LAB_OUT/d.json")" removed
+t_check_fails "(d) $cm is gone" lab_map_exists "$cm"
+
+maps=$(printf '%s\n' $maps | grep -vx "$cm")
 lab_run g mpath-flush --json -t 20 $maps
 t_is "then the maps are removed as usual (exit 0)" "$g_rc" 0
 for m in $maps; do t_check_fails "$m is gone" lab_map_exists "$m"; done
