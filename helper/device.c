@@ -31,6 +31,11 @@ struct mpf_device {
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
         struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
         int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
+        /* "remove" uevents that a cookie wait read off the monitor (and would have dropped):
+         * udev_wait_removed() looks here first. removed_lost: one could not be kept. */
+        dev_t *removed;
+        size_t n_removed;
+        bool removed_lost;
 };
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
@@ -97,6 +102,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
                 udev_monitor_unref(d->monitor);
         if (d->udev)
                 udev_unref(d->udev);
+        free(d->removed);
         free(d);
         return NULL;
 }
@@ -313,6 +319,9 @@ void mpf_device_forked(struct mpf_device *d)
                 d->monitor = udev_monitor_unref(d->monitor);
         if (d->udev)
                 d->udev = udev_unref(d->udev);
+        d->removed = mfree(d->removed);
+        d->n_removed = 0;
+        d->removed_lost = false;
         /* ours, before our first remove: its uevent must not be missed (remove_watched) */
         if (d->udev_sync && !get_monitor(d))
                 log_debug("Cannot monitor udev events, removing with a udev cookie");
@@ -513,6 +522,25 @@ static int dev_cookie_new(void *u, uint32_t *ret)
         return mpf_dm_cookie_new(ret);
 }
 
+/* A uevent read off the monitor while waiting for a cookie: a "remove" is kept for
+ * udev_wait_removed(), which may be waiting for it next (a map removed with no cookie before the
+ * partition maps of another map were removed with one). */
+static void keep_removed(struct mpf_device *d, struct udev_device *dev)
+{
+        const char *action = udev_device_get_action(dev);
+        dev_t *l;
+
+        if (!action || strcmp(action, "remove") != 0)
+                return;
+        l = reallocarray(d->removed, d->n_removed + 1, sizeof(dev_t));
+        if (!l) {
+                d->removed_lost = true;
+                return;
+        }
+        d->removed = l;
+        d->removed[d->n_removed++] = udev_device_get_devnum(dev);
+}
+
 static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
 {
         struct mpf_device *d = u;
@@ -549,8 +577,17 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
                         struct pollfd p = {.fd = udev_monitor_get_fd(m), .events = POLLIN};
                         if (poll(&p, 1, ms) > 0) {
                                 struct udev_device *dev;
-                                while ((dev = udev_monitor_receive_device(m)))
+
+                                for (;;) {
+                                        errno = 0;
+                                        dev = udev_monitor_receive_device(m);
+                                        if (!dev)
+                                                break;
+                                        keep_removed(d, dev);
                                         udev_device_unref(dev);
+                                }
+                                if (errno == ENOBUFS)
+                                        d->removed_lost = true;
                         }
                 } else
                         sleep_until(t + (usec_t)ms * USEC_PER_MSEC);
@@ -583,13 +620,28 @@ static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t d
         struct mpf_device *d = u;
         _cleanup_(freep) bool *seen = NULL;
         size_t left = n;
-        bool lost = !d->monitor; /* events may have been missed: look at udev's database too */
+        /* events may have been missed: look at udev's database too */
+        bool lost = !d->monitor || d->removed_lost;
 
         if (n == 0 || !d->udev_sync)
                 return 0;
         seen = calloc(n, sizeof(bool));
         if (!seen)
                 return -ENOMEM;
+        /* those a cookie wait read already */
+        for (size_t k = 0; k < d->n_removed;) {
+                size_t i = 0;
+
+                while (i < n && (seen[i] || devts[i] != d->removed[k]))
+                        i++;
+                if (i == n) {
+                        k++;
+                        continue;
+                }
+                seen[i] = true;
+                left--;
+                d->removed[k] = d->removed[--d->n_removed];
+        }
         for (;;) {
                 usec_t t = now_monotonic();
                 int ms;
