@@ -33,7 +33,7 @@ struct mpf_device {
         int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
         /* "remove" uevents that a cookie wait read off the monitor (and would have dropped):
          * udev_wait_removed() looks here first. removed_lost: one could not be kept. */
-        dev_t *removed;
+        struct mpf_removed *removed; /* each event's devt and SEQNUM */
         size_t n_removed;
         bool removed_lost;
 };
@@ -528,17 +528,18 @@ static int dev_cookie_new(void *u, uint32_t *ret)
 static void keep_removed(struct mpf_device *d, struct udev_device *dev)
 {
         const char *action = udev_device_get_action(dev);
-        dev_t *l;
+        struct mpf_removed *l;
 
         if (!action || strcmp(action, "remove") != 0)
                 return;
-        l = reallocarray(d->removed, d->n_removed + 1, sizeof(dev_t));
+        l = reallocarray(d->removed, d->n_removed + 1, sizeof(*l));
         if (!l) {
                 d->removed_lost = true;
                 return;
         }
         d->removed = l;
-        d->removed[d->n_removed++] = udev_device_get_devnum(dev);
+        d->removed[d->n_removed++] =
+                (struct mpf_removed){udev_device_get_devnum(dev), udev_device_get_seqnum(dev)};
 }
 
 static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie, usec_t deadline)
@@ -594,7 +595,26 @@ static int dev_udev_wait(void *u, const struct mpf_dm_info *map, uint32_t cookie
         }
 }
 
-static int dev_remove_watched(void *u, const char *name)
+int mpf_uevent_seqnum(const char *sysfs, uint64_t *ret)
+{
+        _cleanup_(freep) char *p = NULL, *line = NULL;
+        char *end;
+        int r;
+
+        r = asprintf_safe(&p, "%s/kernel/uevent_seqnum", sysfs);
+        if (r < 0)
+                return r;
+        r = read_one_line(p, &line);
+        if (r < 0)
+                return r;
+        errno = 0;
+        *ret = strtoull(line, &end, 10);
+        if (errno != 0 || end == line || *end != '\0')
+                return -EINVAL;
+        return 0;
+}
+
+static int dev_remove_watched(void *u, const char *name, uint64_t *ret_seqnum)
 {
         struct mpf_device *d = u;
 
@@ -602,20 +622,44 @@ static int dev_remove_watched(void *u, const char *name)
          * remove uevent could not be seen */
         if (!d->udev_sync || !d->monitor)
                 return -EOPNOTSUPP;
+        /* Our remove's uevent gets a SEQNUM above this: an older "remove" of the same devt (a map
+         * of that number removed by someone else before) is not ours. Unreadable: 0, any "remove"
+         * of the devt counts, as it did before we knew of the seqnum. */
+        if (mpf_uevent_seqnum(d->roots.sysfs, ret_seqnum) < 0)
+                *ret_seqnum = 0;
         return mpf_dm_remove_uncookied(name);
 }
 
-/* udev's database entry of a block device is gone: udev has processed its removal (the entry
- * goes first, then the symlinks). Only when events were lost (the monitor's buffer overflowed). */
-static bool udev_db_gone(dev_t devt)
+bool mpf_removed_matches(const struct mpf_removed *m, dev_t devnum, uint64_t seqnum)
 {
-        char p[64];
+        return m->devt == devnum && (m->seqnum == 0 || seqnum > m->seqnum);
+}
 
-        (void)snprintf(p, sizeof(p), "/run/udev/data/b%u:%u", major(devt), minor(devt));
+size_t mpf_removed_mark(const struct mpf_removed *maps, bool *seen, size_t n, dev_t devnum, uint64_t seqnum)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!seen[i] && mpf_removed_matches(&maps[i], devnum, seqnum)) {
+                        seen[i] = true;
+                        return 1;
+                }
+        return 0;
+}
+
+bool mpf_udev_removal_settled(const char *udev_run, dev_t devt)
+{
+        char p[PATH_MAX];
+
+        /* systemd-udevd deletes the database entry before it runs the remove's rules and removes
+         * the symlinks; it keeps <udev_run>/queue while any event is queued or being processed
+         * (an event leaves the queue once its worker reported it done, after the broadcast). */
+        (void)snprintf(p, sizeof(p), "%s/data/b%u:%u", udev_run, major(devt), minor(devt));
+        if (access(p, F_OK) >= 0 || errno != ENOENT)
+                return false;
+        (void)snprintf(p, sizeof(p), "%s/queue", udev_run);
         return access(p, F_OK) < 0 && errno == ENOENT;
 }
 
-static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t deadline)
+static int dev_udev_wait_removed(void *u, const struct mpf_removed *maps, size_t n, usec_t deadline)
 {
         struct mpf_device *d = u;
         _cleanup_(freep) bool *seen = NULL;
@@ -630,15 +674,10 @@ static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t d
                 return -ENOMEM;
         /* those a cookie wait read already */
         for (size_t k = 0; k < d->n_removed;) {
-                size_t i = 0;
-
-                while (i < n && (seen[i] || devts[i] != d->removed[k]))
-                        i++;
-                if (i == n) {
+                if (mpf_removed_mark(maps, seen, n, d->removed[k].devt, d->removed[k].seqnum) == 0) {
                         k++;
                         continue;
                 }
-                seen[i] = true;
                 left--;
                 d->removed[k] = d->removed[--d->n_removed];
         }
@@ -648,7 +687,7 @@ static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t d
 
                 if (lost)
                         for (size_t i = 0; i < n; i++)
-                                if (!seen[i] && udev_db_gone(devts[i])) {
+                                if (!seen[i] && mpf_udev_removal_settled(UDEV_RUN_DIR, maps[i].devt)) {
                                         seen[i] = true;
                                         left--;
                                 }
@@ -673,7 +712,6 @@ static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t d
                 for (;;) {
                         struct udev_device *dev;
                         const char *action;
-                        dev_t devnum;
 
                         errno = 0;
                         dev = udev_monitor_receive_device(d->monitor);
@@ -686,13 +724,15 @@ static int dev_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t d
                                 break;
                         }
                         action = udev_device_get_action(dev);
-                        devnum = udev_device_get_devnum(dev);
-                        if (action && strcmp(action, "remove") == 0)
-                                for (size_t i = 0; i < n; i++)
-                                        if (!seen[i] && devts[i] == devnum) {
-                                                seen[i] = true;
-                                                left--;
-                                        }
+                        /* one event is one map's; one not ours is kept for a later wait (finish_shared
+                         * waits map by map when short of memory) */
+                        if (action && strcmp(action, "remove") == 0) {
+                                if (mpf_removed_mark(maps, seen, n, udev_device_get_devnum(dev),
+                                                     udev_device_get_seqnum(dev)) > 0)
+                                        left--;
+                                else
+                                        keep_removed(d, dev);
+                        }
                         udev_device_unref(dev);
                 }
         }

@@ -12,6 +12,8 @@
 #define UDEV_MONITOR_BUFFER (16 * 1024 * 1024)
 /* udevd runs when its control socket exists */
 #define UDEV_CONTROL_PATH "/run/udev/control"
+/* udev's runtime directory: data/b<M>:<m> (its database), queue */
+#define UDEV_RUN_DIR "/run/udev"
 
 /* The real world: libdevmapper, sysfs, /proc, multipathd, udev. */
 struct mpf_device;
@@ -39,5 +41,14 @@ int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds
 void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret);
 /* Does udevd answer on its control socket? */
 bool mpf_udev_running(void);
+/* The kernel's last uevent sequence number, <sysfs>/kernel/uevent_seqnum. */
+int mpf_uevent_seqnum(const char *sysfs, uint64_t *ret);
+/* Is this "remove" uevent (devnum, SEQNUM seqnum) the one of the map m removed? */
+bool mpf_removed_matches(const struct mpf_removed *m, dev_t devnum, uint64_t seqnum);
+/* Mark the first map of maps not yet seen that the event is the one of: 1, or 0 if none. */
+size_t mpf_removed_mark(const struct mpf_removed *maps, bool *seen, size_t n, dev_t devnum, uint64_t seqnum);
+/* When remove events were lost: udev is done with the removal of devt once its database entry
+ * (<udev_run>/data/b<M>:<m>) is gone and no event is queued or running (<udev_run>/queue absent). */
+bool mpf_udev_removal_settled(const char *udev_run, dev_t devt);
 /* Does something accept connections on this AF_UNIX SOCK_SEQPACKET socket path? */
 bool mpf_socket_listening(const char *path);

@@ -1095,7 +1095,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
         for (;;) {
                 usec_t t, d;
 
-                r = o->remove_watched ? o->remove_watched(o->userdata, f->map.name) : -EOPNOTSUPP;
+                r = o->remove_watched ? o->remove_watched(o->userdata, f->map.name, &f->res->remove_seqnum)
+                                      : -EOPNOTSUPP;
                 if (r != -EOPNOTSUPP) {
                         /* no cookie: udev is waited for by the map's remove uevent, once for all
                          * maps by our caller (pool), or in the udev-wait step */
@@ -1166,7 +1167,9 @@ static int step_udev_wait(struct flush *f, bool deferred)
         }
         if (f->event_pending) {
                 step_debug(f, MPF_STEP_UDEV_WAIT, "starting (the map's remove uevent)");
-                r = o->udev_wait_removed(o->userdata, &f->map.devt, 1, f->p->deadline);
+                struct mpf_removed rm = {.devt = f->map.devt, .seqnum = f->res->remove_seqnum};
+
+                r = o->udev_wait_removed(o->userdata, &rm, 1, f->p->deadline);
                 f->event_pending = false;
                 if (r == -ETIMEDOUT)
                         udev_late = true;

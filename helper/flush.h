@@ -36,6 +36,14 @@ struct mpf_pool_exec;
 
 /* The world as the flush sees it. The real implementation is in device.c; tests/unit fake it.
  * Every function returns 0 or a negative errno. */
+/* A map removed with no udev cookie, waited for by its "remove" uevent: that of devt whose SEQNUM
+ * is above seqnum (the kernel's uevent_seqnum read before the remove; 0: unknown, any event of
+ * devt counts). */
+struct mpf_removed {
+        dev_t devt;
+        uint64_t seqnum;
+};
+
 struct mpf_ops {
         void *userdata;
         /* The dm driver is usable (else -EPERM/-EACCES/-ENOENT...: exit 6). */
@@ -98,12 +106,13 @@ struct mpf_ops {
          * it once its rules ran (udev_wait_removed). A cookie makes udev run a program for every
          * event ("dmsetup udevcomplete"), which costs more than the rest of the event's processing.
          * -EOPNOTSUPP when it cannot be waited for so (udev does not run, no event monitor): then
-         * nothing was done and the caller removes with a cookie. Else as remove(). */
-        int (*remove_watched)(void *u, const char *name);
-        /* until udev has broadcast the "remove" uevent of each of devts (removed by remove_watched,
+         * nothing was done and the caller removes with a cookie. Else as remove(). *ret_seqnum: the
+         * kernel's uevent sequence number read right before the remove (0: unknown). */
+        int (*remove_watched)(void *u, const char *name, uint64_t *ret_seqnum);
+        /* until udev has broadcast a "remove" uevent for each of maps (removed by remove_watched,
          * or with a cookie: udev broadcasts an event after its programs ran), or the deadline:
          * -ETIMEDOUT */
-        int (*udev_wait_removed)(void *u, const dev_t *devts, size_t n, usec_t deadline);
+        int (*udev_wait_removed)(void *u, const struct mpf_removed *maps, size_t n, usec_t deadline);
         /* the map's undo record (undo.h): write it, before each change (an empty record removes it);
          * read the one a flusher that died left (-ENOENT: none) */
         int (*record_write)(void *u, const struct mpf_undo *rec);

@@ -105,6 +105,9 @@ struct mpf_map_result {
         char *uuid;
         dev_t devt;
         bool have_devt;
+        /* internal, not in the JSON document: the uevent seqnum read before its remove with no
+         * cookie (struct mpf_removed; 0: unknown or removed with a cookie) */
+        uint64_t remove_seqnum;
         MpfResult result;
         MpfStep step;
         char *reason;

@@ -36,7 +36,7 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         bool any = false;
         int r;
 
-        _cleanup_(freep) dev_t *devts = NULL;
+        _cleanup_(freep) struct mpf_removed *removed = NULL;
         size_t n = 0;
 
         for (size_t i = 0; i < run->n_maps; i++)
@@ -49,15 +49,27 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
                 log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
         /* the maps removed with no cookie (ops->remove_watched): their remove uevents */
         if (any && ops->udev_wait_removed) {
-                devts = calloc(run->n_maps, sizeof(dev_t));
-                if (!devts)
-                        r = -ENOMEM;
-                for (size_t i = 0; devts && i < run->n_maps; i++)
+                removed = calloc(run->n_maps, sizeof(*removed));
+                for (size_t i = 0; removed && i < run->n_maps; i++)
                         if (run->maps[i].held_lock && run->maps[i].have_devt)
-                                devts[n++] = run->maps[i].devt;
+                                removed[n++] =
+                                        (struct mpf_removed){run->maps[i].devt, run->maps[i].remove_seqnum};
         }
-        if (n > 0 && r != -ETIMEDOUT) {
-                r = ops->udev_wait_removed(ops->userdata, devts, n, p->deadline);
+        if (any && ops->udev_wait_removed && !removed && r != -ETIMEDOUT) {
+                /* no memory to list the maps: wait for them one by one (the locks are released only
+                 * once udev is done with the maps; an event read while waiting for another map is
+                 * kept for its own wait) */
+                log_warning("udev-wait: out of memory, waiting for the maps one by one");
+                for (size_t i = 0; i < run->n_maps && r != -ETIMEDOUT; i++)
+                        if (run->maps[i].held_lock && run->maps[i].have_devt) {
+                                struct mpf_removed rm = {run->maps[i].devt, run->maps[i].remove_seqnum};
+
+                                r = ops->udev_wait_removed(ops->userdata, &rm, 1, p->deadline);
+                        }
+                if (r < 0 && r != -ETIMEDOUT)
+                        log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        } else if (n > 0 && r != -ETIMEDOUT) {
+                r = ops->udev_wait_removed(ops->userdata, removed, n, p->deadline);
                 if (r < 0 && r != -ETIMEDOUT)
                         log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
         }

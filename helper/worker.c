@@ -146,6 +146,9 @@ int mpf_result_encode(const struct mpf_map_result *m, char **ret)
                 r = add_str(o, "uuid", m->uuid);
         if (r >= 0 && m->have_devt)
                 r = add(o, "devt", json_object_new_int64((int64_t)m->devt));
+        /* internal (the main process waits for the map's remove uevent); not in the JSON output */
+        if (r >= 0 && m->remove_seqnum > 0)
+                r = add(o, "remove_seqnum", json_object_new_int64((int64_t)m->remove_seqnum));
         if (r >= 0)
                 r = add(o, "result", json_object_new_int(m->result));
         if (r >= 0)
@@ -297,6 +300,7 @@ static int decode(json_object *o, struct mpf_map_result *m)
                 return r;
         m->have_devt = get_int(o, "devt", -1) >= 0;
         m->devt = m->have_devt ? (dev_t)get_int(o, "devt", 0) : 0;
+        m->remove_seqnum = (uint64_t)MAX(get_int(o, "remove_seqnum", 0), 0);
         m->result = (MpfResult)get_int(o, "result", MPF_RESULT_FAILED);
         m->step = (MpfStep)get_int(o, "step", MPF_STEP_RESOLVE);
         if ((unsigned)m->result >= _MPF_RESULT_MAX || (unsigned)m->step >= _MPF_STEP_MAX)

@@ -227,6 +227,103 @@ START_TEST(test_lock_lists_paths_after_map_lock)
 }
 END_TEST
 
+/* Only a "remove" of the map's devt with a SEQNUM above the one read before our remove is ours:
+ * an older one (another flusher removed a map that had this minor before) does not end the wait,
+ * and one event ends the wait of one map only. Seqnum 0 (unreadable): any remove of the devt. */
+START_TEST(test_removed_match_seqnum)
+{
+        const struct mpf_removed maps[] = {
+                {makedev(254, 7), 500},
+                {makedev(254, 7), 0},
+                {makedev(254, 8), 500},
+        };
+        bool seen[3] = {};
+
+        ck_assert(!mpf_removed_matches(&maps[0], makedev(254, 7), 499));
+        ck_assert(!mpf_removed_matches(&maps[0], makedev(254, 7), 500));
+        ck_assert(mpf_removed_matches(&maps[0], makedev(254, 7), 501));
+        ck_assert(!mpf_removed_matches(&maps[0], makedev(254, 8), 501));
+        ck_assert(mpf_removed_matches(&maps[1], makedev(254, 7), 1));
+
+        /* a stale event of 254:7 marks the one entry that takes any event, not the other */
+        ck_assert_uint_eq(mpf_removed_mark(maps, seen, 3, makedev(254, 7), 400), 1);
+        ck_assert(!seen[0] && seen[1] && !seen[2]);
+        ck_assert_uint_eq(mpf_removed_mark(maps, seen, 3, makedev(254, 7), 450), 0);
+        ck_assert(!seen[0]);
+        ck_assert_uint_eq(mpf_removed_mark(maps, seen, 3, makedev(254, 8), 300), 0);
+        ck_assert_uint_eq(mpf_removed_mark(maps, seen, 3, makedev(254, 7), 501), 1);
+        ck_assert(seen[0] && !seen[2]);
+
+        /* two maps waiting for an event of 254:7: one event ends one wait */
+        seen[0] = seen[1] = false;
+        ck_assert_uint_eq(mpf_removed_mark(maps, seen, 3, makedev(254, 7), 600), 1);
+        ck_assert_uint_eq(seen[0] + seen[1], 1);
+}
+END_TEST
+
+START_TEST(test_uevent_seqnum)
+{
+        char dir[] = "/tmp/mpf-test-sysXXXXXX", p[PATH_MAX];
+        uint64_t s = 0;
+        FILE *f;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(mpf_uevent_seqnum(dir, &s), -ENOENT);
+        (void)snprintf(p, sizeof(p), "%s/kernel", dir);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        (void)snprintf(p, sizeof(p), "%s/kernel/uevent_seqnum", dir);
+        f = fopen(p, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("123456789012\n", f);
+        fclose(f);
+        ck_assert_int_eq(mpf_uevent_seqnum(dir, &s), 0);
+        ck_assert_uint_eq(s, 123456789012ULL);
+        f = fopen(p, "we");
+        fputs("x\n", f);
+        fclose(f);
+        ck_assert_int_eq(mpf_uevent_seqnum(dir, &s), -EINVAL);
+        unlink(p);
+        (void)snprintf(p, sizeof(p), "%s/kernel", dir);
+        rmdir(p);
+        rmdir(dir);
+}
+END_TEST
+
+/* Events lost: udev deletes the database entry before it runs the remove's rules, so the entry's
+ * absence is not enough while udev's queue file says an event is queued or running. */
+START_TEST(test_udev_removal_settled)
+{
+        char dir[] = "/tmp/mpf-test-udevXXXXXX", data[PATH_MAX], entry[PATH_MAX], queue[PATH_MAX];
+        dev_t devt = makedev(254, 7);
+        int fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        (void)snprintf(data, sizeof(data), "%s/data", dir);
+        (void)snprintf(entry, sizeof(entry), "%s/data/b254:7", dir);
+        (void)snprintf(queue, sizeof(queue), "%s/queue", dir);
+        ck_assert_int_eq(mkdir(data, 0755), 0);
+        fd = open(entry, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        fd = open(queue, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+
+        ck_assert(!mpf_udev_removal_settled(dir, devt)); /* entry there, queue busy */
+        ck_assert_int_eq(unlink(entry), 0);
+        ck_assert(!mpf_udev_removal_settled(dir, devt)); /* entry gone, rules still running */
+        ck_assert_int_eq(unlink(queue), 0);
+        ck_assert(mpf_udev_removal_settled(dir, devt));
+        fd = open(entry, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert(!mpf_udev_removal_settled(dir, devt)); /* queue idle, entry there (re-created) */
+        unlink(entry);
+        rmdir(data);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *device_suite(void)
 {
         Suite *s = suite_create("device");
@@ -235,6 +332,9 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_close_all_but);
         tcase_add_test(tc, test_fork_with_socket);
         tcase_add_test(tc, test_socket_listening);
+        tcase_add_test(tc, test_removed_match_seqnum);
+        tcase_add_test(tc, test_uevent_seqnum);
+        tcase_add_test(tc, test_udev_removal_settled);
         tcase_add_test(tc, test_lock_lists_paths_after_map_lock);
         suite_add_tcase(s, tc);
         return s;

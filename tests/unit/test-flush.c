@@ -64,9 +64,10 @@ struct fake {
         const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
         bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
-        int watched_r;         /* remove_watched: -EOPNOTSUPP (it cannot), else as a remove */
-        int wait_removed_r;    /* udev_wait_removed's answer */
-        dev_t waited[SEQ_MAX]; /* the devices udev_wait_removed waited for, all calls */
+        int watched_r;                   /* remove_watched: -EOPNOTSUPP (it cannot), else as a remove */
+        int wait_removed_r;              /* udev_wait_removed's answer */
+        dev_t waited[SEQ_MAX];           /* the devices udev_wait_removed waited for, all calls */
+        uint64_t waited_seqnum[SEQ_MAX]; /* and the seqnum each was removed after */
         size_t n_waited;
         int open_after_first_scan;     /* the map's open count from the first scan on (0: unchanged) */
         pid_t stuck_worker;            /* a flush that times out leaves this worker behind */
@@ -507,12 +508,13 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         return 0;
 }
 
-static int f_remove_watched(void *u, const char *name)
+static int f_remove_watched(void *u, const char *name, uint64_t *ret_seqnum)
 {
         struct fake_map *m = find_name(name);
         int r = 0;
 
         record("remove-watched %s", name);
+        *ret_seqnum = 1000 + F.n_calls; /* the kernel's uevent_seqnum, always rising */
         if (F.watched_r == -EOPNOTSUPP)
                 return F.watched_r; /* nothing done */
         if (!m)
@@ -527,12 +529,14 @@ static int f_remove_watched(void *u, const char *name)
         return 0;
 }
 
-static int f_udev_wait_removed(void *u, const dev_t *devts, size_t n, usec_t deadline)
+static int f_udev_wait_removed(void *u, const struct mpf_removed *maps, size_t n, usec_t deadline)
 {
         record("udev_wait_removed %zu", n);
         check_deadline("udev_wait_removed", deadline, true);
-        for (size_t i = 0; i < n && F.n_waited < SEQ_MAX; i++)
-                F.waited[F.n_waited++] = devts[i];
+        for (size_t i = 0; i < n && F.n_waited < SEQ_MAX; i++) {
+                F.waited_seqnum[F.n_waited] = maps[i].seqnum;
+                F.waited[F.n_waited++] = maps[i].devt;
+        }
         return F.wait_removed_r;
 }
 
@@ -2776,6 +2780,9 @@ START_TEST(test_watched_remove_order)
         ck_assert_str_eq(r.reason, "removed");
         ck_assert_uint_eq(F.n_waited, 1);
         ck_assert(F.waited[0] == makedev(254, 0));
+        /* only an event after our remove is ours: the seqnum read before it reaches the wait */
+        ck_assert_uint_eq(F.waited_seqnum[0], r.remove_seqnum);
+        ck_assert_uint_ge(F.waited_seqnum[0], 1000);
 }
 END_TEST
 
@@ -2857,6 +2864,11 @@ START_TEST(test_run_all_watched_one_wait)
         ck_assert_uint_eq(F.n_waited, 2);
         ck_assert(F.waited[0] == makedev(254, 0));
         ck_assert(F.waited[1] == makedev(254, 7));
+        /* each map with the seqnum read before its own remove */
+        ck_assert_uint_eq(F.waited_seqnum[0], run.maps[0].remove_seqnum);
+        ck_assert_uint_eq(F.waited_seqnum[1], run.maps[1].remove_seqnum);
+        ck_assert_uint_gt(F.waited_seqnum[1], F.waited_seqnum[0]);
+        ck_assert_uint_ge(F.waited_seqnum[0], 1000);
         mpf_run_done(&run);
 }
 END_TEST

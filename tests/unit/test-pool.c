@@ -327,6 +327,7 @@ START_TEST(test_result_round_trip)
                                       {
                                               .devt = 0xfd03,
                                               .have_devt = true,
+                                              .remove_seqnum = 4294967301ULL,
                                               .result = MPF_RESULT_BUSY,
                                               .step = MPF_STEP_IN_USE,
                                               .queueing_before = 1,
@@ -367,6 +368,8 @@ START_TEST(test_result_round_trip)
         ck_assert_str_eq(b.uuid, a.uuid);
         ck_assert_str_eq(b.reason, a.reason);
         ck_assert(b.have_devt && b.devt == a.devt);
+        /* the seqnum read before a pool worker's remove reaches the main process's wait */
+        ck_assert_uint_eq(b.remove_seqnum, 4294967301ULL);
         ck_assert_int_eq(b.result, a.result);
         ck_assert_int_eq(b.step, a.step);
         ck_assert_int_eq(b.queueing_before, 1);
@@ -413,6 +416,7 @@ START_TEST(test_result_round_trip)
         ck_assert_ptr_null(b.map);
         ck_assert_ptr_null(b.partitions);
         ck_assert(!b.have_devt);
+        ck_assert_uint_eq(b.remove_seqnum, 0);
         ck_assert(b.lock_contended);
         ck_assert_int_eq(b.queueing_before, -1);
         mpf_map_result_done(&b);
