@@ -664,7 +664,7 @@ static int dev_udev_wait_removed(void *u, const struct mpf_removed *maps, size_t
         struct mpf_device *d = u;
         _cleanup_(freep) bool *seen = NULL;
         size_t left = n;
-        /* events may have been missed: look at udev's database too */
+        /* events may have been missed: look at udev's database and queue too */
         bool lost = !d->monitor || d->removed_lost;
 
         if (n == 0 || !d->udev_sync)
@@ -718,7 +718,7 @@ static int dev_udev_wait_removed(void *u, const struct mpf_removed *maps, size_t
                         if (!dev) {
                                 if (errno == ENOBUFS && !lost) {
                                         log_debug("udev events were lost (receive buffer full): looking at "
-                                                  "udev's database too");
+                                                  "udev's database and queue too");
                                         lost = true;
                                 }
                                 break;
