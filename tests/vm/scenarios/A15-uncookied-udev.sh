@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
-# R11: the cookie-less final remove. (1) `mpath-flush MAP`: once it returns, /dev/mapper/MAP
+# A15: the cookie-less final remove. (1) `mpath-flush MAP`: once it returns, /dev/mapper/MAP
 # is gone at once and udev has nothing left queued. (2) `--all --jobs 1` where a map removed
 # without a cookie is followed by a map with partition maps (removed with a cookie, whose wait
 # reads the same udev monitor): the run must not wait for the deadline.
