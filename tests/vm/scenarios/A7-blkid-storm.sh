@@ -29,10 +29,11 @@ lab_run r mpath-flush --json --timeout 20 "$map"
 during=$(($(cat /tmp/probes) - before))
 tried=$(($(cat /tmp/tries) - tries0))
 kill "$storm" 2> /dev/null
-# On a loaded host a probe takes longer than a fast flush: that blkid was at the map during the
-# run is what counts here (CI once saw 0 reads in a 1.5 s run)
+# On a loaded host a probe can take longer than a fast flush: that blkid was at the map during
+# the run is what counts here, a probe that started or ended in it (CI saw 0 reads in a 1.5 s
+# run, and once 0 starts and 1 read in a 1.2 s run)
 t_check "blkid probed the map during the flush ($tried probes started, $during read it)" \
-        test "$tried" -ge 1
+        test $((tried + during)) -ge 1
 t_is "exit 0" "$r_rc" 0
 t_is "result removed" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" removed
 t_check "within the deadline" test "$r_ms" -lt 20000
