@@ -21,35 +21,33 @@ bool mpf_pool_may_keep_locks(size_t kept, size_t in_flight, uint64_t fd_limit)
         return (uint64_t)kept <= budget && coming <= budget - kept;
 }
 
-/* The result of a flush that did not begin because the deadline had passed: what flush.c says
- * when no step may start any more. */
-static int not_started(const char *arg, struct mpf_map_result *ret)
+/* The result of a flush that never began: at `resolve`, with the reason given (taken over). */
+static int unstarted(const char *arg, MpfResult result, char *reason, struct mpf_map_result *ret)
 {
         *ret = (struct mpf_map_result){
                 .queueing_before = -1,
                 .queueing_after = -1,
-                .result = MPF_RESULT_TIMEOUT,
+                .result = result,
                 .step = MPF_STEP_RESOLVE,
                 .attempts = 1,
+                .reason = reason,
         };
         ret->map = strdup(arg);
-        ret->reason = strdup("the deadline passed before this step");
         return ret->map && ret->reason ? 0 : -ENOMEM;
+}
+
+/* the deadline had passed: what flush.c says when no step may start any more */
+static int not_started(const char *arg, struct mpf_map_result *ret)
+{
+        return unstarted(arg, MPF_RESULT_TIMEOUT, strdup("the deadline passed before this step"), ret);
 }
 
 static int start_failed(const char *arg, int error, struct mpf_map_result *ret)
 {
-        *ret = (struct mpf_map_result){
-                .queueing_before = -1,
-                .queueing_after = -1,
-                .result = MPF_RESULT_FAILED,
-                .step = MPF_STEP_RESOLVE,
-                .attempts = 1,
-        };
-        ret->map = strdup(arg);
-        if (!ret->map || asprintf_safe(&ret->reason, "cannot start its flush: %s", strerror(-error)) < 0)
-                return -ENOMEM;
-        return 0;
+        char *reason = NULL;
+
+        (void)asprintf_safe(&reason, "cannot start its flush: %s", strerror(-error));
+        return unstarted(arg, MPF_RESULT_FAILED, reason, ret);
 }
 
 int mpf_pool_run(const struct mpf_pool_exec *x, const struct mpf_pool_params *p, char *const *maps, size_t n,
