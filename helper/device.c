@@ -27,7 +27,7 @@ struct mpf_device {
         bool udev_sync;
         struct udev *udev;
         struct udev_monitor *monitor;
-        struct mpf_syncer *syncer;      /* the write-back worker, started at the first flush */
+        struct mpf_syncer *syncer;      /* write-back and path opens; started at the first lock */
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
         struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
         int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
@@ -238,6 +238,13 @@ static int path_nodes(struct mpf_device *d, const struct mpf_dm_info *map, char 
         return 0;
 }
 
+/* The worker for calls that can sleep in the kernel (path opens, write-back): one for the run,
+ * or for each pool worker, started when it is first needed. */
+static int get_syncer(struct mpf_device *d)
+{
+        return d->syncer ? 0 : mpf_syncer_new(&d->syncer);
+}
+
 static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock,
                     struct mpf_stuck *ret_stuck)
 {
@@ -258,8 +265,11 @@ static int dev_lock(void *u, const struct mpf_dm_info *map, bool try_map, usec_t
         r = path_nodes(d, map, &paths, &n);
         if (r < 0)
                 return r;
-        /* opened by a worker: an open waits out SCSI error recovery, unbounded (pathlock.h) */
-        r = mpf_pathlock_take(paths, n, deadline, &fds, &n_fds, ret_stuck);
+        /* opened by the write-back worker: an open waits out SCSI error recovery, unbounded
+         * (pathlock.h) */
+        r = get_syncer(d);
+        if (r >= 0)
+                r = mpf_syncer_lock_paths(d->syncer, paths, n, deadline, &fds, &n_fds, ret_stuck);
         if (r == -ETIMEDOUT && ret_stuck->pid > 0)
                 log_warning("%s: %s did not return before the deadline (SCSI error recovery?); its worker "
                             "(pid %i) is stuck in the kernel and was left behind",
@@ -449,11 +459,9 @@ static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         struct mpf_device *d = u;
         int r;
 
-        if (!d->syncer) {
-                r = mpf_syncer_new(&d->syncer);
-                if (r < 0)
-                        return r;
-        }
+        r = get_syncer(d);
+        if (r < 0)
+                return r;
         return mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
 }
 

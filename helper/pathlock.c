@@ -1,23 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 
 #include "lock.h"
 #include "log.h"
 #include "macro.h"
 #include "pathlock.h"
+#include "syncer.h"
 
-/* The worker's messages, in order: MSG_OPENING before each open, MSG_LOCKED with each locked
- * descriptor, MSG_DONE once at the end. */
+/* A request: MPF_PATHLOCK_REQUEST, the deadline (usec_t), the node's path with its NUL. */
+#define REQUEST_PATH_OFFSET (1 + sizeof(usec_t))
+
+/* The answer to each request: one of MSG_LOCKED, MSG_GONE, MSG_FAILED. After MSG_LOCKED comes
+ * MSG_RELEASED: the worker's copy of the descriptor is closed, the lock is ours alone (a flock
+ * lives as long as any descriptor of its open file, so a copy closed late would hold it past our
+ * unlock). */
 enum {
-        MSG_OPENING, /* value: the index of the path it opens now */
-        MSG_LOCKED,  /* value: that index; the descriptor comes with it */
-        MSG_DONE,    /* value: 0 or a negative errno */
+        MSG_LOCKED,   /* the locked descriptor comes with it */
+        MSG_GONE,     /* the node no longer exists: skipped */
+        MSG_FAILED,   /* value: the negative errno of the open or the lock */
+        MSG_RELEASED, /* after MSG_LOCKED: the worker closed its own copy */
 };
 
 struct msg {
@@ -32,70 +35,75 @@ static int say(int sock, int kind, int value, int fd)
         return fd_send(sock, &m, sizeof(m), fd);
 }
 
-/* Each send fails once the helper has closed its end (it gave up on us): then there is nothing
- * left to do but exit, which lets go of whatever we hold. */
-_Noreturn static void worker(int sock, char *const *paths, size_t n, usec_t deadline)
+int mpf_pathlock_serve(int sock, const void *req, size_t len)
 {
-        int r = 0;
+        const char *q = req;
+        _cleanup_(freep) int *one = NULL;
+        char *path[1];
+        usec_t deadline;
+        size_t k = 0;
+        int r;
 
-        (void)prctl(PR_SET_NAME, "mpath-flush-pl");
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                _cleanup_(freep) int *one = NULL;
-                size_t k = 0;
-
-                if (say(sock, MSG_OPENING, (int)i, -EBADF) < 0)
-                        _exit(EXIT_FAILURE);
-                r = mpf_lock_paths(&paths[i], 1, deadline, &one, &k);
-                if (r < 0 || k == 0) /* an error, or a node that is gone */
-                        continue;
-                r = say(sock, MSG_LOCKED, (int)i, one[0]);
-                /* ours would keep the lock after the helper let go of it */
-                (void)close(one[0]);
-                if (r < 0)
-                        _exit(EXIT_FAILURE);
-        }
-        _exit(say(sock, MSG_DONE, r, -EBADF) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        if (len <= REQUEST_PATH_OFFSET || len > MPF_PATHLOCK_REQUEST_MAX || q[0] != MPF_PATHLOCK_REQUEST ||
+            q[len - 1] != 0)
+                return say(sock, MSG_FAILED, -EBADMSG, -EBADF);
+        memcpy(&deadline, q + 1, sizeof(deadline));
+        path[0] = (char *)q + REQUEST_PATH_OFFSET;
+        r = mpf_lock_paths(path, 1, deadline, &one, &k);
+        if (r < 0)
+                return say(sock, MSG_FAILED, r, -EBADF);
+        if (k == 0)
+                return say(sock, MSG_GONE, 0, -EBADF);
+        r = say(sock, MSG_LOCKED, 0, one[0]);
+        /* ours would keep the lock after the helper let go of it */
+        (void)close(one[0]);
+        return r < 0 ? r : say(sock, MSG_RELEASED, 0, -EBADF);
 }
 
-/* Wait (until `until`) for the worker's end of the socket to close: it exited. Whatever it still
- * sends is dropped (descriptors too). */
-static bool wait_gone(int sock, usec_t until)
+static int send_request(int sock, const char *path, usec_t deadline)
+{
+        char q[MPF_PATHLOCK_REQUEST_MAX];
+        size_t l = strlen(path);
+
+        if (REQUEST_PATH_OFFSET + l + 1 > sizeof(q))
+                return -ENAMETOOLONG;
+        q[0] = MPF_PATHLOCK_REQUEST;
+        memcpy(q + 1, &deadline, sizeof(deadline));
+        memcpy(q + REQUEST_PATH_OFFSET, path, l + 1);
+        return fd_send(sock, q, REQUEST_PATH_OFFSET + l + 1, -EBADF);
+}
+
+/* The answer to one request, until the deadline: 0 with *ret_msg (and *ret_fd), -ETIMEDOUT, or
+ * -EINTR when the worker went away or said something that is not an answer. */
+static int receive_answer(int sock, usec_t deadline, struct msg *ret_msg, int *ret_fd)
 {
         for (;;) {
                 struct pollfd p = {.fd = sock, .events = POLLIN};
-                int ms = deadline_poll_ms(until, now_monotonic());
+                int ms = deadline_poll_ms(deadline, now_monotonic()), fd;
+                ssize_t k;
 
                 if (ms == 0)
-                        return false;
+                        return -ETIMEDOUT;
                 if (poll(&p, 1, ms) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return false;
+                        return negative_errno();
                 }
-                if (p.revents & POLLIN) {
-                        struct msg m;
-                        int fd;
-                        ssize_t k = fd_receive(sock, &m, sizeof(m), &fd);
-
-                        safe_close(fd);
-                        if (k == 0 || k == -ECONNRESET)
-                                return true;
+                if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
                         continue;
+                k = fd_receive(sock, ret_msg, sizeof(*ret_msg), &fd);
+                if (k == -EAGAIN)
+                        continue;
+                if (k == sizeof(*ret_msg) && fd == -EMFILE && ret_msg->kind == MSG_LOCKED)
+                        return -EMFILE; /* it could not hand the lock over: we are out of fds */
+                if (k != sizeof(*ret_msg) || (ret_msg->kind == MSG_LOCKED) != (fd >= 0) ||
+                    ret_msg->kind < MSG_LOCKED || ret_msg->kind > MSG_RELEASED) {
+                        safe_close(fd);
+                        return k < 0 ? (int)k : -EINTR;
                 }
-                if (p.revents & (POLLHUP | POLLERR))
-                        return true;
+                *ret_fd = fd;
+                return 0;
         }
-}
-
-/* Abandon the worker: kill it and close our end, so that it dies as soon as it can. Returns its
- * pid if it is still there after PATHLOCK_EXIT_WAIT_USEC (stuck in the kernel), else 0. */
-static pid_t abandon(pid_t pid, int sock)
-{
-        (void)kill(pid, SIGKILL);
-        if (!wait_gone(sock, usec_add(now_monotonic(), PATHLOCK_EXIT_WAIT_USEC)))
-                return pid; /* a zombie later, reaped by whoever waits for any child, or init */
-        (void)waitpid(pid, NULL, 0);
-        return 0;
 }
 
 static void close_fds(int *fds, size_t n)
@@ -105,94 +113,70 @@ static void close_fds(int *fds, size_t n)
         free(fds);
 }
 
-int mpf_pathlock_take(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n,
-                      struct mpf_stuck *ret_stuck)
+int mpf_pathlock_request(int sock, char *const *paths, size_t n, usec_t deadline, int **ret_fds,
+                         size_t *ret_n, bool *ret_answered, size_t *ret_at)
 {
-        _cleanup_(closep) int sock = -EBADF;
-        int *fds = NULL;
+        int *fds;
         size_t n_fds = 0;
-        int opening = -1, r;
-        pid_t pid;
+        int r = 0;
 
-        *ret_stuck = (struct mpf_stuck){};
-        if (deadline_passed(deadline, now_monotonic()))
-                return -ETIMEDOUT;
+        *ret_answered = true;
+        *ret_at = 0;
         fds = calloc(n ? n : 1, sizeof(int));
         if (!fds)
                 return -ENOMEM;
-        if (n == 0) {
-                /* no path device left: nothing to lock, no worker */
-                *ret_fds = fds;
-                *ret_n = 0;
-                return 0;
-        }
-        pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS | FORK_RESET_SIGNALS, &sock);
-        if (pid < 0) {
-                free(fds);
-                return (int)pid;
-        }
-        if (pid == 0)
-                worker(sock, paths, n, deadline);
-
-        for (;;) {
-                struct pollfd p = {.fd = sock, .events = POLLIN};
-                int ms = deadline_poll_ms(deadline, now_monotonic()), fd;
+        /* one at a time: a path whose open sleeps is never sent on, and after an error the rest
+         * are not opened */
+        for (size_t i = 0; i < n; i++) {
                 struct msg m;
-                ssize_t k;
+                int fd = -EBADF;
 
-                if (ms == 0) {
-                        close_fds(fds, n_fds);
-                        ret_stuck->pid = abandon(pid, sock);
-                        if (ret_stuck->pid > 0)
-                                (void)snprintf(ret_stuck->in, sizeof(ret_stuck->in), "opening %s",
-                                               opening >= 0 && (size_t)opening < n ? paths[opening]
-                                                                                   : "a path device");
-                        return -ETIMEDOUT;
-                }
-                if (poll(&p, 1, ms) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = negative_errno();
-                        break;
-                }
-                if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
-                        continue;
-                k = fd_receive(sock, &m, sizeof(m), &fd);
-                if (k == -EAGAIN)
-                        continue;
-                if (k != sizeof(m) || (m.kind == MSG_LOCKED) != (fd >= 0) || m.value >= (int)n) {
-                        /* it went away (killed by someone), or could not hand a lock over */
-                        safe_close(fd);
-                        r = k < 0 ? (int)k : fd == -EMFILE ? -EMFILE : -EINTR;
-                        break;
-                }
-                if (m.kind == MSG_OPENING) {
-                        opening = m.value;
-                        continue;
-                }
-                if (m.kind == MSG_LOCKED) {
-                        if (n_fds >= n) {
-                                safe_close(fd);
-                                r = -EBADMSG;
-                                break;
-                        }
+                *ret_at = i;
+                r = send_request(sock, paths[i], deadline);
+                if (r == -ENAMETOOLONG)
+                        break; /* not sent: the worker is idle */
+                if (r >= 0)
+                        r = receive_answer(sock, deadline, &m, &fd);
+                if (r >= 0 && m.kind == MSG_LOCKED) {
+                        struct msg released;
+                        int none = -EBADF;
+
                         fds[n_fds++] = fd;
-                        continue;
+                        r = receive_answer(sock, deadline, &released, &none);
+                        if (r >= 0 && released.kind != MSG_RELEASED) {
+                                safe_close(none);
+                                r = -EINTR;
+                        }
                 }
-                r = m.value;
-                if (r >= 0) {
-                        /* it exits by itself at once */
-                        if (wait_gone(sock, usec_add(now_monotonic(), PATHLOCK_EXIT_WAIT_USEC)))
-                                (void)waitpid(pid, NULL, 0);
-                        else
-                                (void)kill(pid, SIGKILL);
-                        *ret_fds = fds;
-                        *ret_n = n_fds;
-                        return 0;
+                if (r < 0) {
+                        /* not answered as asked (-EMFILE: we could not take the fd): what it
+                         * still sends would be read as the next request's answer, so the worker
+                         * is abandoned */
+                        *ret_answered = false;
+                        break;
                 }
-                break;
+                if (m.kind == MSG_FAILED) {
+                        r = m.value < 0 ? m.value : -EIO;
+                        break;
+                }
         }
-        close_fds(fds, n_fds);
-        (void)abandon(pid, sock);
-        return r;
+        if (r < 0) {
+                close_fds(fds, n_fds);
+                return r;
+        }
+        *ret_fds = fds;
+        *ret_n = n_fds;
+        return 0;
+}
+
+int mpf_pathlock_take(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n,
+                      struct mpf_stuck *ret_stuck)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        int r;
+
+        r = mpf_syncer_new(&s);
+        if (r < 0)
+                return r;
+        return mpf_syncer_lock_paths(s, paths, n, deadline, ret_fds, ret_n, ret_stuck);
 }

@@ -5,26 +5,35 @@
  * Taking the path device locks (doc/CONTRACT.md) without opening a path device ourselves. Opening
  * a SCSI disk waits, in uninterruptible sleep and whatever the open flags, while its host is in
  * error recovery (sd_open: scsi_block_when_processing_errors), and the deadline cannot interrupt
- * that. So a short-lived worker, forked per map (its stdio on /dev/null, no fd of ours but its
- * socket, default signal dispositions), opens each path device and takes LOCK_EX on it (mpf_lock_paths),
- * then hands the descriptor back over its socket (SCM_RIGHTS) and closes its own copy. A flock belongs to
- * the open file description, so the lock comes with the descriptor: once the worker is done, we hold every
- * path lock ourselves, exactly as if we had taken them, and the worker exits. No process stays alive while
- * the locks are held; the pool hands them on like any other lock fd.
+ * that. So the opens happen in the run's worker for calls that can sleep in the kernel, the
+ * write-back worker (syncer.h: its stdio on /dev/null, no fd of ours but its socket, default
+ * signal dispositions). For each path in turn we send it the node and the deadline; it opens the
+ * node, takes LOCK_EX on it (mpf_lock_paths), hands the descriptor back over its socket
+ * (SCM_RIGHTS) and closes its own copy. A flock belongs to the open file description, so the lock
+ * comes with the descriptor: once the worker has answered, we hold every path lock ourselves,
+ * exactly as if we had taken them, and the worker holds none of them. The same worker then writes
+ * the map back (flush step), so a map costs no process of its own; the pool hands the locks on like
+ * any other lock fd.
  *
- * A worker that has not finished by the deadline is killed and abandoned: what it handed back is
- * closed (the locks let go), and it holds nothing else of ours, so it can only be waiting in its
- * open; it dies as soon as that returns. If it is still there after PATHLOCK_EXIT_WAIT_USEC, it
- * is reported stuck, named with the device it was opening.
+ * A worker that has not answered by the deadline is killed and abandoned (mpf_syncer_lock_paths):
+ * what it handed back is closed (the locks let go), and it holds nothing else of ours, so it can
+ * only be waiting in its open; it dies as soon as that returns. If it is still there after
+ * SYNCER_EXIT_WAIT_USEC, it is reported stuck, named with the device it was opening.
+ *
+ * This module is the protocol, both halves: mpf_pathlock_serve() in the worker, one request at a
+ * time; mpf_pathlock_request() in the helper, on the worker's socket.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "deadline.h"
 
-/* A worker killed at the deadline gets this long to die before it counts as stuck. */
-#define PATHLOCK_EXIT_WAIT_USEC (100 * USEC_PER_MSEC)
+/* The first byte of a request: the worker hands it to mpf_pathlock_serve(). */
+#define MPF_PATHLOCK_REQUEST 'L'
+/* The largest request a worker must be able to receive. */
+#define MPF_PATHLOCK_REQUEST_MAX (1 + sizeof(usec_t) + 4096)
 
 /* A worker left behind at the deadline, stuck in the kernel. */
 struct mpf_stuck {
@@ -32,9 +41,24 @@ struct mpf_stuck {
         char in[128]; /* what it was doing, e.g. "opening /dev/sdb" */
 };
 
-/* Lock paths[0..n) (in that order, each LOCK_EX) through a worker, waiting for it until the
- * deadline. Returns 0 with *ret_fds (*ret_n of them, malloc'ed; nodes that are gone are skipped)
- * holding the locks; -ETIMEDOUT, the worker killed, nothing locked, and *ret_stuck filled in if
- * it did not die; or the error of an open or a lock. No worker for n == 0. */
+/* Lock paths[0..n) (in that order, each LOCK_EX) through a worker of its own (a syncer made for
+ * this call), waiting for it until the deadline. Returns 0 with *ret_fds (*ret_n of them,
+ * malloc'ed; nodes that are gone are skipped) holding the locks; -ETIMEDOUT, the worker killed,
+ * nothing locked, and *ret_stuck filled in if it did not die; or the error of an open or a lock.
+ * No worker for n == 0. The run uses its long-lived worker instead: mpf_syncer_lock_paths(). */
 int mpf_pathlock_take(char *const *paths, size_t n, usec_t deadline, int **ret_fds, size_t *ret_n,
                       struct mpf_stuck *ret_stuck);
+
+/* The worker's half: req (len bytes, starting with MPF_PATHLOCK_REQUEST) names one path; open it,
+ * lock it by the request's deadline, and answer on sock. Returns < 0 only when the answer could
+ * not be sent (the helper is gone: the worker exits). */
+int mpf_pathlock_serve(int sock, const void *req, size_t len);
+
+/* The helper's half, on the socket of an idle worker that serves requests with
+ * mpf_pathlock_serve(): each path in turn, until the deadline. Returns 0 with *ret_fds and *ret_n
+ * as mpf_pathlock_take(), or a negative errno with nothing locked. *ret_answered: the worker
+ * answered every request it was sent (it is idle again and may serve on); false: it did not (the
+ * deadline passed, it went away, or it said something we did not ask for), and *ret_at is the
+ * index of the path it was busy with. */
+int mpf_pathlock_request(int sock, char *const *paths, size_t n, usec_t deadline, int **ret_fds,
+                         size_t *ret_n, bool *ret_answered, size_t *ret_at);

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "pathlock.h"
 #include "syncer.h"
 
 /* The worker's answer: 0; an errno (< 128) when dirty data could not be written back;
@@ -57,13 +58,21 @@ _Noreturn static void worker(int sock)
         int held = -EBADF;
 
         for (;;) {
-                char kind = 0;
+                char req[MPF_PATHLOCK_REQUEST_MAX], kind;
                 int fd = -EBADF, status = 0;
-                ssize_t n = fd_receive(sock, &kind, 1, &fd);
+                ssize_t n = fd_receive(sock, req, sizeof(req), &fd);
 
                 if (n <= 0) {
                         safe_close(held);
                         _exit(n == 0 || n == -ECONNRESET ? EXIT_SUCCESS : EXIT_FAILURE);
+                }
+                kind = req[0];
+                if (kind == MPF_PATHLOCK_REQUEST) {
+                        /* a path lock: answered in pathlock.c's terms */
+                        safe_close(fd);
+                        if (mpf_pathlock_serve(sock, req, (size_t)n) < 0)
+                                _exit(EXIT_FAILURE);
+                        continue;
                 }
                 if (fd >= 0) {
                         safe_close(held); /* one it still held (its release failed): not ours to keep */
@@ -114,6 +123,7 @@ static pid_t discard(struct mpf_syncer *s)
 {
         usec_t until = usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC);
         pid_t stuck = 0;
+        bool gone = false;
 
         if (s->pid <= 0)
                 return 0;
@@ -128,15 +138,19 @@ static pid_t discard(struct mpf_syncer *s)
                 }
                 if (poll(&p, 1, ms) < 0 && errno != EINTR)
                         break;
-                if (p.revents & (POLLHUP | POLLERR))
-                        break; /* its end is closed: it is gone (or going) */
+                if (p.revents & (POLLHUP | POLLERR)) {
+                        gone = true; /* its end is closed: it is gone (or going) */
+                        break;
+                }
                 if (p.revents & POLLIN) {
                         int status;
                         /* a late answer: drop it and look again */
                         (void)recv(s->sock, &status, sizeof(status), MSG_DONTWAIT);
                 }
         }
-        (void)waitpid(s->pid, NULL, WNOHANG);
+        /* its end closed as it exited (it is past its last uninterruptible wait): reaped now; a
+         * stuck one is a zombie later, reaped by whoever waits for any child, or init */
+        (void)waitpid(s->pid, NULL, gone ? 0 : WNOHANG);
         s->sock = safe_close(s->sock);
         s->pid = 0;
         s->holding = false;
@@ -304,6 +318,48 @@ int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t 
         r = request(s, write_back ? MSG_WRITE_BACK : MSG_CLOSE, -EBADF, until, ret_stuck);
         s->holding = false;
         return r;
+}
+
+int mpf_syncer_lock_paths(struct mpf_syncer *s, char *const *paths, size_t n, usec_t deadline, int **ret_fds,
+                          size_t *ret_n, struct mpf_stuck *ret_stuck)
+{
+        bool answered;
+        size_t at;
+        int r;
+
+        *ret_stuck = (struct mpf_stuck){};
+        if (deadline_passed(deadline, now_monotonic()))
+                return -ETIMEDOUT;
+        if (n == 0) {
+                /* no path device left: nothing to lock, no worker */
+                *ret_fds = calloc(1, sizeof(int));
+                if (!*ret_fds)
+                        return -ENOMEM;
+                *ret_n = 0;
+                return 0;
+        }
+        for (int attempt = 0;; attempt++) {
+                pid_t stuck;
+
+                if (s->pid <= 0) {
+                        r = spawn(s);
+                        if (r < 0)
+                                return r;
+                }
+                r = mpf_pathlock_request(s->sock, paths, n, deadline, ret_fds, ret_n, &answered, &at);
+                if (r >= 0 || answered)
+                        return r;
+                /* Abandon it: killed, with our end closed, it dies as soon as its open returns. */
+                stuck = discard(s);
+                if (stuck > 0) {
+                        ret_stuck->pid = stuck;
+                        (void)snprintf(ret_stuck->in, sizeof(ret_stuck->in), "opening %s", paths[at]);
+                        return r;
+                }
+                /* a worker that died while idle (killed by someone): one new one */
+                if (attempt > 0 || at > 0 || (r != -EPIPE && r != -ECONNRESET && r != -ECONNREFUSED))
+                        return r;
+        }
 }
 
 int mpf_fsync_bounded(int fd, usec_t deadline)

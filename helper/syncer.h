@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "deadline.h"
+#include "pathlock.h"
 
 /*
  * Bounded write-back. fsync() on a multipath map can block in D state for as long as its paths
@@ -54,6 +55,12 @@ bool mpf_syncer_holding(const struct mpf_syncer *s);
 int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t *ret_stuck);
 /* The worker's pid, 0 if none runs (tests). */
 pid_t mpf_syncer_pid(const struct mpf_syncer *s);
+
+/* Lock paths[0..n) through the worker (pathlock.h), starting one if none runs; returns as
+ * mpf_pathlock_take(). A worker that misses the deadline is killed and discarded (the next call
+ * starts a new one); *ret_stuck names it if it did not die. */
+int mpf_syncer_lock_paths(struct mpf_syncer *s, char *const *paths, size_t n, usec_t deadline, int **ret_fds,
+                          size_t *ret_n, struct mpf_stuck *ret_stuck);
 
 /* One-shot: a syncer for one fd. */
 int mpf_fsync_bounded(int fd, usec_t deadline);
