@@ -91,6 +91,13 @@ int mpf_device_new(bool udev_sync, struct mpf_device **ret)
         return 0;
 }
 
+struct mpf_device *mpf_device_leave(struct mpf_device *d)
+{
+        if (d)
+                d->syncer = mpf_syncer_leave(d->syncer);
+        return mpf_device_free(d);
+}
+
 struct mpf_device *mpf_device_free(struct mpf_device *d)
 {
         if (!d)

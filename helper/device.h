@@ -20,6 +20,9 @@ struct mpf_device;
 
 int mpf_device_new(bool udev_sync, struct mpf_device **ret);
 struct mpf_device *mpf_device_free(struct mpf_device *d);
+/* This process exits now: as mpf_device_free(), but its write-back worker, idle, is not waited for
+ * (mpf_syncer_leave()). NULL is fine. */
+struct mpf_device *mpf_device_leave(struct mpf_device *d);
 static inline void mpf_device_freep(struct mpf_device **d)
 {
         *d = mpf_device_free(*d);

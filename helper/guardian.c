@@ -23,7 +23,9 @@
 
 struct mpf_guardian {
         pid_t pid;
-        int sock; /* our end: when it closes (we exit or are killed), the guardian acts */
+        int sock;         /* our end: when it closes (we exit or are killed), the guardian acts */
+        unsigned watched; /* maps watched from this connection and not forgotten since */
+        bool unsure;      /* a message failed, or a forget matched no watch: it may have a map */
 };
 
 struct watched {
@@ -436,6 +438,23 @@ struct mpf_guardian *mpf_guardian_free(struct mpf_guardian *g)
         return NULL;
 }
 
+bool mpf_guardian_idle(const struct mpf_guardian *g)
+{
+        return !g || (g->watched == 0 && !g->unsure);
+}
+
+struct mpf_guardian *mpf_guardian_leave(struct mpf_guardian *g)
+{
+        if (!g)
+                return NULL;
+        if (!mpf_guardian_idle(g))
+                return mpf_guardian_free(g);
+        /* it reads our forgets, then our end: it exits with nothing to do (not waited for) */
+        g->sock = safe_close(g->sock);
+        free(g);
+        return NULL;
+}
+
 int mpf_guardian_watch_fd(int sock, const char *uuid, int lock_fd)
 {
         return send_msg(sock, MSG_WATCH, uuid, lock_fd);
@@ -459,6 +478,8 @@ int mpf_guardian_forked(struct mpf_guardian *g)
         safe_close(g->sock);
         g->sock = pair[0];
         g->pid = 0; /* not our child */
+        g->watched = 0;
+        g->unsure = false;
         return 0;
 }
 
@@ -469,12 +490,30 @@ int mpf_guardian_forget_fd(int sock, const char *uuid)
 
 int mpf_guardian_watch(struct mpf_guardian *g, const char *uuid, int lock_fd)
 {
-        return g ? mpf_guardian_watch_fd(g->sock, uuid, lock_fd) : 0;
+        int r;
+
+        if (!g)
+                return 0;
+        r = mpf_guardian_watch_fd(g->sock, uuid, lock_fd);
+        if (r < 0)
+                g->unsure = true;
+        else
+                g->watched++;
+        return r;
 }
 
 int mpf_guardian_forget(struct mpf_guardian *g, const char *uuid)
 {
-        return g ? mpf_guardian_forget_fd(g->sock, uuid) : 0;
+        int r;
+
+        if (!g)
+                return 0;
+        r = mpf_guardian_forget_fd(g->sock, uuid);
+        if (r < 0 || g->watched == 0)
+                g->unsure = true;
+        else
+                g->watched--;
+        return r;
 }
 
 pid_t mpf_guardian_pid(const struct mpf_guardian *g)

@@ -43,6 +43,16 @@ static inline void mpf_guardian_freep(struct mpf_guardian **g)
         *g = mpf_guardian_free(*g);
 }
 
+/* The run ends, and with it this process: as mpf_guardian_free(), but when the guardian has
+ * nothing to put back (mpf_guardian_idle()) it is not waited for. It reads the forgets we sent,
+ * then the end of our socket, and exits; it holds nothing of ours but the copies of the forgotten
+ * maps' locks until it has read those forgets, and whoever reaps orphans reaps it. A run whose
+ * workers connected to it (mpf_guardian_forked()) must use mpf_guardian_free(): their maps may be
+ * in its hands. NULL is fine. */
+struct mpf_guardian *mpf_guardian_leave(struct mpf_guardian *g);
+/* Every map watched from this connection was forgotten since, and every message went out. */
+bool mpf_guardian_idle(const struct mpf_guardian *g);
+
 /* The map's lock is held (lock_fd): watch it. NULL g: no guardian, 0. */
 int mpf_guardian_watch(struct mpf_guardian *g, const char *uuid, int lock_fd);
 /* Done with the map (its undo record is removed): drop the copy of its lock. */

@@ -403,9 +403,15 @@ static int run_real(const struct mpf_options *o,
         log_debug("run: output written");
         w = mpf_workers_free(w);
         log_debug("run: workers gone");
-        d = mpf_device_free(d);
+        /* We exit now: the write-back worker and, with one map (no pool worker ever connected to
+         * it), an idle guardian exit by themselves, holding nothing of ours; they are not waited
+         * for. After several maps the guardian may still put a dead worker's map back: it is. */
+        d = mpf_device_leave(d);
         log_debug("run: device closed");
-        g = mpf_guardian_free(g);
+        if (o->all || o->n_maps > 1)
+                g = mpf_guardian_free(g);
+        else
+                g = mpf_guardian_leave(g);
         log_debug("run: guardian gone");
         /* A signal held back during the run has had its effect: the run ended, at its deadline at
          * the latest. Letting it through now would replace the run's answer with death by that

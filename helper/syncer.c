@@ -182,7 +182,7 @@ int mpf_syncer_new(struct mpf_syncer **ret)
         return 0;
 }
 
-struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
+static struct mpf_syncer *end(struct mpf_syncer *s, bool reap)
 {
         if (!s)
                 return NULL;
@@ -195,11 +195,22 @@ struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
                                                NULL);
                 if (s->pid > 0) {
                         s->sock = safe_close(s->sock);
-                        (void)waitpid(s->pid, NULL, 0);
+                        if (reap)
+                                (void)waitpid(s->pid, NULL, 0);
                 }
         }
         free(s);
         return NULL;
+}
+
+struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
+{
+        return end(s, true);
+}
+
+struct mpf_syncer *mpf_syncer_leave(struct mpf_syncer *s)
+{
+        return end(s, false);
 }
 
 pid_t mpf_syncer_pid(const struct mpf_syncer *s)

@@ -37,6 +37,11 @@ static inline void mpf_syncer_freep(struct mpf_syncer **s)
         *s = mpf_syncer_free(*s);
 }
 
+/* This process exits now: as mpf_syncer_free(), but the idle worker is not waited for. It holds
+ * nothing of ours (its descriptor of a map is closed first, bounded as in mpf_syncer_free()) and
+ * exits as soon as it reads the end of its socket; whoever reaps orphans reaps it. */
+struct mpf_syncer *mpf_syncer_leave(struct mpf_syncer *s);
+
 /* sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), then fsync, in the worker, on a descriptor of
  * the same device as fd (fd itself, the caller's claim, never leaves the caller), which the worker
  * then keeps open until mpf_syncer_close() (mpf_syncer_holding()). Returns 0; 1

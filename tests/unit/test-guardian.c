@@ -302,6 +302,70 @@ START_TEST(test_worker_dies_run_goes_on)
 }
 END_TEST
 
+/* The run ends with every map it watched forgotten: mpf_guardian_leave() does not wait for the
+ * guardian (stopped here: mpf_guardian_free() would wait for good), which exits by itself once it
+ * runs. With a map still watched it waits, as mpf_guardian_free() does, until the guardian has
+ * looked at the map and exited. */
+START_TEST(test_leave_waits_only_with_a_map)
+{
+        char dir[] = "/tmp/mpf-guard-XXXXXX";
+        _cleanup_(freep) char *path = NULL;
+        struct mpf_guardian *g = NULL;
+        int fd = -EBADF, lock, st;
+        pid_t gpid;
+        usec_t t;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(setenv(MPF_RUNDIR_ENV, dir, 1), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/lock/mpath-x", dir), 0);
+
+        /* forgotten: not waited for */
+        ck_assert_int_eq(mpf_guardian_start(false, &g), 0);
+        ck_assert(mpf_guardian_idle(g));
+        ck_assert_int_eq(mpf_lock_map(dir, "mpath-x", false, now_monotonic() + USEC_PER_SEC, &fd), 0);
+        ck_assert_int_eq(mpf_guardian_watch(g, "mpath-x", fd), 0);
+        ck_assert(!mpf_guardian_idle(g));
+        ck_assert_int_eq(mpf_guardian_forget(g, "mpath-x"), 0);
+        ck_assert(mpf_guardian_idle(g));
+        gpid = mpf_guardian_pid(g);
+        ck_assert_int_eq(kill(gpid, SIGSTOP), 0);
+        t = now_monotonic();
+        g = mpf_guardian_leave(g);
+        ck_assert_uint_lt(now_monotonic(), t + USEC_PER_SEC);
+        ck_assert_int_eq(kill(gpid, 0), 0); /* still there, stopped */
+        fd = safe_close(fd);
+        ck_assert_int_eq(kill(gpid, SIGCONT), 0);
+        ck_assert_int_eq(waitpid(gpid, &st, 0), gpid); /* it ends by itself */
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        /* still watched: waited for, until it looked at the map (no record) and let go */
+        ck_assert_int_eq(mpf_guardian_start(false, &g), 0);
+        ck_assert_int_eq(mpf_lock_map(dir, "mpath-x", false, now_monotonic() + USEC_PER_SEC, &fd), 0);
+        ck_assert_int_eq(mpf_guardian_watch(g, "mpath-x", fd), 0);
+        fd = safe_close(fd); /* its copy holds the lock now */
+        gpid = mpf_guardian_pid(g);
+        g = mpf_guardian_leave(g);
+        ck_assert_int_eq(waitpid(gpid, NULL, WNOHANG), -1); /* reaped already */
+        ck_assert_int_eq(errno, ECHILD);
+        lock = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(lock, 0);
+        ck_assert_int_eq(flock(lock, LOCK_EX | LOCK_NB), 0);
+        close(lock);
+
+        /* a forget that matches no watch: it may hold a map we do not know of */
+        ck_assert_int_eq(mpf_guardian_start(false, &g), 0);
+        ck_assert_int_eq(mpf_guardian_forget(g, "mpath-y"), 0);
+        ck_assert(!mpf_guardian_idle(g));
+        g = mpf_guardian_leave(g);
+
+        (void)unlink(path);
+        *strrchr(path, '/') = 0;
+        (void)rmdir(path);
+        (void)rmdir(dir);
+        ck_assert_int_eq(unsetenv(MPF_RUNDIR_ENV), 0);
+}
+END_TEST
+
 static Suite *guardian_suite(void)
 {
         Suite *s = suite_create("guardian");
@@ -312,6 +376,7 @@ static Suite *guardian_suite(void)
         tcase_add_test(tc, test_fan_out_at_once);
         tcase_add_test(tc, test_several_maps);
         tcase_add_test(tc, test_worker_dies_run_goes_on);
+        tcase_add_test(tc, test_leave_waits_only_with_a_map);
         suite_add_tcase(s, tc);
         return s;
 }

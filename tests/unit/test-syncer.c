@@ -86,6 +86,34 @@ START_TEST(test_one_worker_serves_many)
 }
 END_TEST
 
+/* The process exits: mpf_syncer_leave() does not wait for the idle worker (stopped here:
+ * mpf_syncer_free() would wait for good); it ends by itself once it runs. */
+START_TEST(test_leave_does_not_wait)
+{
+        struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p), st;
+        usec_t t;
+        pid_t pid;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        ck_assert_int_eq(mpf_syncer_close(s, false, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        t = now_monotonic();
+        s = mpf_syncer_leave(s);
+        ck_assert_uint_lt(now_monotonic(), t + USEC_PER_SEC);
+        ck_assert_int_eq(kill(pid, 0), 0);
+        ck_assert_int_eq(kill(pid, SIGCONT), 0);
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
 /* A worker that does not answer by the deadline (here: stopped) is killed and replaced. */
 START_TEST(test_missed_deadline_replaces_worker)
 {
@@ -292,6 +320,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_fsync_error_passed_up);
         tcase_add_test(tc, test_fsync_deadline_passed);
         tcase_add_test(tc, test_one_worker_serves_many);
+        tcase_add_test(tc, test_leave_does_not_wait);
         tcase_add_test(tc, test_missed_deadline_replaces_worker);
         tcase_add_test(tc, test_killed_worker_replaced);
         tcase_add_test(tc, test_worker_holds_nothing_of_ours);
