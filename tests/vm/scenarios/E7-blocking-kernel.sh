@@ -5,11 +5,11 @@
 # until EOF): a path device open during SCSI error recovery. Every command is
 # ignored (scsi_debug opts=4), so a read times out and both hosts enter error
 # handling; opening any path device (sd_open) then waits for its end, in D state.
-# The path devices are opened and locked by a short-lived worker that hands the
-# locks back (pathlock.c). Three maps on the same two hosts, two callers at once:
+# The path devices are opened and locked by the write-back worker, which hands the
+# locks back (pathlock.c, syncer.c). Three maps on the same two hosts, two callers at once:
 #   (a) one map, the sequential path;
-#   (b) --jobs 2 over the two others, the pool (each pool worker forks its own
-#       path lock worker).
+#   (b) --jobs 2 over the two others, the pool (each pool worker has its own
+#       write-back worker).
 # Each answers within the deadline and a grace (under 7 s for -t 3, generous for a
 # loaded host; the old helper does not answer until the recovery ends) with
 # `timeout` at `lock`, names the stuck worker and the device it was opening; the
