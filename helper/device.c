@@ -30,7 +30,7 @@ struct mpf_device {
         struct mpf_syncer *syncer;      /* write-back and path opens; started at the first lock */
         struct mpf_change_watch *watch; /* --wait-busy, made at its first wait */
         struct mpf_guardian *guardian;  /* not ours; NULL: none (dry run, tests, the guardian itself) */
-        int mpathd_fd;                  /* our connection to multipathd, kept from map to map */
+        struct mpathd_conn mpathd;      /* our connection to multipathd, kept from map to map */
         /* "remove" uevents that a cookie wait read off the monitor (and would have dropped):
          * udev_wait_removed() looks here first. removed_lost: one could not be kept. */
         struct mpf_removed *removed; /* each event's devt and SEQNUM */
@@ -81,7 +81,7 @@ int mpf_device_new(bool udev_sync, struct mpf_device **ret)
         if (!d)
                 return -ENOMEM;
         mpf_usage_roots_from_env(&d->roots);
-        d->mpathd_fd = -EBADF;
+        d->mpathd = (struct mpathd_conn)MPATHD_CONN_INIT;
         d->udev_sync = udev_sync;
         mpf_dm_init(udev_sync);
         /* listen before the first remove, so its uevent wakes us up promptly */
@@ -102,7 +102,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
 {
         if (!d)
                 return NULL;
-        safe_close(d->mpathd_fd);
+        mpathd_conn_close(&d->mpathd);
         mpf_syncer_free(d->syncer);
         mpf_change_watch_free(d->watch);
         if (d->monitor)
@@ -328,8 +328,9 @@ void mpf_device_forked(struct mpf_device *d)
 
         if (!d)
                 return;
-        /* a connection of our own: replies to our commands must come to us */
-        d->mpathd_fd = safe_close(d->mpathd_fd);
+        /* a connection of our own: replies to our commands must come to us (a reply the parent
+         * still waits for is the parent's: our copy goes, theirs stays) */
+        mpathd_conn_close(&d->mpathd);
         /* the parent's netlink socket would hand its uevents to whichever process reads first:
          * ours is made again at the first udev wait */
         if (d->monitor)
@@ -423,9 +424,21 @@ static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
         _cleanup_(freep) char *reply = NULL;
         int r;
 
-        r = mpathd_command_keep(&d->mpathd_fd, cmd, deadline, &reply);
+        r = mpathd_command_keep(&d->mpathd, cmd, deadline, &reply);
         if (r == -EBADMSG)
                 log_debug("multipathd: '%s' answered: %s", cmd, strempty(reply));
+        return r;
+}
+
+static int dev_mpathd_reply(void *u, usec_t deadline)
+{
+        struct mpf_device *d = u;
+        _cleanup_(freep) char *reply = NULL;
+        int r;
+
+        r = mpathd_reply_wait(&d->mpathd, deadline, &reply);
+        if (r == -EBADMSG)
+                log_debug("multipathd: a late answer: %s", strempty(reply));
         return r;
 }
 
@@ -802,6 +815,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .paths = dev_paths,
                 .message = dev_message,
                 .mpathd = dev_mpathd,
+                .mpathd_reply = dev_mpathd_reply,
                 .claim = dev_claim,
                 .flush = dev_flush,
                 .release = dev_release,

@@ -689,19 +689,31 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 
 /* ---- 4 queueing ---- */
 
-int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadline, bool *ret_mpathd)
+int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadline, bool *ret_mpathd,
+                         bool *ret_pending)
 {
         _cleanup_(freep) char *cmd = NULL;
         int r;
 
         *ret_mpathd = false;
+        if (ret_pending)
+                *ret_pending = false;
         /* multipathd first, so that it does not switch queueing back on behind us */
         if (asprintf_safe(&cmd, "disablequeueing map %s", name) < 0)
                 return -ENOMEM;
         r = o->mpathd(o->userdata, cmd, deadline);
         if (r >= 0)
                 *ret_mpathd = true;
-        else if (r == -ENOENT || r == -ECONNREFUSED)
+        else if (r == -EINPROGRESS) {
+                /* it got the command and may carry it out after our deadline: count it as done,
+                 * and putting queueing back reads its answer first, on the same connection */
+                *ret_mpathd = true;
+                if (ret_pending)
+                        *ret_pending = true;
+                log_map(LOG_WARNING, 0, name, NULL, "queueing",
+                        "multipathd has not answered disablequeueing yet, going on; putting queueing "
+                        "back waits for its answer");
+        } else if (r == -ENOENT || r == -ECONNREFUSED)
                 log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
         else
                 log_map(LOG_WARNING, r, name, NULL, "queueing",
@@ -741,7 +753,8 @@ static int step_queueing(struct flush *f, bool *done)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
                             strerror(-r));
         }
-        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled);
+        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled,
+                                 &f->undo.mpathd_reply_pending);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -1115,7 +1128,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 if (r >= 0 || r == -ENXIO) {
                         step_debug(f, MPF_STEP_REMOVE, "removed");
                         /* gone: its queueing went with it, nothing to restore any more */
-                        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
+                        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled =
+                                f->undo.mpathd_reply_pending = false;
                         break;
                 }
                 if (r != -EBUSY) {
@@ -1195,7 +1209,8 @@ static int step_udev_wait(struct flush *f, bool deferred)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT,
                             "the map still exists after its removal");
         }
-        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false; /* gone with the map */
+        f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = f->undo.mpathd_reply_pending =
+                false; /* gone with the map */
         if (udev_late)
                 return stop(
                         f, MPF_RESULT_REMOVED, MPF_STEP_DONE, "%s",

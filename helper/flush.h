@@ -70,8 +70,15 @@ struct mpf_ops {
                     struct mpf_stuck *ret_stuck);
         void (*unlock)(void *u, void *lock);
         int (*message)(void *u, const char *name, const char *msg);
-        /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail" */
+        /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail";
+         * -ETIMEDOUT it never got the command by the deadline; -EINPROGRESS it got the command
+         * but did not answer by the deadline (it may still carry it out: mpathd_reply reads the
+         * answer later, and a command sent after it is carried out after it) */
         int (*mpathd)(void *u, const char *cmd, usec_t deadline);
+        /* the answer to the command mpathd() left -EINPROGRESS, by the deadline: 0 "ok"; -EBADMSG
+         * "fail"; -ETIMEDOUT still none; -ENOMSG none pending; else the connection broke (multipathd
+         * went away). NULL: mpathd() never returns -EINPROGRESS. */
+        int (*mpathd_reply)(void *u, usec_t deadline);
         /* open the map O_RDONLY|O_EXCL|O_CLOEXEC */
         int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
         /* write back + fsync bounded by the deadline: 0; 1 written back but the device cache
@@ -144,9 +151,11 @@ struct mpf_flush_params {
         bool lock_try;
 };
 
-/* The queueing step: "disablequeueing map NAME" to multipathd (*ret_mpathd: it did), then the
- * kernel message fail_if_no_path, whose result is returned. Nothing is restored here. */
-int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, usec_t deadline, bool *ret_mpathd);
+/* The queueing step: "disablequeueing map NAME" to multipathd (*ret_mpathd: it did, or may have:
+ * *ret_pending, when it got the command but had not answered by the deadline; NULL: not asked),
+ * then the kernel message fail_if_no_path, whose result is returned. Nothing is restored here. */
+int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, usec_t deadline, bool *ret_mpathd,
+                         bool *ret_pending);
 
 /* The ordered flush of one map, arg as given on the command line. Always fills *ret (its
  * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */

@@ -98,7 +98,7 @@ static int act(struct lastpath *l, MpfLastpathDo what)
         if (what == MPF_LASTPATH_FAIL_AND_FLUSH) {
                 bool by_mpathd;
 
-                r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd);
+                r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 && r != -ENXIO) {

@@ -173,40 +173,110 @@ int mpathd_reply_result(const char *reply)
         return -EPROTO;
 }
 
-static int exchange(int fd, const char *cmd, usec_t deadline, char **ret_reply)
+void mpathd_conn_close(struct mpathd_conn *c)
 {
-        int r = mpathd_send(fd, cmd, deadline);
-
-        if (r < 0)
-                return r;
-        return mpathd_recv(fd, ret_reply, deadline);
+        c->fd = safe_close(c->fd);
+        c->pending = false;
+        c->reply_len = 0;
 }
 
-int mpathd_command_keep(int *fd, const char *cmd, usec_t deadline, char **ret_reply)
+/* The rest of the reply to the command sent on c, by deadline. Its length, once read, is kept in c
+ * (a reply that stopped half-way through is read on from there later). */
+static int conn_recv(struct mpathd_conn *c, char **ret_reply, usec_t deadline)
+{
+        _cleanup_(freep) char *buf = NULL;
+        int r;
+
+        if (c->reply_len == 0) {
+                size_t len;
+
+                r = read_all(c->fd, &len, sizeof(len), deadline);
+                if (r < 0)
+                        return r;
+                if (len == 0 || len > MPATHD_REPLY_MAX)
+                        return -EBADMSG;
+                c->reply_len = len;
+        }
+        buf = malloc(c->reply_len + 1);
+        if (!buf)
+                return -ENOMEM;
+        r = read_all(c->fd, buf, c->reply_len, deadline);
+        if (r < 0)
+                return r;
+        buf[c->reply_len] = 0; /* the sender's NUL is inside len; never trust it */
+        c->reply_len = 0;
+        *ret_reply = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Send cmd on c and read its reply. *ret_sent: the command went whole to multipathd (a part of
+ * one it never carries out: it times the rest out and answers "fail"). */
+static int exchange(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply,
+                    bool *ret_sent)
+{
+        int r = mpathd_send(c->fd, cmd, deadline);
+
+        *ret_sent = r >= 0;
+        if (r < 0)
+                return r;
+        c->reply_len = 0;
+        return conn_recv(c, ret_reply, deadline);
+}
+
+int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply)
 {
         _cleanup_(freep) char *reply = NULL;
         usec_t d = MIN(deadline, usec_add(now_monotonic(), MPATHD_TIMEOUT_USEC));
-        bool kept = *fd >= 0;
+        bool sent = false, kept;
         int r;
 
+        if (c->pending)
+                mpathd_conn_close(c); /* its reply would come first: that map is done with */
+        kept = c->fd >= 0;
         if (!kept) {
                 r = mpathd_connect(d);
                 if (r < 0)
                         return r;
-                *fd = r;
+                c->fd = r;
         }
-        r = exchange(*fd, cmd, d, &reply);
+        r = exchange(c, cmd, d, &reply, &sent);
         if (kept && (r == -ECONNRESET || r == -EPIPE)) {
                 /* closed by multipathd since the last command (or restarted): once more */
-                *fd = safe_close(*fd);
+                mpathd_conn_close(c);
                 r = mpathd_connect(d);
                 if (r < 0)
                         return r;
-                *fd = r;
-                r = exchange(*fd, cmd, d, &reply);
+                c->fd = r;
+                r = exchange(c, cmd, d, &reply, &sent);
+        }
+        if (r == -ETIMEDOUT && sent) {
+                /* multipathd has it (or will read it): it may still carry it out */
+                c->pending = true;
+                return -EINPROGRESS;
         }
         if (r < 0) {
-                *fd = safe_close(*fd);
+                mpathd_conn_close(c);
+                return r;
+        }
+        r = mpathd_reply_result(reply);
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(reply);
+        return r;
+}
+
+int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply)
+{
+        _cleanup_(freep) char *reply = NULL;
+        int r;
+
+        if (!c->pending || c->fd < 0)
+                return -ENOMSG;
+        r = conn_recv(c, &reply, deadline);
+        if (r == -ETIMEDOUT)
+                return r;
+        c->pending = false;
+        if (r < 0) {
+                mpathd_conn_close(c);
                 return r;
         }
         r = mpathd_reply_result(reply);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "deadline.h"
 
 #define MPATHD_SOCKET_ABSTRACT "/org/kernel/linux/storage/multipathd"
@@ -22,9 +25,31 @@ int mpathd_recv(int fd, char **ret_reply, usec_t deadline);
 int mpathd_reply_result(const char *reply);
 /* Connect, send, receive, interpret. Deadline is min(deadline, now + MPATHD_TIMEOUT_USEC). */
 int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply);
-/* The same on a connection kept from one command to the next (*fd; -EBADF: none yet), so that a
- * process flushing map after map connects once (multipathd accepts and serves each connection
- * in its one listener thread). A kept connection multipathd closed meanwhile is made again, once:
- * the commands we send (disablequeueing, restorequeueing) may be repeated. After any other
- * failure the connection is closed. */
-int mpathd_command_keep(int *fd, const char *cmd, usec_t deadline, char **ret_reply);
+/* A connection kept from one command to the next, so that a process flushing map after map
+ * connects once (multipathd accepts and serves each connection in its one listener thread). */
+struct mpathd_conn {
+        int fd;           /* -EBADF: none yet */
+        bool pending;     /* a command went whole to multipathd and its reply has not been read yet */
+        size_t reply_len; /* of the pending reply, when its length was read already (0: not yet) */
+};
+#define MPATHD_CONN_INIT                                                                                    \
+        {                                                                                                   \
+                .fd = -EBADF                                                                                \
+        }
+void mpathd_conn_close(struct mpathd_conn *c);
+
+/* The same as mpathd_command(), on c. A kept connection multipathd closed meanwhile is made again,
+ * once: the commands we send (disablequeueing, restorequeueing) may be repeated. A connection
+ * whose earlier reply is still pending is closed and made again first (that command was for a map
+ * we are done with). Never reached multipathd (-ETIMEDOUT, -ENOENT, -ECONNREFUSED from connect,
+ * or a command not sent whole): nothing is pending there, the connection is closed. Sent whole but
+ * no reply by the deadline: -EINPROGRESS, the connection is kept and c->pending set: multipathd
+ * serves one connection's commands in order, so mpathd_reply_wait() reads that reply later and a
+ * command sent after it on c is carried out after it. After any other failure the connection is
+ * closed. */
+int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply);
+/* The reply to the command mpathd_command_keep() left pending (-EINPROGRESS), read by deadline:
+ * interpreted as mpathd_reply_result() does (the connection is kept for the next command);
+ * -ETIMEDOUT: still none (still pending); -ENOMSG: none is pending; another error: the
+ * connection broke (closed). */
+int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply);

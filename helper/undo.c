@@ -332,11 +332,27 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                 return 1;
         if (map_gone(o, u, NULL)) {
                 /* its queueing went with it */
-                u->kernel_queueing_disabled = u->mpathd_queueing_disabled = false;
+                u->kernel_queueing_disabled = u->mpathd_queueing_disabled = u->mpathd_reply_pending = false;
                 return 1;
         }
 
-        if (u->mpathd_queueing_disabled) {
+        if (u->mpathd_queueing_disabled && u->mpathd_reply_pending) {
+                /* on the connection it is pending on: what we send after it comes after it */
+                r = o->mpathd_reply ? o->mpathd_reply(o->userdata, deadline) : -ENOMSG;
+                if (r == -ETIMEDOUT)
+                        ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
+                                      "multipathd has not answered disablequeueing yet: it may still switch "
+                                      "queueing off; 'multipathd restorequeueing map %s' puts it back",
+                                      u->name);
+                else {
+                        u->mpathd_reply_pending = false;
+                        if (r == -EBADMSG) /* "fail": it did not switch queueing off */
+                                u->mpathd_queueing_disabled = false;
+                        /* else restorequeueing: after "ok", or to a multipathd that went away and
+                         * came back (a new connection then), or with an answer we cannot read */
+                }
+        }
+        if (u->mpathd_queueing_disabled && !u->mpathd_reply_pending) {
                 _cleanup_(freep) char *cmd = NULL;
 
                 if (asprintf_safe(&cmd, "restorequeueing map %s", u->name) < 0)

@@ -40,6 +40,11 @@ struct mpf_undo {
         dev_t devt;
         bool kernel_queueing_disabled;
         bool mpathd_queueing_disabled;
+        /* Not in the record (only the process that holds the connection can read it): multipathd
+         * got our disablequeueing but had not answered when we went on. Its answer, read on that
+         * connection, says whether multipathd switched queueing off, and restorequeueing sent
+         * after it on the same connection is carried out after it. */
+        bool mpathd_reply_pending;
         struct mpf_dm_saved *saved; /* partition maps removed (or about to be), to make again */
         size_t n_saved;
 };
@@ -62,7 +67,11 @@ int mpf_undo_write(const char *rundir, const struct mpf_undo *u);
 int mpf_undo_read(const char *rundir, const char *uuid, struct mpf_undo *ret);
 
 /* Switch queueing on again where it was switched off (multipathd's restorequeueing, the kernel's
- * queue_if_no_path), bounded by deadline. Clears what it put back, or what went with the map.
+ * queue_if_no_path), bounded by deadline. With multipathd's answer to disablequeueing pending, it
+ * is read first (o->mpathd_reply), and restorequeueing is sent only if multipathd switched queueing
+ * off; if no answer comes by the deadline, queueing is put back in the kernel and the call fails:
+ * multipathd may still switch it off (the record keeps "queueing-off multipathd" for the next
+ * flusher). Clears what it put back, or what went with the map.
  * 0: put back; 1: nothing to put back (or the map is gone); negative errno: something failed
  * (logged). */
 int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline);

@@ -51,11 +51,15 @@ struct fake {
         int message_restore_r;
         int claim_r;
         int flush_r;
-        int active_paths_r;    /* active paths in the status line, or an error */
-        int save_r;            /* reading a partition map\'s table fails */
-        int create_r;          /* making a partition map again fails */
-        unsigned create_busy;  /* ... with EBUSY this many times first (the map is still claimed) */
-        usec_t mpathd_takes;   /* disablequeueing takes this long (multipathd stopped) */
+        int active_paths_r;   /* active paths in the status line, or an error */
+        int save_r;           /* reading a partition map\'s table fails */
+        int create_r;         /* making a partition map again fails */
+        unsigned create_busy; /* ... with EBUSY this many times first (the map is still claimed) */
+        usec_t mpathd_takes;  /* disablequeueing takes this long (multipathd stopped) */
+        bool mpathd_late;     /* multipathd gets disablequeueing but answers after the deadline */
+        int mpathd_late_r;    /* ... then: 0 "ok" (it switched queueing off), -EBADMSG "fail" (it did
+                               * not), -ETIMEDOUT still no answer (it switches it off later) */
+        bool mpathd_reply_pending;
         int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
@@ -378,18 +382,43 @@ static int f_message(void *u, const char *name, const char *msg)
         return F.message_r;
 }
 
+static int f_mpathd_reply(void *u, usec_t deadline)
+{
+        record("mpathd-reply");
+        check_deadline("mpathd-reply", deadline, true);
+        if (!F.mpathd_reply_pending)
+                return -ENOMSG;
+        if (F.mpathd_late_r == -ETIMEDOUT) {
+                F.clock = deadline;
+                return -ETIMEDOUT;
+        }
+        F.mpathd_reply_pending = false;
+        return F.mpathd_late_r;
+}
+
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 {
         record("mpathd %s", cmd);
         if (F.dead)
                 return -EINTR;
         check_deadline(cmd, deadline, startswith(cmd, "restorequeueing") != NULL);
+        if (F.mpathd_reply_pending)
+                /* multipathd serves one connection in order: a command after a pending one would
+                 * get that one's answer (mpathd_reply reads it first) */
+                ck_abort_msg("'%s' sent while an answer is pending", cmd);
         if (startswith(cmd, "restorequeueing") && F.vanish_at)
                 return -EBADMSG; /* multipathd no longer knows the map */
         if (startswith(cmd, "restorequeueing")) {
                 if (F.mpathd_restore_r >= 0 && strcmp(cmd, "restorequeueing map mpatha") == 0)
                         F.mpathd_queueing = true;
                 return F.mpathd_restore_r;
+        }
+        if (startswith(cmd, "disablequeueing") && F.mpathd_late) {
+                F.clock = MIN(F.clock + F.mpathd_takes, deadline);
+                F.mpathd_reply_pending = true;
+                if (F.mpathd_late_r != -EBADMSG)
+                        F.mpathd_queueing = false; /* carried out, now or later */
+                return -EINPROGRESS;
         }
         if (startswith(cmd, "disablequeueing") && F.mpathd_takes > 0) {
                 F.clock = MIN(F.clock + F.mpathd_takes, deadline);
@@ -666,6 +695,7 @@ static const struct mpf_ops fake_ops = {
         .unlock = f_unlock,
         .message = f_message,
         .mpathd = f_mpathd,
+        .mpathd_reply = f_mpathd_reply,
         .claim = f_claim,
         .flush = f_flush,
         .save = f_save,
@@ -1055,6 +1085,100 @@ START_TEST(test_mpathd_not_running)
         ck_assert(called("message mpatha queue_if_no_path"));
         ck_assert(!called("mpathd restorequeueing map mpatha"));
         ck_assert_int_eq(r.queueing_after, 1);
+}
+END_TEST
+
+/* multipathd got disablequeueing but answered after the deadline (busy with other maps): the
+ * put-back reads its answer first, then restorequeueing goes on the same connection, after it, and
+ * only then queue_if_no_path to the kernel. */
+START_TEST(test_mpathd_late_answer)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        ssize_t reply, restore, kernel;
+
+        setup_standard();
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert(!r.restore_failed);
+        assert_restored();
+        ck_assert(F.mpathd_queueing);
+        ck_assert(F.kernel_queueing);
+        reply = call_index("mpathd-reply");
+        restore = call_index("mpathd restorequeueing map mpatha");
+        kernel = call_index("message mpatha queue_if_no_path");
+        ck_assert_int_ge(reply, 0);
+        ck_assert_int_lt(reply, restore);
+        ck_assert_int_lt(restore, kernel);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
+/* Its late answer is "fail" (it timed our command out): nothing to put back in multipathd. */
+START_TEST(test_mpathd_late_answer_fail)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_late = true;
+        F.mpathd_late_r = -EBADMSG;
+        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert(!r.restore_failed);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(F.mpathd_queueing);
+        ck_assert(F.kernel_queueing);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
+/* No answer within the put-back's grace either: queueing goes back in the kernel, the result says
+ * it could not be restored (multipathd may still switch it off), and the record keeps multipathd's
+ * part for the next flusher. No restorequeueing on another connection: it could overtake. */
+START_TEST(test_mpathd_never_answers)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+
+        setup_standard();
+        F.mpathd_late = true;
+        F.mpathd_late_r = -ETIMEDOUT;
+        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert(r.restore_failed);
+        ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_RESTORE_FAILED);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(F.kernel_queueing);
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert(u.mpathd_queueing_disabled);
+        ck_assert(!u.kernel_queueing_disabled);
+}
+END_TEST
+
+/* The map removed with the answer still pending: nothing to wait for. */
+START_TEST(test_mpathd_late_answer_removed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(!called("mpathd-reply"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
 }
 END_TEST
 
@@ -2918,6 +3042,10 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_queueing_off_untouched);
         tcase_add_test(tc, test_fail_if_no_path_fails);
         tcase_add_test(tc, test_mpathd_not_running);
+        tcase_add_test(tc, test_mpathd_late_answer);
+        tcase_add_test(tc, test_mpathd_late_answer_fail);
+        tcase_add_test(tc, test_mpathd_never_answers);
+        tcase_add_test(tc, test_mpathd_late_answer_removed);
         tcase_add_test(tc, test_partition_open_busy);
         tcase_add_test(tc, test_claim_busy_restores);
         tcase_add_test(tc, test_claim_other_error_failed);

@@ -165,6 +165,56 @@ static pid_t fake_server_conns(const char *name, int n_conn, int n_per_conn)
         return pid;
 }
 
+/* A multipathd busy with other maps: on one connection, it answers the first command (expect1)
+ * after delay_ms with reply1, then each next one with "ok" until the client closes. Exits with 10 +
+ * the number of commands it served; 3: the first command was not expect1, or the second not
+ * expect2 (NULL: none expected). */
+static pid_t fake_server_late(const char *name, unsigned delay_ms, const char *expect1, const char *reply1,
+                              const char *expect2)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd;
+        pid_t pid;
+
+        memcpy(sa.sun_path + 1, name, strlen(name));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa,
+                              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))),
+                         0);
+        ck_assert_int_eq(listen(fd, 4), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int served = 0, c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (c < 0)
+                        _exit(2);
+                for (;;) {
+                        char buf[256] = {};
+                        const char *reply = served == 0 ? reply1 : "ok\n";
+                        const char *expect = served == 0 ? expect1 : served == 1 ? expect2 : NULL;
+                        size_t len;
+
+                        if (read(c, &len, sizeof(len)) != sizeof(len))
+                                _exit(10 + served);
+                        if (len >= sizeof(buf) || read(c, buf, len) != (ssize_t)len)
+                                _exit(4);
+                        if (expect && strcmp(buf, expect) != 0)
+                                _exit(3);
+                        if (served == 0)
+                                usleep(delay_ms * 1000);
+                        len = strlen(reply) + 1;
+                        if (write(c, &len, sizeof(len)) != sizeof(len) ||
+                            write(c, reply, len) != (ssize_t)len)
+                                _exit(10 + served); /* the client went away */
+                        served++;
+                }
+        }
+        close(fd);
+        return pid;
+}
+
 static int server_status(pid_t pid)
 {
         int st;
@@ -207,17 +257,17 @@ END_TEST
 START_TEST(test_command_keep)
 {
         char name[64];
-        int fd = -EBADF;
+        struct mpathd_conn c = MPATHD_CONN_INIT;
         pid_t pid;
 
         snprintf(name, sizeof(name), "/mpath-flush-test/%d/keep", (int)getpid());
         pid = fake_server_conns(name, 1, 3);
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         for (int i = 0; i < 3; i++) {
-                ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpatha", soon(), NULL), 0);
-                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha", soon(), NULL), 0);
+                ck_assert_int_ge(c.fd, 0);
         }
-        fd = safe_close(fd);
+        mpathd_conn_close(&c);
         ck_assert_int_eq(server_status(pid), 13);
 }
 END_TEST
@@ -226,17 +276,73 @@ END_TEST
 START_TEST(test_command_keep_reconnects)
 {
         char name[64];
-        int fd = -EBADF;
+        struct mpathd_conn c = MPATHD_CONN_INIT;
         pid_t pid;
 
         snprintf(name, sizeof(name), "/mpath-flush-test/%d/again", (int)getpid());
         pid = fake_server_conns(name, 2, 1);
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
-        ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpatha", soon(), NULL), 0);
+        ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha", soon(), NULL), 0);
         usleep(50 * 1000); /* the server has closed its end */
-        ck_assert_int_eq(mpathd_command_keep(&fd, "disablequeueing map mpathb", soon(), NULL), 0);
-        fd = safe_close(fd);
+        ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpathb", soon(), NULL), 0);
+        mpathd_conn_close(&c);
         ck_assert_int_eq(server_status(pid), 12);
+}
+END_TEST
+
+/* multipathd got our command but answers after our deadline: the connection stays, with the
+ * answer pending; it is read later, and the next command goes on the same connection, after it. */
+START_TEST(test_command_keep_late)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        _cleanup_(freep) char *reply = NULL;
+        usec_t t;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/late", (int)getpid());
+        pid = fake_server_late(name, 300, "disablequeueing map mpatha", "ok\n",
+                               "restorequeueing map mpatha");
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(
+                mpathd_command_keep(&c, "disablequeueing map mpatha", t + 100 * USEC_PER_MSEC, NULL),
+                -EINPROGRESS);
+        ck_assert_uint_lt(now_monotonic(), t + 250 * USEC_PER_MSEC);
+        ck_assert_int_ge(c.fd, 0);
+        ck_assert(c.pending);
+        /* not yet */
+        ck_assert_int_eq(mpathd_reply_wait(&c, now_monotonic() + 20 * USEC_PER_MSEC, NULL), -ETIMEDOUT);
+        ck_assert(c.pending);
+        /* the late answer */
+        ck_assert_int_eq(mpathd_reply_wait(&c, soon(), &reply), 0);
+        ck_assert_str_eq(reply, "ok\n");
+        ck_assert(!c.pending);
+        ck_assert_int_eq(mpathd_reply_wait(&c, soon(), NULL), -ENOMSG);
+        /* on the same connection (the server accepts only one) */
+        ck_assert_int_eq(mpathd_command_keep(&c, "restorequeueing map mpatha", soon(), NULL), 0);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 12);
+}
+END_TEST
+
+/* The late answer is "fail": said so. */
+START_TEST(test_command_keep_late_fail)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/latefail", (int)getpid());
+        pid = fake_server_late(name, 200, "disablequeueing map mpatha", "fail\ntimeout\n", NULL);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha",
+                                             now_monotonic() + 50 * USEC_PER_MSEC, NULL),
+                         -EINPROGRESS);
+        ck_assert_int_eq(mpathd_reply_wait(&c, soon(), NULL), -EBADMSG);
+        ck_assert(!c.pending);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 11);
 }
 END_TEST
 
@@ -287,6 +393,16 @@ START_TEST(test_backlog_full)
                          -ETIMEDOUT);
         ck_assert_uint_ge(now_monotonic(), t + 200 * USEC_PER_MSEC);
         ck_assert_uint_lt(now_monotonic(), t + 1 * USEC_PER_SEC);
+        {
+                /* never reached multipathd: nothing pending, no connection kept */
+                struct mpathd_conn c = MPATHD_CONN_INIT;
+
+                ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha",
+                                                     now_monotonic() + 100 * USEC_PER_MSEC, NULL),
+                                 -ETIMEDOUT);
+                ck_assert_int_lt(c.fd, 0);
+                ck_assert(!c.pending);
+        }
         /* a deadline already passed: no attempt at all */
         ck_assert_int_eq(mpathd_connect(now_monotonic() - 1), -ETIMEDOUT);
         for (size_t i = 0; i < n; i++)
@@ -307,6 +423,8 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_command_fail);
         tcase_add_test(tc, test_command_keep);
         tcase_add_test(tc, test_command_keep_reconnects);
+        tcase_add_test(tc, test_command_keep_late);
+        tcase_add_test(tc, test_command_keep_late_fail);
         tcase_add_test(tc, test_not_running);
         tcase_add_test(tc, test_backlog_full);
         suite_add_tcase(s, tc);
