@@ -326,6 +326,7 @@ static bool map_gone(const struct mpf_ops *o, const struct mpf_undo *u, struct m
 
 int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline)
 {
+        bool late = false;
         int r, ret = 0;
 
         if (!u->kernel_queueing_disabled && !u->mpathd_queueing_disabled)
@@ -339,12 +340,13 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
         if (u->mpathd_queueing_disabled && u->mpathd_reply_pending) {
                 /* on the connection it is pending on: what we send after it comes after it */
                 r = o->mpathd_reply ? o->mpathd_reply(o->userdata, deadline) : -ENOMSG;
-                if (r == -ETIMEDOUT)
+                if (r == -ETIMEDOUT) {
                         ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
                                       "multipathd has not answered disablequeueing yet: it may still switch "
                                       "queueing off; 'multipathd restorequeueing map %s' puts it back",
                                       u->name);
-                else {
+                        late = true;
+                } else {
                         u->mpathd_reply_pending = false;
                         if (r == -EBADMSG) /* "fail": it did not switch queueing off */
                                 u->mpathd_queueing_disabled = false;
@@ -377,6 +379,10 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                 else
                         u->kernel_queueing_disabled = false;
         }
+        if (late)
+                /* when multipathd carries the command out, it switches queueing off in the kernel too:
+                 * the next flusher puts both back */
+                u->kernel_queueing_disabled = true;
         return ret;
 }
 

@@ -5,10 +5,20 @@
 # -t 5 answers within 6 s all the same: the map is removed, multipathd's part of
 # the queueing step is reported as timed out and skipped. --dry-run (which never
 # talks to multipathd) predicts the removal and changes nothing.
-# mpf-lab: mode=fast timeout=180
+# Then multipathd that takes our disablequeueing but answers it after our
+# deadline (the E6 case: busy with other maps): its log goes to a pipe nobody
+# reads, so the listener that took the command stops at its first log line
+# ("disable map queueing (operator)") until the pipe is read again. -t 2, the
+# pipe read 0.8 s after the deadline: the put-back reads the late answer and
+# sends restorequeueing after it on the same connection; the map ends with
+# queueing on in the kernel and in multipathd. Read only after the run: no
+# answer within the put-back's 2 s, the run says queueing could not be
+# restored (exit 7), multipathd switches it off as warned, and the next
+# flusher of the map finishes the undo record (restorequeueing, queue_if_no_path).
+# mpf-lab: mode=fast timeout=240
 . /usr/lib/mpf-lab/lib.sh
 
-lab_setup 1 multipathd
+lab_setup 2 multipathd
 t_check "the map queues" lab_map_queueing "$map"
 
 lab_run n mpath-flush --dry-run --json -t 5 "$map"
@@ -37,4 +47,71 @@ t_check_fails "the map is gone" lab_map_exists "$map"
 kill "$filler"
 kill -CONT "$mpid"
 t_check "multipathd answers again" lab_mpathd_running
+
+# ---- the late answer ----
+map2=$(lab_maps | grep -vx -- "$map" | head -n 1)
+mpathd_queueing() { multipathd show maps format "%n %Q" 2> /dev/null | awk -v m="$1" '$1 == m { print $2 }'; }
+as_found() { lab_map_queueing "$map2" && [ "$(mpathd_queueing "$map2")" = "$q0" ]; }
+t_check "multipathd stops" lab_mpathd_stop
+fifo=$MPF_LAB_OUT/mpathd.fifo
+mkfifo "$fifo"
+exec 3<> "$fifo"
+multipathd -d -s > "$fifo" 2>&1 &
+mpid=$!
+# its log is read until stall_log, and again from read_log_after
+(exec cat <&3 >> "$MPF_LAB_OUT/mpathd.log") &
+reader=$!
+_i=0
+until lab_mpathd_running || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+lab_mpathd_maps_have "multipathd (in the foreground, its log a pipe) knows $map2" "$map2"
+q0=$(mpathd_queueing "$map2")
+t_diag "$map2: multipathd's queueing: $q0; table: $(dmsetup table "$map2")"
+t_check "$map2 queues in the kernel" lab_map_queueing "$map2"
+t_check "$map2 queues in multipathd ($q0)" test -n "$q0" -a "$q0" != off -a "$q0" != -
+stall_log() {
+        kill "$reader"; wait "$reader" 2> /dev/null
+        # the pipe full to the byte: multipathd's next log line blocks
+        dd if=/dev/zero of="$fifo" bs=4096 count=64 oflag=nonblock 2> /dev/null
+        dd if=/dev/zero of="$fifo" bs=1 count=8192 oflag=nonblock 2> /dev/null
+}
+read_log_after() { (sleep "$1"; exec cat <&3 >> "$MPF_LAB_OUT/mpathd.log") & reader=$!; }
+
+# 1. The answer comes 0.8 s after the deadline, within the put-back's 2 s
+stall_log
+read_log_after 2.8
+lab_run r timeout -s KILL 30 mpath-flush --json -v -t 2 "$map2"
+t_diag "late answer: mpath-flush -t 2 took $r_ms ms, exit $r_rc"
+t_is "late answer: timeout at partitions" "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@partitions
+t_like "late answer: multipathd had not answered disablequeueing by the deadline" "$r_err" \
+        "$map2: queueing: multipathd (has not answered disablequeueing|did not disable queueing: .*timed out)"
+t_check "late answer: the run answered within the deadline and the 2 s of putting back ($r_ms ms)" test "$r_ms" -lt 4500
+t_is "late answer: exit 5 (timeout; queueing put back)" "$r_rc" 5
+sleep 0.5
+t_check "late answer: multipathd answers" lab_mpathd_running
+t_like "late answer: multipathd carried out our disablequeueing late" "$(cat "$MPF_LAB_OUT/mpathd.log")" \
+        "$map2: disable map queueing"
+t_check "late answer: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
+
+# 2. No answer within the put-back's grace (the pipe read after the run): said so, exit 7
+stall_log
+lab_run r timeout -s KILL 30 mpath-flush --json -v -t 1 "$map2"
+t_diag "no answer: mpath-flush -t 1 took $r_ms ms, exit $r_rc"
+read_log_after 0
+t_is "no answer: exit 7 (queueing could not be restored)" "$r_rc" 7
+t_like "no answer: it says multipathd may still switch queueing off" "$r_err" "may still switch queueing off"
+t_check "no answer: the run answered within the deadline and the 2 s of putting back ($r_ms ms)" test "$r_ms" -lt 4500
+sleep 0.5
+t_check "no answer: multipathd answers again" lab_mpathd_running
+t_is "no answer: multipathd switched queueing off later, as warned" "$(mpathd_queueing "$map2")" off
+t_is "no answer: the undo record keeps queueing off, for the next flusher" \
+        "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
+        "queueing-off kernel queueing-off multipathd "
+# the next flusher of the map finishes the record (here it finds the map busy)
+sleep 60 < "/dev/mapper/$map2" &
+holder=$!
+lab_run r timeout -s KILL 30 mpath-flush --json -t 3 "$map2"
+kill "$holder"
+t_is "next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
+t_check "next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"))" as_found
+t_is "next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 t_done
