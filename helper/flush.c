@@ -711,8 +711,8 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
                 if (ret_pending)
                         *ret_pending = true;
                 log_map(LOG_WARNING, 0, name, NULL, "queueing",
-                        "multipathd has not answered disablequeueing yet, going on; putting queueing "
-                        "back waits for its answer");
+                        "multipathd has not answered disablequeueing yet, going on; should queueing be "
+                        "put back, its answer is read first");
         } else if (r == -ENOENT || r == -ECONNREFUSED)
                 log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
         else

@@ -180,8 +180,9 @@ void mpathd_conn_close(struct mpathd_conn *c)
         c->reply_len = 0;
 }
 
-/* The rest of the reply to the command sent on c, by deadline. Its length, once read, is kept in c
- * (a reply that stopped half-way through is read on from there later). */
+/* The reply to the command sent on c, by deadline. Its length, once read, is kept in c (a reply
+ * whose length came but not its text is read on from there later; multipathd sends each in one
+ * piece). */
 static int conn_recv(struct mpathd_conn *c, char **ret_reply, usec_t deadline)
 {
         _cleanup_(freep) char *buf = NULL;
