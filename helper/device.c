@@ -328,6 +328,8 @@ void mpf_device_forked(struct mpf_device *d)
 
         if (!d)
                 return;
+        /* our own fds are named as the flusher's (usage.h); the run's main process stays the run */
+        mpf_usage_roots_forked(&d->roots);
         /* a connection of our own: replies to our commands must come to us (a reply the parent
          * still waits for is the parent's: our copy goes, theirs stays) */
         mpathd_conn_close(&d->mpathd);
@@ -470,6 +472,8 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
                 return negative_errno();
         if (!S_ISBLK(st.st_mode) || st.st_rdev != map->devt)
                 return -ESTALE; /* the node is not our map */
+        /* -v: an fd of the map that outlives its flush is named by pid and fd (usage.h) */
+        log_debug("%s: claim: fd %d opened (%s)", map->name, fd, p);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -482,7 +486,11 @@ static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         r = get_syncer(d);
         if (r < 0)
                 return r;
-        return mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
+        r = mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
+        log_debug("flush: fd %d written back (%d); the write-back worker (pid %d) %s", fd, r,
+                  (int)mpf_syncer_pid(d->syncer),
+                  mpf_syncer_holding(d->syncer) ? "holds an open of it" : "holds no open");
+        return r;
 }
 
 static int dev_active_paths(void *u, const char *name)
@@ -504,6 +512,11 @@ static int dev_release(void *u, int fd, bool write_back, usec_t until, pid_t *re
         struct mpf_device *d = u;
 
         /* never the map's last close while the worker holds its own open */
+        log_debug("release: fd %d closed; the write-back worker (pid %d) %s", fd,
+                  d->syncer ? (int)mpf_syncer_pid(d->syncer) : 0,
+                  !mpf_syncer_holding(d->syncer) ? "holds no open"
+                  : write_back                   ? "writes back and closes its open"
+                                                 : "closes its open");
         safe_close(fd);
         return mpf_syncer_close(d->syncer, write_back, until, ret_stuck);
 }

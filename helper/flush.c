@@ -223,8 +223,10 @@ static int describe_blockers(struct flush *f, char **ret)
         return 0;
 }
 
-/* Look again who holds the map (for naming it when we give up). Our own fd is excluded. */
-static void rescan_blockers(struct flush *f)
+/* Look again who holds the map (for naming it when we give up at step). Our own fd is closed by
+ * now: an open of the map that one of the run's processes still holds is a leak of ours, not a
+ * user, and is named as ours (in the reason too: mpf_blockers_describe()). */
+static void rescan_blockers(struct flush *f, MpfStep step)
 {
         struct mpf_blockers b = {};
         unsigned explained = 0;
@@ -238,6 +240,12 @@ static void rescan_blockers(struct flush *f)
         b.unexplained_opens = f->res->blockers.unexplained_opens;
         mpf_blockers_done(&f->res->blockers);
         f->res->blockers = b;
+        for (size_t i = 0; i < b.n_openers; i++)
+                if (b.openers[i].own)
+                        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, mpf_step_to_string(step),
+                                "%s is held open by our own process %d (%s: %s), not by a user",
+                                b.openers[i].device, (int)b.openers[i].pid, b.openers[i].comm,
+                                b.openers[i].own);
 }
 
 /* ---- 1 resolve ---- */
@@ -503,6 +511,7 @@ static void keep_common_openers(struct mpf_blockers *a, const struct mpf_blocker
                 else {
                         free(a->openers[i].comm);
                         free(a->openers[i].device);
+                        free(a->openers[i].own);
                 }
         }
         a->n_openers = k;
@@ -812,7 +821,7 @@ static int step_partitions(struct flush *f, bool *done)
                         continue;
                 if (info.open_count > 0) {
                         restore_queueing(f);
-                        rescan_blockers(f);
+                        rescan_blockers(f, MPF_STEP_PARTITIONS);
                         return stop(f, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, "partition map %s is open (%d)",
                                     t->name, info.open_count);
                 }
@@ -876,7 +885,7 @@ static int step_claim(struct flush *f, bool *done)
         r = f->ops->claim(f->ops->userdata, &f->map, &f->fd);
         if (r == -EBUSY) {
                 restore_queueing(f);
-                rescan_blockers(f);
+                rescan_blockers(f, MPF_STEP_CLAIM);
                 r = describe_blockers(f, &who);
                 if (r < 0)
                         return r;
@@ -1026,11 +1035,13 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
         }
         release(f);
         restore_queueing(f);
-        rescan_blockers(f);
+        rescan_blockers(f, MPF_STEP_SOLE_OPENER);
         r = describe_blockers(f, &who);
         if (r < 0)
                 return r;
-        return stop(f, MPF_RESULT_BUSY, MPF_STEP_SOLE_OPENER, "still opened by others (open count %d)%s%s",
+        return stop(f, MPF_RESULT_BUSY, MPF_STEP_SOLE_OPENER, "%s (open count %d)%s%s",
+                    mpf_blockers_any_own(&f->res->blockers) ? "still opened by a process of this run"
+                                                            : "still opened by others",
                     info.open_count, *who ? ": " : "", who);
 }
 
@@ -1145,11 +1156,14 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
 
                         finish_cookie(f);
                         restore_queueing(f);
-                        rescan_blockers(f);
+                        rescan_blockers(f, MPF_STEP_REMOVE);
                         r = describe_blockers(f, &who);
                         if (r < 0)
                                 return r;
-                        return stop(f, MPF_RESULT_BUSY, MPF_STEP_REMOVE, "opened again before removal%s%s",
+                        return stop(f, MPF_RESULT_BUSY, MPF_STEP_REMOVE, "%s%s%s",
+                                    mpf_blockers_any_own(&f->res->blockers)
+                                            ? "held open by a process of this run, not by a user"
+                                            : "opened again before removal",
                                     *who ? ": " : "", who);
                 }
                 step_debug(f, MPF_STEP_REMOVE, "map busy (EBUSY), retrying");

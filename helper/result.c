@@ -73,6 +73,7 @@ void mpf_blockers_done(struct mpf_blockers *b)
         for (size_t i = 0; i < b->n_openers; i++) {
                 free(b->openers[i].comm);
                 free(b->openers[i].device);
+                free(b->openers[i].own);
         }
         b->openers = mfree(b->openers);
         b->n_openers = 0;
@@ -147,6 +148,35 @@ int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm,
         b->openers = o;
         b->openers[b->n_openers++] = (struct mpf_opener){.pid = pid, .comm = c, .device = d};
         return 0;
+}
+
+int mpf_blockers_mark_own(struct mpf_blockers *b, pid_t pid, const char *device, const char *role,
+                          const char *detail)
+{
+        for (size_t i = 0; i < b->n_openers; i++) {
+                struct mpf_opener *o = &b->openers[i];
+                char *s;
+
+                if (o->pid != pid || strcmp(o->device, device) != 0)
+                        continue;
+                if (o->own && !detail)
+                        return 0;
+                if (asprintf_safe(&s, "%s%s%s", o->own ? o->own : role, detail ? ", " : "",
+                                  strempty(detail)) < 0)
+                        return -ENOMEM;
+                free(o->own);
+                o->own = s;
+                return 0;
+        }
+        return 0; /* not listed (past MPF_BLOCKERS_LIST_MAX): counted only */
+}
+
+bool mpf_blockers_any_own(const struct mpf_blockers *b)
+{
+        for (size_t i = 0; i < b->n_openers; i++)
+                if (b->openers[i].own)
+                        return true;
+        return false;
 }
 
 int mpf_blockers_add_kernel_user(struct mpf_blockers *b, const char *kind, const char *name,
@@ -228,10 +258,16 @@ char *mpf_blockers_describe(const struct mpf_blockers *b)
         }
         if (b->mounts_omitted > 0 && append(&s, &len, "%u more mounts", b->mounts_omitted) < 0)
                 return NULL;
-        for (size_t i = 0; i < b->n_openers; i++)
-                if (append(&s, &len, "%s opened by pid %d (%s)", b->openers[i].device,
-                           (int)b->openers[i].pid, b->openers[i].comm) < 0)
+        for (size_t i = 0; i < b->n_openers; i++) {
+                const struct mpf_opener *o = &b->openers[i];
+
+                /* ours: not a user of the map, and said so */
+                if (o->own ? append(&s, &len, "%s opened by our own process pid %d (%s: %s)", o->device,
+                                    (int)o->pid, o->comm, o->own) < 0
+                           : append(&s, &len, "%s opened by pid %d (%s)", o->device, (int)o->pid, o->comm) <
+                                     0)
                         return NULL;
+        }
         if (b->openers_omitted > 0 &&
             append(&s, &len, "opened by %u more processes", b->openers_omitted) < 0)
                 return NULL;

@@ -59,6 +59,9 @@ struct mpf_opener {
         pid_t pid;
         char *comm;
         char *device; /* map or partition map name */
+        /* one of the run's own processes: which, and its fds of the device ("a pool worker, fd 7
+         * -> /dev/dm-3"); NULL: not ours. Not in the JSON document. */
+        char *own;
 };
 
 /* A kernel user that /sys/block/dm-N/holders does not show: a loop device backed by the map, an
@@ -93,6 +96,12 @@ void mpf_blockers_done(struct mpf_blockers *b);
 bool mpf_blockers_any(const struct mpf_blockers *b);
 int mpf_blockers_add_mount(struct mpf_blockers *b, const char *device, const char *target, pid_t pid);
 int mpf_blockers_add_opener(struct mpf_blockers *b, pid_t pid, const char *comm, const char *device);
+/* pid's entry for device (added before) is one of our own processes: role says which, detail
+ * (may be NULL) what it holds ("fd 7 -> /dev/dm-3"); a later call for the entry adds its detail. */
+int mpf_blockers_mark_own(struct mpf_blockers *b, pid_t pid, const char *device, const char *role,
+                          const char *detail);
+/* Does an opener of our own hold it? */
+bool mpf_blockers_any_own(const struct mpf_blockers *b);
 int mpf_blockers_add_kernel_user(struct mpf_blockers *b, const char *kind, const char *name,
                                  const char *device);
 /* "mounted on /mnt (pid 1 mount), opened by pid 2 (sleep), held by dm-3, swap /dev/dm-4" */

@@ -17,8 +17,72 @@ void mpf_usage_roots_from_env(struct mpf_usage_roots *ret)
         *ret = (struct mpf_usage_roots){
                 .sysfs = s && *s ? s : "/sys",
                 .procfs = p && *p ? p : "/proc",
+                .run = getpid(),
                 .self = getpid(),
         };
+}
+
+void mpf_usage_roots_forked(struct mpf_usage_roots *roots)
+{
+        roots->self = getpid();
+}
+
+/* The parent's pid from <procfs>/PID/stat ("PID (comm) S PPID ..."; comm may hold anything, so
+ * the fields after its last ')' are read), or 0. */
+static pid_t read_ppid(const char *procfs, pid_t pid)
+{
+        _cleanup_(freep) char *p = NULL, *line = NULL;
+        const char *s;
+        int ppid;
+        char state;
+
+        if (asprintf_safe(&p, "%s/%d/stat", procfs, (int)pid) < 0 || read_one_line(p, &line) < 0)
+                return 0;
+        s = strrchr(line, ')');
+        if (!s || sscanf(s + 1, " %c %d", &state, &ppid) != 2 || ppid < 0)
+                return 0;
+        return (pid_t)ppid;
+}
+
+/* The run forks its pool workers, the guardian and write-back and path lock workers; a pool
+ * worker forks its own write-back and path lock workers; the guardian its put-back processes. */
+#define OWN_GENERATIONS_MAX 3
+
+const char *mpf_usage_own_role(const struct mpf_usage_roots *roots, pid_t pid, const char *comm)
+{
+        bool in_worker =
+                roots->run > 0 && roots->self > 0 && roots->self != roots->run; /* a pool worker's scan */
+        pid_t p = pid, parent = 0;
+        unsigned up = 0;
+
+        if (pid == roots->self)
+                return in_worker ? "the pool worker that flushes it"
+                                 : "the run's main process, which flushes it";
+        if (roots->run <= 0)
+                return NULL;
+        while (p != roots->run) {
+                if (p <= 1 || up == OWN_GENERATIONS_MAX)
+                        return NULL;
+                p = read_ppid(roots->procfs, p);
+                if (up++ == 0)
+                        parent = p;
+        }
+        if (up == 0)
+                return "the run's main process";
+        if (strcmp(comm, "mpath-flush-gd") == 0)
+                return up == 1 ? "the guardian" : "a put-back process of the guardian";
+        if (strcmp(comm, "mpath-flush-pl") == 0)
+                return "a path lock worker";
+        if (up == 1 && strcmp(comm, "mpath-flush-w") == 0)
+                return "a pool worker";
+        /* a write-back worker bears the name of the process that forked it */
+        if (up == 1 && strcmp(comm, "mpath-flush") == 0)
+                return "the run's write-back worker";
+        if (up == 2 && strcmp(comm, "mpath-flush-w") == 0)
+                return in_worker && parent == roots->self
+                               ? "the write-back worker of the pool worker that flushes it"
+                               : "a pool worker's write-back worker";
+        return "a process of the run";
 }
 
 static int parse_devt(const char *s, dev_t *ret)
@@ -493,6 +557,8 @@ static int scan_fds(const struct mpf_usage_roots *roots, pid_t pid, const struct
 {
         _cleanup_(freep) char *dir = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
+        const char *own = NULL; /* one of the run's processes: which */
+        bool own_known = false;
         struct dirent *de;
 
         if (asprintf_safe(&dir, "%s/%d/fd", roots->procfs, (int)pid) < 0)
@@ -535,6 +601,18 @@ static int scan_fds(const struct mpf_usage_roots *roots, pid_t pid, const struct
                         r = mpf_blockers_add_opener(b, pid, comm, targets[i].name);
                         if (r < 0)
                                 return r;
+                        if (!own_known)
+                                own = mpf_usage_own_role(roots, pid, comm);
+                        own_known = true;
+                        if (own) {
+                                _cleanup_(freep) char *fd = NULL;
+
+                                if (asprintf_safe(&fd, "fd %s -> %s", de->d_name, link) < 0)
+                                        return -ENOMEM;
+                                r = mpf_blockers_mark_own(b, pid, targets[i].name, own, fd);
+                                if (r < 0)
+                                        return r;
+                        }
                         if (i == 0)
                                 (*explained)++;
                         break;
@@ -606,11 +684,12 @@ int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target 
                         r = -ETIMEDOUT;
                         goto fail;
                 }
-                /* Our own fds are our own business, and our own mount namespace is either one
-                 * another process shows first (pid 1's, when run by hand) or a copy systemd made
-                 * for our sandbox, whose mounts are the host's that other processes show. */
-                if (pid == roots->self)
-                        continue;
+                /* Our own mount namespace is either one another process shows first (pid 1's,
+                 * when run by hand) or a copy systemd made for our sandbox, whose mounts are the
+                 * host's that other processes show. Our fds are looked at: one of the map's here
+                 * is a leak of ours, named as such. */
+                if (pid == roots->self || pid == roots->run)
+                        goto fds;
 
                 /* mounts: once per mount namespace */
                 if (asprintf_safe(&ns, "%s/%d/ns/mnt", roots->procfs, (int)pid) < 0 ||

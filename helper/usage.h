@@ -22,11 +22,21 @@ struct mpf_target {
 struct mpf_usage_roots {
         const char *sysfs;  /* "/sys" */
         const char *procfs; /* "/proc" */
-        pid_t self;         /* our own fds are not blockers; 0: none */
+        /* The run's processes: its main one (run) and what it forked, down to self, the process
+         * that scans (a pool worker, or the main one). An fd of the map held by one of them is
+         * named as ours, never taken for a foreign user's nor left out. 0: none. */
+        pid_t run;
+        pid_t self;
 };
 
-/* Roots from $MPATH_FLUSH_SYSFS / $MPATH_FLUSH_PROCFS, else /sys and /proc. */
+/* Roots from $MPATH_FLUSH_SYSFS / $MPATH_FLUSH_PROCFS, else /sys and /proc; this process is
+ * the run's. */
 void mpf_usage_roots_from_env(struct mpf_usage_roots *ret);
+/* In a process the run forked (a pool worker): it scans as itself from now on. */
+void mpf_usage_roots_forked(struct mpf_usage_roots *roots);
+/* Which of the run's processes pid is ("a pool worker", "the guardian", ...), going up its
+ * parents from <procfs>/PID/stat; NULL if it is not the run's. comm: its name. */
+const char *mpf_usage_own_role(const struct mpf_usage_roots *roots, pid_t pid, const char *comm);
 
 /* Kernel name ("dm-3") of a block device number, from <sysfs>/dev/block/M:m. -ENODEV if it is
  * not a dm device. */
@@ -45,8 +55,10 @@ int mpf_sysfs_slaves(const char *sysfs, const char *kname, char ***ret_names, de
 int mpf_sysfs_sectors_written(const char *sysfs, const char *kname, uint64_t *ret);
 
 /* Who holds targets[0] (the map) or targets[1..] (its partition maps)? Partition maps listed in
- * targets are not holders of the map; holders of a partition map are. *ret_explained: how many of
- * the map's opens the findings account for (partition maps, holders, a mount, swaps, loop
+ * targets are not holders of the map; holders of a partition map are. An fd held by one of the
+ * run's own processes is listed like any opener's, with its role, fd and target in `own` (the
+ * mounts of self's and run's namespace are left to other processes to show). *ret_explained: how
+ * many of the map's opens the findings account for (partition maps, holders, a mount, swaps, loop
  * devices, external journals, btrfs members, fds). -ETIMEDOUT when the deadline passes during the
  * walk of /proc. */
 int mpf_scan_usage(const struct mpf_usage_roots *roots, const struct mpf_target *targets, size_t n_targets,

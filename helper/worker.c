@@ -108,16 +108,21 @@ static int encode_blockers(json_object *o, const struct mpf_blockers *b)
                 r = add(o, "openers_omitted", json_object_new_int64(b->openers_omitted));
         if (r < 0)
                 return r;
-        /* [pid, target, device], [pid, comm, device], [0, kind "\n" name, device] */
+        /* [pid, target, device], [pid, comm, device(, own)], [0, kind, device, name] */
         r = add(o, "mounts", a = json_object_new_array());
         for (size_t i = 0; r >= 0 && i < b->n_mounts; i++)
                 r = json_object_array_add(
                         a, triple(b->mounts[i].pid, b->mounts[i].target, b->mounts[i].device));
         if (r >= 0)
                 r = add(o, "openers", a = json_object_new_array());
-        for (size_t i = 0; r >= 0 && i < b->n_openers; i++)
-                r = json_object_array_add(
-                        a, triple(b->openers[i].pid, b->openers[i].comm, b->openers[i].device));
+        for (size_t i = 0; r >= 0 && i < b->n_openers; i++) {
+                json_object *t = triple(b->openers[i].pid, b->openers[i].comm, b->openers[i].device);
+
+                if (t && b->openers[i].own &&
+                    json_object_array_add(t, json_object_new_string(b->openers[i].own)) < 0)
+                        t = (json_object_put(t), NULL);
+                r = json_object_array_add(a, t);
+        }
         if (r >= 0)
                 r = add(o, "kernel_users", a = json_object_new_array());
         for (size_t i = 0; r >= 0 && i < b->n_kernel_users; i++) {
@@ -270,7 +275,13 @@ static int put_mount(struct mpf_blockers *b, json_object *t, int64_t pid, const 
 
 static int put_opener(struct mpf_blockers *b, json_object *t, int64_t pid, const char *comm, const char *dev)
 {
-        return mpf_blockers_add_opener(b, (pid_t)pid, comm, dev);
+        const char *own = json_object_get_string(json_object_array_get_idx(t, 3));
+        int r;
+
+        r = mpf_blockers_add_opener(b, (pid_t)pid, comm, dev);
+        if (r >= 0 && own)
+                r = mpf_blockers_mark_own(b, (pid_t)pid, dev, own, NULL);
+        return r;
 }
 
 static int put_kernel_user(struct mpf_blockers *b, json_object *t, int64_t n, const char *kind,

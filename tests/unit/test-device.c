@@ -227,6 +227,50 @@ START_TEST(test_lock_lists_paths_after_map_lock)
 }
 END_TEST
 
+/* The fork hook (mpf_device_forked()): a pool worker's scan is its own. An fd it holds of the
+ * device is named as the pool worker's that flushes it, the same fd in its parent (the run) as the
+ * run's main process's, over the real /proc. (/dev/null stands in for the map.) */
+START_TEST(test_forked_scans_as_itself)
+{
+        _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        _cleanup_(closep) int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int st;
+        pid_t pid;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(mpf_device_new(false, &d), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct mpf_target t = {.name = "null", .kname = "null"};
+                struct mpf_blockers b = {};
+                struct mpf_ops ops;
+                unsigned explained = 0;
+                int found = 0;
+
+                mpf_device_forked(d);
+                mpf_device_ops(d, &ops);
+                if (ops.scan_usage(ops.userdata, &t, 1, USEC_INFINITY, &b, &explained) < 0)
+                        _exit(1);
+                for (size_t i = 0; i < b.n_openers; i++) {
+                        const char *own = b.openers[i].own;
+
+                        if (b.openers[i].pid == getpid() && own &&
+                            startswith(own, "the pool worker that flushes it, fd "))
+                                found |= 1;
+                        if (b.openers[i].pid == getppid() && own &&
+                            startswith(own, "the run's main process, fd "))
+                                found |= 2;
+                }
+                mpf_blockers_done(&b);
+                _exit(found == 3 ? 0 : 10 + found);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 /* Only a "remove" of the map's devt with a SEQNUM above the one read before our remove is ours:
  * an older one (another flusher removed a map that had this minor before) does not end the wait,
  * and one event ends the wait of one map only. Seqnum 0 (unreadable): any remove of the devt. */
@@ -336,6 +380,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_uevent_seqnum);
         tcase_add_test(tc, test_udev_removal_settled);
         tcase_add_test(tc, test_lock_lists_paths_after_map_lock);
+        tcase_add_test(tc, test_forked_scans_as_itself);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -74,6 +74,7 @@ struct fake {
         uint64_t waited_seqnum[SEQ_MAX]; /* and the seqnum each was removed after */
         size_t n_waited;
         int open_after_first_scan;     /* the map's open count from the first scan on (0: unchanged) */
+        pid_t own_opener_after_remove; /* scans after a remove was tried find this pid of ours */
         pid_t stuck_worker;            /* a flush that times out leaves this worker behind */
         uint64_t sectors_seq[SEQ_MAX]; /* the map's completed writes, advanced by each flush */
         size_t n_sectors_seq, sectors_pos;
@@ -311,6 +312,14 @@ static int f_scan_usage(void *u, const struct mpf_target *t, size_t n, usec_t de
                 return F.fail_r;
         if (F.mounted)
                 ck_assert_int_eq(mpf_blockers_add_mount(ret, t[0].name, "/mnt/data", 123), 0);
+        if (F.own_opener_after_remove > 0 && F.remove_pos > 0) {
+                ck_assert_int_eq(
+                        mpf_blockers_add_opener(ret, F.own_opener_after_remove, "mpath-flush-w", t[0].name),
+                        0);
+                ck_assert_int_eq(mpf_blockers_mark_own(ret, F.own_opener_after_remove, t[0].name,
+                                                       "a pool worker", "fd 7 -> /dev/dm-0"),
+                                 0);
+        }
         if (F.n_opener_seq > 0) {
                 int pid = F.opener_seq[F.opener_pos < F.n_opener_seq ? F.opener_pos : F.n_opener_seq - 1];
                 F.opener_pos++;
@@ -1783,6 +1792,27 @@ START_TEST(test_remove_ebusy_forever)
 }
 END_TEST
 
+/* An open of the map that one of our own processes still holds at the remove is a leak of ours:
+ * the reason says so, not "opened again", and names the process, its role and the fd. */
+START_TEST(test_remove_ebusy_own_opener)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.remove_seq[0] = -EBUSY;
+        F.n_remove_seq = 1;
+        F.own_opener_after_remove = 77;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert_str_eq(r.reason,
+                         "held open by a process of this run, not by a user: mpatha opened by our own "
+                         "process pid 77 (mpath-flush-w: a pool worker, fd 7 -> /dev/dm-0); its 1 partition "
+                         "map(s) were re-created");
+        assert_restored();
+}
+END_TEST
+
 START_TEST(test_remove_error)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -3077,6 +3107,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_sole_opener_busy_at_deadline);
         tcase_add_test(tc, test_remove_ebusy_retry);
         tcase_add_test(tc, test_remove_ebusy_forever);
+        tcase_add_test(tc, test_remove_ebusy_own_opener);
         tcase_add_test(tc, test_remove_error);
         tcase_add_test(tc, test_still_exists_after_remove);
         tcase_add_test(tc, test_udev_wait_timeout_still_removed);

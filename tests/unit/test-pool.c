@@ -354,6 +354,10 @@ START_TEST(test_result_round_trip)
         ck_assert_int_eq(strv_extend(&a.blockers.swaps, "/dev/dm-4"), 0);
         ck_assert_int_eq(mpf_blockers_add_mount(&a.blockers, "mpatha-part1", "/mnt/a b", 77), 0);
         ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, 88, "sleep", "mpatha"), 0);
+        /* one of our own: who it is travels with it */
+        ck_assert_int_eq(mpf_blockers_add_opener(&a.blockers, 89, "mpath-flush-w", "mpatha"), 0);
+        ck_assert_int_eq(
+                mpf_blockers_mark_own(&a.blockers, 89, "mpatha", "a pool worker", "fd 7 -> /dev/dm-0"), 0);
         ck_assert_int_eq(mpf_blockers_add_kernel_user(&a.blockers, "loop", "loop0", "mpatha"), 0);
         a.blockers.unexplained_opens = 2;
         /* 7000 readers: one message, well within a SOCK_SEQPACKET socket's buffer (~212 KB) */
@@ -385,13 +389,15 @@ START_TEST(test_result_round_trip)
         ck_assert(strv_contains(b.blockers.holders, "dm-9"));
         ck_assert(strv_contains(b.blockers.holder_names, "vg-lv"));
         ck_assert(strv_contains(b.blockers.swaps, "/dev/dm-4"));
-        ck_assert_uint_eq(b.blockers.openers_omitted, 7001 - MPF_BLOCKERS_LIST_MAX);
+        ck_assert_uint_eq(b.blockers.openers_omitted, 7002 - MPF_BLOCKERS_LIST_MAX);
         ck_assert_uint_eq(b.blockers.n_mounts, 1);
         ck_assert_str_eq(b.blockers.mounts[0].target, "/mnt/a b");
         ck_assert_str_eq(b.blockers.mounts[0].device, "mpatha-part1");
         ck_assert_int_eq(b.blockers.mounts[0].pid, 77);
         ck_assert_uint_eq(b.blockers.n_openers, MPF_BLOCKERS_LIST_MAX);
         ck_assert_str_eq(b.blockers.openers[0].comm, "sleep");
+        ck_assert_ptr_null(b.blockers.openers[0].own);
+        ck_assert_str_eq(b.blockers.openers[1].own, "a pool worker, fd 7 -> /dev/dm-0");
         ck_assert_uint_eq(b.blockers.n_kernel_users, 1);
         ck_assert_str_eq(b.blockers.kernel_users[0].kind, "loop");
         ck_assert_str_eq(b.blockers.kernel_users[0].name, "loop0");

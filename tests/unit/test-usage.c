@@ -9,7 +9,7 @@
 #include "usage.h"
 #include "tests.h"
 
-static char sysfs[512], procfs[512], sysfs_empty[512], sysfs_ku[512], procfs_ku[512];
+static char sysfs[512], procfs[512], sysfs_empty[512], sysfs_ku[512], procfs_ku[512], procfs_own[512];
 
 static void setup(void)
 {
@@ -21,6 +21,7 @@ static void setup(void)
         snprintf(sysfs_empty, sizeof(sysfs_empty), "%s/sys-empty", f);
         snprintf(sysfs_ku, sizeof(sysfs_ku), "%s/sys-kusers", f);
         snprintf(procfs_ku, sizeof(procfs_ku), "%s/proc-kusers", f);
+        snprintf(procfs_own, sizeof(procfs_own), "%s/proc-own", f);
 }
 
 static const struct mpf_target targets[] = {
@@ -90,7 +91,7 @@ END_TEST
 
 START_TEST(test_scan_everything_named)
 {
-        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .self = 400};
+        struct mpf_usage_roots roots = {.sysfs = sysfs, .procfs = procfs, .run = 400, .self = 400};
         struct mpf_target t[2];
         struct mpf_blockers b;
         unsigned explained = 0;
@@ -124,19 +125,27 @@ START_TEST(test_scan_everything_named)
         ck_assert_uint_eq(strv_length(b.swaps), 1);
         ck_assert_str_eq(b.swaps[0], "/dev/mapper/mpatha-part1");
 
-        ck_assert_uint_eq(b.n_openers, 2);
+        /* and our own fd, named as ours, never left out */
+        ck_assert_uint_eq(b.n_openers, 3);
         for (size_t i = 0; i < b.n_openers; i++) {
                 if (b.openers[i].pid == 100) {
                         ck_assert_str_eq(b.openers[i].comm, "bash");
                         ck_assert_str_eq(b.openers[i].device, "mpatha");
+                        ck_assert_ptr_null(b.openers[i].own);
+                } else if (b.openers[i].pid == 400) {
+                        ck_assert_str_eq(b.openers[i].device, "mpatha");
+                        ck_assert_str_eq(b.openers[i].own,
+                                         "the run's main process, which flushes it, fd 7 -> /dev/dm-0");
                 } else {
                         ck_assert_int_eq(b.openers[i].pid, 200);
                         ck_assert_str_eq(b.openers[i].comm, "sleep");
                         ck_assert_str_eq(b.openers[i].device, "mpatha-part1");
+                        ck_assert_ptr_null(b.openers[i].own);
                 }
         }
-        /* partition map (1) + two fds of pid 100 (2) + the mount of the map (1) */
-        ck_assert_uint_eq(explained, 4);
+        ck_assert(mpf_blockers_any_own(&b));
+        /* partition map (1) + two fds of pid 100 (2) + ours (1) + the mount of the map (1) */
+        ck_assert_uint_eq(explained, 5);
         ck_assert(mpf_blockers_any(&b));
         mpf_blockers_done(&b);
 }
@@ -177,6 +186,95 @@ START_TEST(test_scan_self_counts_when_not_self)
         ck_assert(found);
         ck_assert_uint_eq(explained, 5);
         mpf_blockers_done(&b);
+}
+END_TEST
+
+static const char *own_of(const struct mpf_blockers *b, pid_t pid)
+{
+        for (size_t i = 0; i < b->n_openers; i++)
+                if (b->openers[i].pid == pid)
+                        return b->openers[i].own ? b->openers[i].own : "(foreign)";
+        return "(not listed)";
+}
+
+/* Seen from pool worker 410 of run 400 (proc-own, fixtures/README): every process of the run
+ * holding the map is named as ours, with its role and fds; another run's worker (500) and a
+ * process four generations down (503) are not ours. */
+START_TEST(test_scan_names_own_processes)
+{
+        struct mpf_usage_roots roots = {.sysfs = sysfs_empty, .procfs = procfs_own, .run = 400, .self = 410};
+        struct mpf_target t = {.name = "mpatha", .kname = "dm-0", .devt = makedev(254, 0)};
+        struct mpf_blockers b;
+        unsigned explained = 0;
+        const char *s;
+
+        ck_assert_int_eq(mpf_scan_usage(&roots, &t, 1, USEC_INFINITY, &b, &explained), 0);
+        ck_assert_uint_eq(b.n_openers, 12);
+        ck_assert_uint_eq(explained, 13);
+        ck_assert_str_eq(own_of(&b, 400), "the run's main process, fd 7 -> /dev/dm-0");
+        /* two fds, in either order, the role once */
+        s = own_of(&b, 410);
+        ck_assert_msg(
+                strcmp(s, "the pool worker that flushes it, fd 5 -> /dev/dm-0, fd 8 -> /dev/dm-0") == 0 ||
+                        strcmp(s, "the pool worker that flushes it, fd 8 -> /dev/dm-0, fd 5 -> /dev/dm-0") ==
+                                0,
+                "410: %s", s);
+        ck_assert_str_eq(
+                own_of(&b, 411),
+                "the write-back worker of the pool worker that flushes it, fd 3 -> /dev/mapper/mpatha");
+        ck_assert_str_eq(own_of(&b, 412), "a path lock worker, fd 4 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 413), "a pool worker, fd 6 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 414), "a pool worker's write-back worker, fd 3 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 420), "the guardian, fd 9 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 421), "a put-back process of the guardian, fd 9 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 430), "the run's write-back worker, fd 3 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 501), "a process of the run, fd 3 -> /dev/dm-0");
+        ck_assert_str_eq(own_of(&b, 500), "(foreign)");
+        ck_assert_str_eq(own_of(&b, 503), "(foreign)");
+        /* the reason says it in words */
+        {
+                _cleanup_(freep) char *d = mpf_blockers_describe(&b);
+
+                ck_assert_ptr_nonnull(
+                        strstr(d, "mpatha opened by our own process pid 413 (mpath-flush-w: a pool "
+                                  "worker, fd 6 -> /dev/dm-0)"));
+                ck_assert_ptr_nonnull(strstr(d, "mpatha opened by pid 500 (mpath-flush-w)"));
+        }
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+/* Seen from the run's main process (--jobs 1, or a map set aside by the pool). */
+START_TEST(test_scan_names_own_from_main)
+{
+        struct mpf_usage_roots roots = {.sysfs = sysfs_empty, .procfs = procfs_own, .run = 400, .self = 400};
+        struct mpf_target t = {.name = "mpatha", .kname = "dm-0", .devt = makedev(254, 0)};
+        struct mpf_blockers b;
+        unsigned explained = 0;
+
+        ck_assert_int_eq(mpf_scan_usage(&roots, &t, 1, USEC_INFINITY, &b, &explained), 0);
+        ck_assert_str_eq(own_of(&b, 400), "the run's main process, which flushes it, fd 7 -> /dev/dm-0");
+        ck_assert_msg(
+                strcmp(own_of(&b, 410), "a pool worker, fd 5 -> /dev/dm-0, fd 8 -> /dev/dm-0") == 0 ||
+                        strcmp(own_of(&b, 410), "a pool worker, fd 8 -> /dev/dm-0, fd 5 -> /dev/dm-0") == 0,
+                "410: %s", own_of(&b, 410));
+        ck_assert_str_eq(own_of(&b, 411), "a pool worker's write-back worker, fd 3 -> /dev/mapper/mpatha");
+        ck_assert_str_eq(own_of(&b, 430), "the run's write-back worker, fd 3 -> /dev/dm-0");
+        mpf_blockers_done(&b);
+}
+END_TEST
+
+/* A scan that knows no run (tests, tools) names nobody as ours. */
+START_TEST(test_own_role_needs_a_run)
+{
+        struct mpf_usage_roots roots = {.sysfs = sysfs_empty, .procfs = procfs_own};
+
+        ck_assert_ptr_null(mpf_usage_own_role(&roots, 410, "mpath-flush-w"));
+        roots.run = 400;
+        ck_assert_str_eq(mpf_usage_own_role(&roots, 410, "mpath-flush-w"), "a pool worker");
+        /* the run's process by its parents, not by its name */
+        ck_assert_ptr_null(mpf_usage_own_role(&roots, 500, "mpath-flush-w"));
+        ck_assert_ptr_null(mpf_usage_own_role(&roots, 9999, "mpath-flush-w"));
 }
 END_TEST
 
@@ -307,6 +405,9 @@ static Suite *usage_suite(void)
         tcase_add_test(tc, test_kname);
         tcase_add_test(tc, test_partitions);
         tcase_add_test(tc, test_slaves_sorted);
+        tcase_add_test(tc, test_scan_names_own_processes);
+        tcase_add_test(tc, test_scan_names_own_from_main);
+        tcase_add_test(tc, test_own_role_needs_a_run);
         tcase_add_test(tc, test_scan_everything_named);
         tcase_add_test(tc, test_scan_skips_own_mount_namespace);
         tcase_add_test(tc, test_scan_self_counts_when_not_self);
