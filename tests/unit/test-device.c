@@ -134,19 +134,6 @@ static void write_file(const char *path, const char *text)
         ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Can we take LOCK_EX on path right now (nobody holds a lock on it)? */
-static bool flock_free(const char *path)
-{
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        ck_assert_int_ge(fd, 0);
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                ck_assert_int_eq(errno, EWOULDBLOCK);
-                return false;
-        }
-        return true;
-}
-
 /* The path devices are listed once the map lock is ours: a path added while another flusher held
  * the map lock is locked too. (/dev/null and /dev/zero stand in for the path devices.) */
 START_TEST(test_lock_lists_paths_after_map_lock)

@@ -13,19 +13,6 @@
 #include "pathlock.h"
 #include "tests.h"
 
-/* Can we take LOCK_EX on path right now? */
-static bool flock_free(const char *path)
-{
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        ck_assert_int_ge(fd, 0);
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                ck_assert_int_eq(errno, EWOULDBLOCK);
-                return false;
-        }
-        return true;
-}
-
 static void temp_file(char *p)
 {
         int fd = mkstemp(p);

@@ -2,7 +2,13 @@
 #pragma once
 
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/file.h>
+
+#include "macro.h"
 
 /* Each test-<module>.c defines one suite and ends with MPF_TEST_MAIN(its_suite). */
 #define MPF_TEST_MAIN(make_suite)                                                                           \
@@ -20,3 +26,16 @@
 
 static int test_argc __attribute__((unused));
 static char **test_argv __attribute__((unused));
+
+/* Can we take LOCK_EX on path right now (nobody holds a lock on it)? */
+static inline bool flock_free(const char *path)
+{
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                ck_assert_int_eq(errno, EWOULDBLOCK);
+                return false;
+        }
+        return true;
+}
