@@ -642,7 +642,7 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
 
 static int fork_worker(struct mpf_workers *x, struct worker **ret)
 {
-        int pair[2], r;
+        int sock, r;
         pid_t pid;
 
         if (x->n >= x->size) {
@@ -658,23 +658,14 @@ static int fork_worker(struct mpf_workers *x, struct worker **ret)
         if (r < 0)
                 return r;
         (void)log_to_journal(); /* decided on the caller's stderr, not on the pipe */
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-                return negative_errno();
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0) {
-                r = negative_errno();
-                safe_close(pair[0]);
-                safe_close(pair[1]);
-                return r;
-        }
-        if (pid == 0) {
-                safe_close(pair[0]);
-                worker_main(x, pair[1]);
-        }
-        safe_close(pair[1]);
-        x->w[x->n] = (struct worker){.pid = pid, .sock = pair[0]};
+        /* no flags: worker_main() sets up its stdio and fds itself, and it keeps our dispositions
+         * and blocked signals (the run's held-back ones) */
+        pid = fork_with_socket(0, &sock);
+        if (pid < 0)
+                return (int)pid;
+        if (pid == 0)
+                worker_main(x, sock);
+        x->w[x->n] = (struct worker){.pid = pid, .sock = sock};
         *ret = &x->w[x->n++];
         return 0;
 }
