@@ -345,8 +345,8 @@ void mpf_device_forked(struct mpf_device *d)
         /* ours, before our first remove: its uevent must not be missed (remove_watched) */
         if (d->udev_sync && !get_monitor(d))
                 log_debug("Cannot monitor udev events, removing with a udev cookie");
-        /* the parent's, not ours to stop (the pool's parent starts none before it forks) */
-        d->syncer = NULL;
+        /* the parent's, not ours to stop; our copy of its worker's socket goes */
+        d->syncer = mpf_syncer_forked(d->syncer);
         d->watch = NULL;
         /* the guardian hears of our death when it happens, not when the run ends */
         r = mpf_guardian_forked(d->guardian);

@@ -115,39 +115,43 @@ static int spawn(struct mpf_syncer *s)
         return 0;
 }
 
+/* Wait until `until` for the worker's end of the socket to close (it exited, or is exiting): true
+ * if it did. A late answer meanwhile is dropped. */
+static bool wait_hangup(int sock, usec_t until)
+{
+        for (;;) {
+                struct pollfd p = {.fd = sock, .events = POLLIN};
+                int ms = deadline_poll_ms(until, now_monotonic());
+
+                if (ms == 0)
+                        return false;
+                if (poll(&p, 1, ms) < 0 && errno != EINTR)
+                        return true; /* nothing left to wait on */
+                if (p.revents & (POLLHUP | POLLERR))
+                        return true;
+                if (p.revents & POLLIN) {
+                        int status;
+                        /* a late answer: drop it and look again */
+                        (void)recv(sock, &status, sizeof(status), MSG_DONTWAIT);
+                }
+        }
+}
+
 /* Kill the worker and forget it. A worker that is not stuck dies at once, and its end of the
  * socket closes with it; one in uninterruptible sleep (an fsync waiting for I/O) dies only when the
  * I/O ends, if ever: then it is left behind. Returns its pid if it did not die within
  * SYNCER_EXIT_WAIT_USEC, else 0. */
 static pid_t discard(struct mpf_syncer *s)
 {
-        usec_t until = usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC);
         pid_t stuck = 0;
-        bool gone = false;
+        bool gone;
 
         if (s->pid <= 0)
                 return 0;
         (void)kill(s->pid, SIGKILL);
-        for (;;) {
-                struct pollfd p = {.fd = s->sock, .events = POLLIN};
-                int ms = deadline_poll_ms(until, now_monotonic());
-
-                if (ms == 0) {
-                        stuck = s->pid;
-                        break;
-                }
-                if (poll(&p, 1, ms) < 0 && errno != EINTR)
-                        break;
-                if (p.revents & (POLLHUP | POLLERR)) {
-                        gone = true; /* its end is closed: it is gone (or going) */
-                        break;
-                }
-                if (p.revents & POLLIN) {
-                        int status;
-                        /* a late answer: drop it and look again */
-                        (void)recv(s->sock, &status, sizeof(status), MSG_DONTWAIT);
-                }
-        }
+        gone = wait_hangup(s->sock, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
+        if (!gone)
+                stuck = s->pid;
         /* its end closed as it exited (it is past its last uninterruptible wait): reaped now; a
          * stuck one is a zombie later, reaped by whoever waits for any child, or init */
         (void)waitpid(s->pid, NULL, gone ? 0 : WNOHANG);
@@ -193,10 +197,20 @@ static struct mpf_syncer *end(struct mpf_syncer *s, bool reap)
                 if (s->holding)
                         (void)mpf_syncer_close(s, false, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC),
                                                NULL);
+                /* Idle: our half-close is its EOF, and it exits. To reap it, one that does not
+                 * within SYNCER_EXIT_WAIT_USEC (stopped, or stuck in the kernel) is left behind, not
+                 * waited for; one whose end closed is exiting, and reaped. */
                 if (s->pid > 0) {
+                        bool gone = false;
+
+                        if (reap) {
+                                (void)shutdown(s->sock, SHUT_WR);
+                                gone = wait_hangup(s->sock,
+                                                   usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
+                        }
                         s->sock = safe_close(s->sock);
                         if (reap)
-                                (void)waitpid(s->pid, NULL, 0);
+                                (void)waitpid(s->pid, NULL, gone ? 0 : WNOHANG);
                 }
         }
         free(s);
@@ -211,6 +225,17 @@ struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s)
 struct mpf_syncer *mpf_syncer_leave(struct mpf_syncer *s)
 {
         return end(s, false);
+}
+
+struct mpf_syncer *mpf_syncer_forked(struct mpf_syncer *s)
+{
+        if (!s)
+                return NULL;
+        /* not our child: nothing is sent to it and it is not waited for; our copy of its socket
+         * goes, so that it sees its EOF when its parent closes its end */
+        safe_close(s->sock);
+        free(s);
+        return NULL;
 }
 
 pid_t mpf_syncer_pid(const struct mpf_syncer *s)

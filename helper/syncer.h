@@ -30,8 +30,12 @@ struct mpf_syncer;
 
 /* No process is started until the first mpf_syncer_sync(). */
 int mpf_syncer_new(struct mpf_syncer **ret);
-/* Ends an idle worker (it exits when its socket closes) and reaps it. */
+/* Ends an idle worker (it exits when its socket closes) and reaps it; one that has not exited
+ * within SYNCER_EXIT_WAIT_USEC is left behind. */
 struct mpf_syncer *mpf_syncer_free(struct mpf_syncer *s);
+/* In a process forked while s existed: the parent's worker is not ours to end or wait for; our
+ * copy of its socket is closed (else it would never see its end of file). */
+struct mpf_syncer *mpf_syncer_forked(struct mpf_syncer *s);
 static inline void mpf_syncer_freep(struct mpf_syncer **s)
 {
         *s = mpf_syncer_free(*s);

@@ -114,6 +114,33 @@ START_TEST(test_leave_does_not_wait)
 }
 END_TEST
 
+/* Freeing waits for an idle worker's exit a moment only: a worker that does not exit at its EOF
+ * (here: stopped) is left behind, not waited for without bound. */
+START_TEST(test_free_bounded)
+{
+        struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p), st;
+        usec_t t;
+        pid_t pid;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        ck_assert_int_eq(mpf_syncer_close(s, false, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+        t = now_monotonic();
+        s = mpf_syncer_free(s);
+        ck_assert_uint_lt(now_monotonic(), t + SYNCER_EXIT_WAIT_USEC + 500 * USEC_PER_MSEC);
+        ck_assert_int_eq(kill(pid, 0), 0); /* left behind */
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
 /* A worker that does not answer by the deadline (here: stopped) is killed and replaced. */
 START_TEST(test_missed_deadline_replaces_worker)
 {
@@ -311,11 +338,55 @@ START_TEST(test_worker_survives_group_signals)
 }
 END_TEST
 
+/* A process forked while the worker ran (a pool worker) drops its copy of the worker's socket
+ * (else the worker would not see its EOF while that process lives) and leaves the worker alone:
+ * the parent's free ends and reaps it. */
+START_TEST(test_forked_drops_worker_socket)
+{
+        struct mpf_syncer *s = NULL;
+        char p[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fd = temp_file(p), go[2], st;
+        pid_t pid, child;
+        char c;
+
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(mpf_syncer_sync(s, fd, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        ck_assert_int_eq(mpf_syncer_close(s, false, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                int before;
+
+                close(go[1]);
+                before = count_fds(getpid());
+                s = mpf_syncer_forked(s);
+                if (count_fds(getpid()) != before - 1)
+                        _exit(1);
+                (void)read(go[0], &c, 1); /* lives until the parent is done */
+                _exit(0);
+        }
+        close(go[0]);
+        s = mpf_syncer_free(s);
+        ck_assert_int_eq(kill(pid, 0), -1); /* exited and reaped */
+        ck_assert_int_eq(errno, ESRCH);
+        close(go[1]);
+        ck_assert_int_eq(waitpid(child, &st, 0), child);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        close(fd);
+        unlink(p);
+}
+END_TEST
+
 static Suite *syncer_suite(void)
 {
         Suite *s = suite_create("syncer");
         TCase *tc = tcase_create("syncer");
 
+        tcase_add_test(tc, test_free_bounded);
+        tcase_add_test(tc, test_forked_drops_worker_socket);
         tcase_add_test(tc, test_fsync_file);
         tcase_add_test(tc, test_fsync_error_passed_up);
         tcase_add_test(tc, test_fsync_deadline_passed);
