@@ -36,6 +36,10 @@ struct mpf_device {
         struct mpf_removed *removed; /* each event's devt and SEQNUM */
         size_t n_removed;
         bool removed_lost;
+        /* locks adopted from pool workers (mpf_device_lock_adopt()), until ops->unlock: a worker
+         * forked meanwhile closes its copies */
+        struct dev_lock **adopted;
+        size_t n_adopted;
 };
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
@@ -103,6 +107,7 @@ struct mpf_device *mpf_device_free(struct mpf_device *d)
         if (!d)
                 return NULL;
         mpathd_conn_close(&d->mpathd);
+        free(d->adopted);
         mpf_syncer_free(d->syncer);
         mpf_change_watch_free(d->watch);
         if (d->monitor)
@@ -347,6 +352,17 @@ void mpf_device_forked(struct mpf_device *d)
                 log_debug("Cannot monitor udev events, removing with a udev cookie");
         /* the parent's, not ours to stop; our copy of its worker's socket goes */
         d->syncer = mpf_syncer_forked(d->syncer);
+        /* the locks of maps other workers removed, which the parent keeps until its udev wait: our
+         * copies only close (no LOCK_UN: the open file description is the parent's too) */
+        for (size_t i = 0; i < d->n_adopted; i++) {
+                struct dev_lock *l = d->adopted[i];
+
+                for (size_t k = 0; k < l->lock.n_path_fds; k++)
+                        l->lock.path_fds[k] = safe_close(l->lock.path_fds[k]);
+                l->lock.map_fd = safe_close(l->lock.map_fd);
+        }
+        d->adopted = mfree(d->adopted);
+        d->n_adopted = 0;
         d->watch = NULL;
         /* the guardian hears of our death when it happens, not when the run ends */
         r = mpf_guardian_forked(d->guardian);
@@ -398,9 +414,18 @@ int mpf_device_lock_adopt(struct mpf_device *d, const char *uuid, const int *fds
                 l->lock.path_fds[i - 1] = fds[i];
         l->lock.n_path_fds = n - 1;
         snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
-        /* the run's now: watched from its connection, the worker's end no longer puts it back */
-        if (d)
+        if (d) {
+                struct dev_lock **a = reallocarray(d->adopted, d->n_adopted + 1, sizeof(*a));
+
+                if (!a) {
+                        free(l->lock.path_fds);
+                        return -ENOMEM;
+                }
+                d->adopted = a;
+                d->adopted[d->n_adopted++] = l;
+                /* the run's now: watched from its connection, the worker's end no longer puts it back */
                 (void)mpf_guardian_watch(d->guardian, uuid, l->lock.map_fd);
+        }
         *ret_lock = TAKE_PTR(l);
         return 0;
 }
@@ -410,6 +435,11 @@ static void dev_unlock(void *u, void *lock)
         struct mpf_device *d = u;
         struct dev_lock *l = lock;
 
+        for (size_t i = 0; i < d->n_adopted; i++)
+                if (d->adopted[i] == l) {
+                        d->adopted[i] = d->adopted[--d->n_adopted];
+                        break;
+                }
         (void)mpf_guardian_forget(d->guardian, l->uuid);
         mpf_lock_release(&l->lock);
         free(l);

@@ -31,7 +31,9 @@ static inline void mpf_device_freep(struct mpf_device **d)
 struct mpf_guardian;
 void mpf_device_set_guardian(struct mpf_device *d, struct mpf_guardian *g);
 /* In a pool worker (worker.c), right after fork(): drop what is the parent's (udev monitor,
- * write-back worker), and listen to udev's events on a monitor of its own. */
+ * write-back worker, the locks it adopted from other workers: our copies of their fds close, the
+ * flocks stay the parent's), scan /proc as ourselves, and listen to udev's events on a monitor of
+ * our own. */
 void mpf_device_forked(struct mpf_device *d);
 /* A lock from ops->lock as fds (the map lock first), to hand to another process; and such fds
  * taken back as a lock that ops->unlock releases (and forgets at the guardian). */

@@ -258,6 +258,60 @@ START_TEST(test_forked_scans_as_itself)
 }
 END_TEST
 
+/* A pool worker forked while the run keeps the locks of maps other workers removed (until its
+ * udev wait) closes its copies of them: the flocks stay the run's alone, and go when it lets go. A
+ * lock the run released before the fork is not the worker's business (its fd numbers may be
+ * anything by then). (Temporary files stand in for the map lock and a path device.) */
+START_TEST(test_forked_closes_adopted_locks)
+{
+        _cleanup_(mpf_device_freep) struct mpf_device *d = NULL;
+        char a[] = "/tmp/mpf-test-adopt-XXXXXX", b[] = "/tmp/mpf-test-adopt-XXXXXX";
+        int fds[2], st;
+        struct mpf_ops ops;
+        void *lock = NULL;
+        pid_t pid;
+
+        fds[0] = mkostemp(a, O_CLOEXEC);
+        fds[1] = mkostemp(b, O_CLOEXEC);
+        ck_assert_int_ge(fds[0], 0);
+        ck_assert_int_ge(fds[1], 0);
+        ck_assert_int_eq(flock(fds[0], LOCK_EX), 0);
+        ck_assert_int_eq(flock(fds[1], LOCK_EX), 0);
+        ck_assert_int_eq(mpf_device_new(false, &d), 0);
+        mpf_device_ops(d, &ops);
+        ck_assert_int_eq(mpf_device_lock_adopt(d, "mpath-3600a", fds, 2, &lock), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                mpf_device_forked(d);
+                _exit(fcntl(fds[0], F_GETFD) < 0 && fcntl(fds[1], F_GETFD) < 0 ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        /* still ours, and locked, until released */
+        ck_assert_int_ge(fcntl(fds[0], F_GETFD), 0);
+        ck_assert(!flock_free(a));
+        ops.unlock(ops.userdata, lock);
+        ck_assert(flock_free(a));
+        ck_assert(flock_free(b));
+        /* released before the fork: the fd numbers are not touched in the worker */
+        fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                mpf_device_forked(d);
+                _exit(fcntl(fds[0], F_GETFD) >= 0 ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        close(fds[0]);
+        unlink(a);
+        unlink(b);
+}
+END_TEST
+
 /* Only a "remove" of the map's devt with a SEQNUM above the one read before our remove is ours:
  * an older one (another flusher removed a map that had this minor before) does not end the wait,
  * and one event ends the wait of one map only. Seqnum 0 (unreadable): any remove of the devt. */
@@ -368,6 +422,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_udev_removal_settled);
         tcase_add_test(tc, test_lock_lists_paths_after_map_lock);
         tcase_add_test(tc, test_forked_scans_as_itself);
+        tcase_add_test(tc, test_forked_closes_adopted_locks);
         suite_add_tcase(s, tc);
         return s;
 }
