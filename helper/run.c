@@ -25,6 +25,36 @@ void mpf_run_done(struct mpf_run *r)
         r->error = mfree(r->error);
 }
 
+/* The remove uevents of the run's maps removed with no cookie (ops->remove_watched), in one wait
+ * for all of them; short of memory for their list, in one wait a map (an event read while
+ * waiting for another map is kept for its own wait). Returns the last wait's answer. */
+static int wait_removed(const struct mpf_ops *ops, const struct mpf_flush_params *p,
+                        const struct mpf_run *run)
+{
+        _cleanup_(freep) struct mpf_removed *all = calloc(run->n_maps, sizeof(*all));
+        struct mpf_removed one;
+        size_t next = 0;
+        int r = 0;
+
+        if (!all)
+                log_warning("udev-wait: out of memory, waiting for the maps one by one");
+        while (r != -ETIMEDOUT) {
+                struct mpf_removed *l = all ? all : &one;
+                size_t n = 0;
+
+                for (; next < run->n_maps && (all || n == 0); next++)
+                        if (run->maps[next].held_lock && run->maps[next].have_devt)
+                                l[n++] = (struct mpf_removed){run->maps[next].devt,
+                                                              run->maps[next].remove_seqnum};
+                if (n == 0)
+                        break;
+                r = ops->udev_wait_removed(ops->userdata, l, n, p->deadline);
+        }
+        if (r < 0 && r != -ETIMEDOUT)
+                log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
+        return r;
+}
+
 /* udev-wait for all maps removed under the shared cookie, then drop their locks. Returns true if
  * udev had not finished at the deadline. A remove that failed joined the cookie too
  * (libdevmapper makes it with the first task that uses it): when every remove failed, no map
@@ -36,9 +66,6 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         bool any = false;
         int r;
 
-        _cleanup_(freep) struct mpf_removed *removed = NULL;
-        size_t n = 0;
-
         for (size_t i = 0; i < run->n_maps; i++)
                 any = any || run->maps[i].held_lock;
         if (!any && cookie == 0)
@@ -47,32 +74,8 @@ static bool finish_shared(const struct mpf_ops *ops, const struct mpf_flush_para
         r = ops->udev_wait(ops->userdata, NULL, cookie, p->deadline);
         if (r < 0 && r != -ETIMEDOUT)
                 log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
-        /* the maps removed with no cookie (ops->remove_watched): their remove uevents */
-        if (any && ops->udev_wait_removed) {
-                removed = calloc(run->n_maps, sizeof(*removed));
-                for (size_t i = 0; removed && i < run->n_maps; i++)
-                        if (run->maps[i].held_lock && run->maps[i].have_devt)
-                                removed[n++] =
-                                        (struct mpf_removed){run->maps[i].devt, run->maps[i].remove_seqnum};
-        }
-        if (any && ops->udev_wait_removed && !removed && r != -ETIMEDOUT) {
-                /* no memory to list the maps: wait for them one by one (the locks are released only
-                 * once udev is done with the maps; an event read while waiting for another map is
-                 * kept for its own wait) */
-                log_warning("udev-wait: out of memory, waiting for the maps one by one");
-                for (size_t i = 0; i < run->n_maps && r != -ETIMEDOUT; i++)
-                        if (run->maps[i].held_lock && run->maps[i].have_devt) {
-                                struct mpf_removed rm = {run->maps[i].devt, run->maps[i].remove_seqnum};
-
-                                r = ops->udev_wait_removed(ops->userdata, &rm, 1, p->deadline);
-                        }
-                if (r < 0 && r != -ETIMEDOUT)
-                        log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
-        } else if (n > 0 && r != -ETIMEDOUT) {
-                r = ops->udev_wait_removed(ops->userdata, removed, n, p->deadline);
-                if (r < 0 && r != -ETIMEDOUT)
-                        log_warning_errno(r, "Waiting for udev failed: %m, ignoring");
-        }
+        if (any && ops->udev_wait_removed && r != -ETIMEDOUT)
+                r = wait_removed(ops, p, run);
         log_debug("udev-wait: done");
         for (size_t i = 0; i < run->n_maps; i++) {
                 struct mpf_map_result *m = &run->maps[i];
