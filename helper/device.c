@@ -517,9 +517,9 @@ static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         if (r < 0)
                 return r;
         r = mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
-        log_debug("flush: fd %d written back (%d); the write-back worker (pid %d) %s", fd, r,
-                  (int)mpf_syncer_pid(d->syncer),
-                  mpf_syncer_holding(d->syncer) ? "holds an open of it" : "holds no open");
+        log_debug("flush: fd %d written back by the write-back worker (pid %d, answer %d), which %s", fd,
+                  (int)mpf_syncer_pid(d->syncer), r,
+                  mpf_syncer_holding(d->syncer) ? "now holds its own open of the map" : "holds none");
         return r;
 }
 
