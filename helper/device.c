@@ -40,6 +40,7 @@ struct mpf_device {
          * forked meanwhile closes its copies */
         struct dev_lock **adopted;
         size_t n_adopted;
+        char claimed[MPF_NAME_MAX]; /* the map of the last claim, for the log */
 };
 
 static struct udev_monitor *get_monitor(struct mpf_device *d);
@@ -503,6 +504,7 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
         if (!S_ISBLK(st.st_mode) || st.st_rdev != map->devt)
                 return -ESTALE; /* the node is not our map */
         /* -v: an fd of the map that outlives its flush is named by pid and fd (usage.h) */
+        snprintf(d->claimed, sizeof(d->claimed), "%s", map->name);
         log_debug("%s: claim: fd %d opened (%s)", map->name, fd, p);
         *ret_fd = TAKE_FD(fd);
         return 0;
@@ -517,8 +519,8 @@ static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         if (r < 0)
                 return r;
         r = mpf_syncer_sync(d->syncer, fd, deadline, ret_stuck);
-        log_debug("flush: fd %d written back by the write-back worker (pid %d, answer %d), which %s", fd,
-                  (int)mpf_syncer_pid(d->syncer), r,
+        log_debug("%s: flush: fd %d written back by the write-back worker (pid %d, answer %d), which %s",
+                  d->claimed, fd, (int)mpf_syncer_pid(d->syncer), r,
                   mpf_syncer_holding(d->syncer) ? "now holds its own open of the map" : "holds none");
         return r;
 }
@@ -542,7 +544,7 @@ static int dev_release(void *u, int fd, bool write_back, usec_t until, pid_t *re
         struct mpf_device *d = u;
 
         /* never the map's last close while the worker holds its own open */
-        log_debug("release: fd %d closed; the write-back worker (pid %d) %s", fd,
+        log_debug("%s: release: fd %d closed; the write-back worker (pid %d) %s", d->claimed, fd,
                   d->syncer ? (int)mpf_syncer_pid(d->syncer) : 0,
                   !mpf_syncer_holding(d->syncer) ? "holds no open"
                   : write_back                   ? "writes back and closes its open"
