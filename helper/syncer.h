@@ -57,10 +57,11 @@ int mpf_syncer_sync(struct mpf_syncer *s, int fd, usec_t deadline, pid_t *ret_st
 /* The worker holds a descriptor of the map open (after mpf_syncer_sync(), until
  * mpf_syncer_close() or until the worker is discarded). */
 bool mpf_syncer_holding(const struct mpf_syncer *s);
-/* The worker closes the descriptor it holds; with write_back, it syncs it first as
+/* The worker closes the descriptor it holds (asked whenever a worker runs, whatever
+ * mpf_syncer_holding() says); with write_back, it syncs it first as
  * mpf_syncer_sync() does. Its close may be the map's last, which writes back what others dirtied.
  * Waits until `until`; returns as mpf_syncer_sync() (-EINTR: the worker went away, and its
- * descriptor with it). 0 when it holds none. ret_stuck may be NULL. */
+ * descriptor with it). 0 when it holds none, or no worker runs. ret_stuck may be NULL. */
 int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t *ret_stuck);
 /* The worker's pid, 0 if none runs (tests). */
 pid_t mpf_syncer_pid(const struct mpf_syncer *s);
