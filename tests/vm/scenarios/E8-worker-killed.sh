@@ -9,7 +9,8 @@
 # its map is back as it was found (queue_if_no_path in the kernel table, queueing on
 # in multipathd, both partition maps active with their /dev/mapper links) or gone; the run
 # carries on with the other maps (removed), reports the killed worker's map as failed and why,
-# exits 1 (failed), and leaves no worker, guardian or undo record behind.
+# exits 1 (failed), and leaves no worker, guardian or undo record behind. The last map's lock is
+# held by another tool for 15 s, so the run lasts that long: the map must be back while it runs.
 # mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
@@ -47,6 +48,13 @@ echo 'ACTION=="remove", SUBSYSTEM=="block", ENV{DM_UUID}=="part*-mpath-*", RUN+=
         > /run/udev/rules.d/00-e8-slow-remove.rules
 udevadm control --reload
 
+# the last map's lock is held by another tool for 15 s: the run sets that map aside and cannot end
+# before, so a put-back that waits for the run's end (not the worker's) is seen as late
+mkdir -p /run/mpath-flush/lock
+chmod 700 /run/mpath-flush/lock
+flock "/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$4")" sleep 15 &
+holder=$!
+
 fifo=$MPF_LAB_OUT/log.fifo
 mkfifo "$fifo"
 out=$(lab_json_path all)
@@ -66,25 +74,30 @@ while IFS= read -r line; do
         victim=${victim%%: *}
         kill -KILL "$wpid" && t_kill=$(lab_ms)
         rm -f /run/e8-hold
+        # watched from now, while the run goes on
+        (
+                j=0
+                until as_found "$victim" "$q0" || [ $j -ge 100 ]; do sleep 0.1; j=$((j + 1)); done
+                as_found "$victim" "$q0" && echo $(($(lab_ms) - t_kill)) > "$MPF_LAB_OUT/putback.ms"
+        ) &
+        watcher=$!
         echo "  ### SIGKILL to worker $wpid working on $victim"
 done < "$fifo"
 wait "$pid"
 rc=$?
+t_end=$(lab_ms)
 rm -f /run/udev/rules.d/00-e8-slow-remove.rules /run/e8-hold
 udevadm control --reload
 t_check "a worker logged a partition map's removal and was killed while it ran ($victim)" test "$t_kill" -gt 0
 [ "$t_kill" -gt 0 ] || t_done
 
-i=0
-until as_found "$victim" "$q0" || [ $i -ge 70 ]; do sleep 0.1; i=$((i + 1)); done
-took=$(($(lab_ms) - t_kill))
-if lab_map_exists "$victim"; then state="as found"; else state=gone; fi
+wait "$watcher"
+took=$(cat "$MPF_LAB_OUT/putback.ms" 2> /dev/null || echo never)
+t_diag "$victim as found $took ms after the kill; the run ended $((t_end - t_kill)) ms after it"
 # the contract's 3 s, plus emulation with other workers busy beside the guardian (as E6's bound)
-if as_found "$victim" "$q0" && [ "$took" -le 5000 ]; then
-        t_ok "$victim is $state within 5 s of the kill (seen $took ms after it)"
-else
-        t_fail "$victim is not as found $took ms after the kill"
-fi
+t_check "$victim is back as found within 5 s of the kill ($took ms)" test "$took" -le 5000
+t_check "... while the run still went on: put back at the worker's death, not the run's end" \
+        test "$took" -lt $((t_end - t_kill))
 t_diag "$victim: table: $(dmsetup table "$victim" 2>&1 | head -n 1); multipathd: $(mpathd_queueing "$victim"); partition maps: $(dmsetup ls | grep -c -- "$victim-part")"
 t_diag "results: $(jq -r '[.maps[] | "\(.map)=\(.result)@\(.step)"] | join(" ")' "$out")"
 t_is "the run exits 1 (a map failed)" "$rc" 1
@@ -92,7 +105,8 @@ t_is "$victim is reported failed" "$(jq -r --arg m "$victim" '.maps[] | select(.
 t_like "... because its worker was killed, and that the guardian puts it back" \
         "$(jq -r --arg m "$victim" '.maps[] | select(.map == $m) | .reason' "$out")" \
         'worker process was killed by signal 9.*guardian puts the map back'
-t_is "the three other maps were removed" \
+wait "$holder"
+t_is "the three other maps were removed (the held one once its lock was free)" \
         "$(jq -r --arg m "$victim" '[.maps[] | select(.map != $m and .result == "removed")] | length' "$out")" 3
 t_is "only $victim's maps are left" "$(dmsetup ls | awk '{ print $1 }' | grep -v "^$victim" | grep -c mpath)" 0
 i=0
