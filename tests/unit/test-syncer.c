@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -312,6 +313,94 @@ START_TEST(test_close_bounded)
 }
 END_TEST
 
+static void close_all(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        free(fds);
+}
+
+/* One worker for a run's maps: it locks a map's paths (and keeps no descriptor of them: its copy
+ * of each is closed before it answers, or our unlock would not let go), writes the map back, and
+ * locks the next map's paths. One that misses a lock step's deadline (a path held by someone else)
+ * is discarded; the next map's lock step starts a new one, and nothing stays locked. */
+START_TEST(test_lock_paths_across_maps)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char a[] = "/tmp/mpf-test-pl-XXXXXX", b[] = "/tmp/mpf-test-pl-XXXXXX",
+             m[] = "/tmp/mpf-test-fsync-XXXXXX";
+        char *paths[] = {a, b, NULL};
+        int fa = temp_file(a), fb = temp_file(b), fm = temp_file(m), other, *fds = NULL;
+        struct mpf_stuck stuck;
+        size_t n = 0;
+        pid_t pid, pid2;
+        usec_t t;
+
+        close(fa);
+        close(fb);
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        /* map 1: lock, write back, release */
+        ck_assert_int_eq(
+                mpf_syncer_lock_paths(s, paths, 2, now_monotonic() + 5 * USEC_PER_SEC, &fds, &n, &stuck), 0);
+        ck_assert_uint_eq(n, 2);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(count_fds(pid), 1); /* its socket: no path */
+        ck_assert_int_eq(mpf_syncer_sync(s, fm, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        ck_assert_int_eq(mpf_syncer_pid(s), pid);
+        ck_assert(!flock_free(a) && !flock_free(b));
+        close_all(fds, n);
+        fds = NULL;
+        ck_assert(flock_free(a) && flock_free(b));
+        ck_assert_int_eq(mpf_syncer_close(s, true, now_monotonic() + 5 * USEC_PER_SEC, NULL), 0);
+        ck_assert_int_eq(count_fds(pid), 1);
+
+        /* map 2: b is held by someone else until the deadline */
+        other = open(b, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(other, 0);
+        ck_assert_int_eq(flock(other, LOCK_SH | LOCK_NB), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_syncer_lock_paths(s, paths, 2, t + 200 * USEC_PER_MSEC, &fds, &n, &stuck),
+                         -ETIMEDOUT);
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+        ck_assert_int_eq(stuck.pid, 0); /* it was waiting, not stuck */
+        ck_assert(flock_free(a));       /* what it had handed over went */
+        /* it answered at the deadline (idle, kept, holding no path) or was discarded */
+        ck_assert(mpf_syncer_pid(s) == 0 || (mpf_syncer_pid(s) == pid && count_fds(pid) == 1));
+        close(other);
+
+        /* map 3: the worker does not answer by the deadline (stopped): discarded */
+        ck_assert_int_eq(
+                mpf_syncer_lock_paths(s, paths, 1, now_monotonic() + 5 * USEC_PER_SEC, &fds, &n, &stuck), 0);
+        close_all(fds, n);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_syncer_lock_paths(s, paths, 2, t + 200 * USEC_PER_MSEC, &fds, &n, &stuck),
+                         -ETIMEDOUT);
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+        ck_assert_int_eq(stuck.pid, 0); /* SIGKILL ends a stopped process at once */
+        ck_assert_int_eq(mpf_syncer_pid(s), 0);
+        ck_assert_int_eq(kill(pid, 0), -1); /* killed and reaped */
+        ck_assert(flock_free(a) && flock_free(b));
+
+        /* map 4: a new worker */
+        ck_assert_int_eq(
+                mpf_syncer_lock_paths(s, paths, 2, now_monotonic() + 5 * USEC_PER_SEC, &fds, &n, &stuck), 0);
+        pid2 = mpf_syncer_pid(s);
+        ck_assert_int_gt(pid2, 0);
+        ck_assert_int_ne(pid2, pid);
+        ck_assert_int_eq(count_fds(pid2), 1);
+        ck_assert(!flock_free(a) && !flock_free(b));
+        close_all(fds, n);
+        ck_assert(flock_free(a) && flock_free(b));
+        close(fm);
+        unlink(a);
+        unlink(b);
+        unlink(m);
+}
+END_TEST
+
 /* The signals a terminal, timeout(1) or a unit's stop send to the whole process group or cgroup
  * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP...) are held back by the run; they must not end or
  * stop its write-back worker either, or the flush fails (or waits for the deadline) in the middle
@@ -398,6 +487,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_worker_holds_until_closed);
         tcase_add_test(tc, test_close_bounded);
         tcase_add_test(tc, test_worker_survives_group_signals);
+        tcase_add_test(tc, test_lock_paths_across_maps);
         suite_add_tcase(s, tc);
         return s;
 }
