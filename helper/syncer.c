@@ -3,8 +3,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
@@ -99,7 +101,7 @@ _Noreturn static void worker(int sock)
 static int spawn(struct mpf_syncer *s)
 {
         int sock;
-        pid_t pid;
+        pid_t pid, parent = getpid();
 
         /* The worker may hang in D state for good: it must not keep copies of our lock fds (a flock
          * lives as long as any copy of its open file description), nor our caller's stdin, stdout
@@ -108,8 +110,17 @@ static int spawn(struct mpf_syncer *s)
         pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS | FORK_RESET_SIGNALS, &sock);
         if (pid < 0)
                 return (int)pid;
-        if (pid == 0)
+        if (pid == 0) {
+                /* Killed with the helper (SIGKILL included): the end of the socket is seen only
+                 * between requests, and a path lock it waits for (until the deadline, with the
+                 * path device open) would be taken for no one. What it holds goes as it dies: its
+                 * open of the map is closed then (the last close writes back, as at EOF), and a call
+                 * in uninterruptible sleep ends first. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(EXIT_FAILURE);
                 worker(sock);
+        }
         s->pid = pid;
         s->sock = sock;
         return 0;

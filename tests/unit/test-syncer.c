@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -401,6 +402,68 @@ START_TEST(test_lock_paths_across_maps)
 }
 END_TEST
 
+/* The helper is killed (SIGKILL) while its worker waits for a path lock that someone else holds:
+ * the worker goes with it, at once. It must not live on until the deadline with the path device
+ * open, to take the lock for no one the moment it is free (and a killed run's workers must all be
+ * gone within a moment, E6). */
+START_TEST(test_worker_dies_with_the_helper)
+{
+        char b[] = "/tmp/mpf-test-pl-XXXXXX", m[] = "/tmp/mpf-test-fsync-XXXXXX";
+        int fb = temp_file(b), fm = temp_file(m), pipefd[2], other, st;
+        pid_t helper, w = 0, r = 0;
+        usec_t t;
+
+        close(fb);
+        other = open(b, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(other, 0);
+        ck_assert_int_eq(flock(other, LOCK_SH | LOCK_NB), 0);
+        /* its worker is reparented to us when the helper dies: we can see it end */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                struct mpf_syncer *s = NULL;
+                char *paths[] = {b, NULL};
+                struct mpf_stuck stuck;
+                int *fds = NULL;
+                size_t n = 0;
+                pid_t pid;
+
+                if (mpf_syncer_new(&s) < 0 ||
+                    mpf_syncer_sync(s, fm, now_monotonic() + 5 * USEC_PER_SEC, NULL) < 0)
+                        _exit(1);
+                pid = mpf_syncer_pid(s);
+                if (write(pipefd[1], &pid, sizeof(pid)) != sizeof(pid))
+                        _exit(1);
+                (void)mpf_syncer_lock_paths(s, paths, 1, now_monotonic() + 20 * USEC_PER_SEC, &fds, &n,
+                                            &stuck);
+                _exit(0);
+        }
+        close(pipefd[1]);
+        ck_assert_int_eq(read(pipefd[0], &w, sizeof(w)), sizeof(w));
+        close(pipefd[0]);
+        ck_assert_int_gt(w, 0);
+        usleep(300 * 1000); /* it waits for the lock now */
+        ck_assert_int_eq(kill(w, 0), 0);
+        ck_assert_int_eq(kill(helper, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(helper, NULL, 0), helper);
+        t = now_monotonic();
+        while (now_monotonic() < t + 2 * USEC_PER_SEC && (r = waitpid(w, &st, WNOHANG)) == 0)
+                usleep(10 * 1000);
+        if (r == 0) {
+                (void)kill(w, SIGKILL);
+                (void)waitpid(w, NULL, 0);
+        }
+        ck_assert_int_eq(r, w); /* gone within 2 s, not at the deadline 20 s on */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+        close(other);
+        close(fm);
+        unlink(b);
+        unlink(m);
+}
+END_TEST
+
 /* The signals a terminal, timeout(1) or a unit's stop send to the whole process group or cgroup
  * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP...) are held back by the run; they must not end or
  * stop its write-back worker either, or the flush fails (or waits for the deadline) in the middle
@@ -488,6 +551,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_close_bounded);
         tcase_add_test(tc, test_worker_survives_group_signals);
         tcase_add_test(tc, test_lock_paths_across_maps);
+        tcase_add_test(tc, test_worker_dies_with_the_helper);
         suite_add_tcase(s, tc);
         return s;
 }
