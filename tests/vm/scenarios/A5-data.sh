@@ -47,8 +47,7 @@ chain() {  # chain MAP SECS: readers keep MAP open for SECS s, without a gap: ea
         wait
 }
 held() {  # held MAP: wait until chain's first reader has MAP open; dd's close must not be
-        # the map's last one, which would write the data back at once (a CI run once found
-        # only 6 of 8 MiB dirty after dd when it only slept 0.5 s here)
+        # the map's last one, which would write the data back at once
         _i=0
         until [ -e "/run/chain-$1" ] || [ $_i -ge 200 ]; do sleep 0.05; _i=$((_i + 1)); done
         t_check "$1 is held open by the reader chain" test -e "/run/chain-$1"
@@ -68,8 +67,9 @@ want=$(sha256sum < /tmp/data | cut -d' ' -f1)
 chain "$m1" 8 &
 chain1=$!
 held "$m1"
-# Should anything else start a write-back before the flush, write again until at
-# least 24 MiB is dirty, at most three times.
+# Part of the data is sometimes written back before the flush all the same (the
+# lab saw 18 of 32 MiB dirty after dd, a CI run 6 of 8 MiB for map 2; cause not
+# found): write again until at least 24 MiB is dirty, at most three times.
 for try in 1 2 3; do
         t_check "32 MiB written through the page cache, no sync (try $try)" \
                 dd if=/tmp/data of="/dev/mapper/$m1" bs=1M status=none
@@ -96,7 +96,7 @@ t_is "map 1: the path device's checksum matches what was written" "$got" "$want"
 chain "$m2" 15 &
 chain2=$!
 held "$m2"
-# As for map 1: should anything else write back before the flush, write again.
+# As for map 1: write again while less than 6 of the 8 MiB are dirty.
 head -c 8M /dev/urandom > /tmp/data2
 for try in 1 2 3; do
         t_check "map 2: 8 MiB written through the page cache, no sync (try $try)" \
