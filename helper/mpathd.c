@@ -224,6 +224,20 @@ static int exchange(struct mpathd_conn *c, const char *cmd, usec_t deadline, cha
         return conn_recv(c, ret_reply, deadline);
 }
 
+/* The end of an exchange that is not pending: after an error the connection goes (where its next
+ * reply starts is unknown); else the reply's result, and the reply itself if asked for. */
+static int exchange_end(struct mpathd_conn *c, int r, char **reply, char **ret_reply)
+{
+        if (r < 0) {
+                mpathd_conn_close(c);
+                return r;
+        }
+        r = mpathd_reply_result(*reply);
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(*reply);
+        return r;
+}
+
 int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply)
 {
         _cleanup_(freep) char *reply = NULL;
@@ -255,14 +269,7 @@ int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline,
                 c->pending = true;
                 return -EINPROGRESS;
         }
-        if (r < 0) {
-                mpathd_conn_close(c);
-                return r;
-        }
-        r = mpathd_reply_result(reply);
-        if (ret_reply)
-                *ret_reply = TAKE_PTR(reply);
-        return r;
+        return exchange_end(c, r, &reply, ret_reply);
 }
 
 int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply)
@@ -276,14 +283,7 @@ int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply)
         if (r == -ETIMEDOUT)
                 return r;
         c->pending = false;
-        if (r < 0) {
-                mpathd_conn_close(c);
-                return r;
-        }
-        r = mpathd_reply_result(reply);
-        if (ret_reply)
-                *ret_reply = TAKE_PTR(reply);
-        return r;
+        return exchange_end(c, r, &reply, ret_reply);
 }
 
 int mpathd_command(const char *cmd, usec_t deadline, char **ret_reply)
