@@ -122,5 +122,6 @@ enum {
 };
 /* A SOCK_SEQPACKET socket pair and a fork (stdout and stderr flushed first). In the parent: the
  * child's pid (> 0), *ret_sock our end. In the child: 0, *ret_sock its end (the parent's end is
- * closed), after what flags ask. A negative errno when either fails. */
+ * closed), after what flags ask. Both ends are >= 3, whatever of stdio the caller has closed. A
+ * negative errno when either fails. */
 pid_t fork_with_socket(unsigned flags, int *ret_sock);

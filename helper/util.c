@@ -151,6 +151,22 @@ pid_t fork_with_socket(unsigned flags, int *ret_sock)
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return negative_errno();
+        /* A caller that runs with stdin or stdout closed gets an end on 0-2, where the child's
+         * /dev/null would replace it: both move above stderr. */
+        for (int i = 0; i < 2; i++)
+                if (pair[i] < 3) {
+                        int moved = fcntl(pair[i], F_DUPFD_CLOEXEC, 3);
+
+                        if (moved < 0) {
+                                int r = negative_errno();
+
+                                safe_close(pair[0]);
+                                safe_close(pair[1]);
+                                return r;
+                        }
+                        safe_close(pair[i]);
+                        pair[i] = moved;
+                }
         /* what is buffered would be written twice, once by each */
         fflush(stdout);
         fflush(stderr);

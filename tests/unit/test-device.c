@@ -101,6 +101,41 @@ START_TEST(test_fork_with_socket)
 }
 END_TEST
 
+/* A caller with stdin and stdout closed: the ends would land on 0 and 1, where the child's
+ * /dev/null goes; they do not, and the two ends still talk. Run in a child of its own, which
+ * closes its stdio. */
+START_TEST(test_fork_with_socket_closed_stdio)
+{
+        pid_t tester = fork();
+        int st;
+
+        ck_assert_int_ge(tester, 0);
+        if (tester == 0) {
+                int sock = -EBADF;
+                char byte = 0;
+                pid_t pid;
+
+                (void)close(STDIN_FILENO);
+                (void)close(STDOUT_FILENO);
+                pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS, &sock);
+                if (pid < 0)
+                        _exit(10);
+                if (pid == 0)
+                        _exit(sock >= 3 && send(sock, "k", 1, 0) == 1 ? 0 : 1);
+                if (sock < 3)
+                        _exit(11);
+                if (recv(sock, &byte, 1, 0) != 1 || byte != 'k')
+                        _exit(12);
+                if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                        _exit(13);
+                _exit(0);
+        }
+        ck_assert_int_eq(waitpid(tester, &st, 0), tester);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 /* A socket file left behind by a killed udevd does not count as a running udevd. */
 START_TEST(test_socket_listening)
 {
@@ -416,6 +451,7 @@ static Suite *device_suite(void)
 
         tcase_add_test(tc, test_close_all_but);
         tcase_add_test(tc, test_fork_with_socket);
+        tcase_add_test(tc, test_fork_with_socket_closed_stdio);
         tcase_add_test(tc, test_socket_listening);
         tcase_add_test(tc, test_removed_match_seqnum);
         tcase_add_test(tc, test_uevent_seqnum);
