@@ -137,7 +137,7 @@ static bool wait_hangup(int sock, usec_t until)
                 if (ms == 0)
                         return false;
                 if (poll(&p, 1, ms) < 0 && errno != EINTR)
-                        return true; /* nothing left to wait on */
+                        return false; /* cannot tell: not waited for (a stuck one would block waitpid) */
                 if (p.revents & (POLLHUP | POLLERR))
                         return true;
                 if (p.revents & POLLIN) {
