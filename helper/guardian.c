@@ -181,8 +181,12 @@ int mpf_guardian_fan_out(size_t n, size_t max, int (*child)(size_t i, void *u),
                         fflush(stdout);
                         fflush(stderr);
                         pid = fork();
-                        if (pid == 0)
-                                _exit(child(i, u) > 0 ? 0 : 1);
+                        if (pid == 0) {
+                                int ok_child = child(i, u) > 0;
+
+                                log_close();
+                                _exit(ok_child ? 0 : 1);
+                        }
                         if (pid < 0) /* no process to spare: this one here, then on */
                                 ok += child(i, u) > 0;
                         else {
@@ -275,8 +279,12 @@ static void put_back_now(struct watched *w, size_t *n, unsigned conn, bool udev_
                 fflush(stdout);
                 fflush(stderr);
                 pid = fork();
-                if (pid == 0)
-                        _exit(put_back_child(i, &a) > 0 ? 0 : 1);
+                if (pid == 0) {
+                        int ok_child = put_back_child(i, &a) > 0;
+
+                        log_close();
+                        _exit(ok_child ? 0 : 1);
+                }
                 if (pid < 0) { /* no child to spare: the end of serve() puts it back */
                         i++;
                         continue;
@@ -393,6 +401,7 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
         /* and a dead worker's maps, put back while the run went on */
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
                 ;
+        log_close();
         _exit(EXIT_SUCCESS);
 }
 

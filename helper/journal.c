@@ -3,9 +3,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 
 #include "journal.h"
 #include "macro.h"
@@ -27,9 +31,35 @@ static int socket_address(const char *s, struct sockaddr_un *ret, socklen_t *ret
         return 0;
 }
 
-static int send_datagram(const char *address, const void *buf, size_t len)
+/* The socket our journal records leave from, kept for the process (and its forks: each record
+ * carries the pid that sent it): mpf_journal_drain() asks it whether journald has read them. Its
+ * inode is checked before each use: a process forked with all its fds closed (the write-back
+ * worker) may have that number reused by a descriptor that must never receive a record. */
+static int journal_fd = -EBADF;
+static ino_t journal_ino;
+
+static int journal_socket(void)
 {
-        _cleanup_(closep) int fd = -EBADF;
+        struct stat st;
+
+        if (journal_fd >= 0 && fstat(journal_fd, &st) >= 0 && S_ISSOCK(st.st_mode) &&
+            st.st_ino == journal_ino)
+                return journal_fd;
+        journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (journal_fd < 0)
+                return negative_errno();
+        if (fstat(journal_fd, &st) < 0) {
+                int r = negative_errno();
+
+                journal_fd = safe_close(journal_fd);
+                return r;
+        }
+        journal_ino = st.st_ino;
+        return journal_fd;
+}
+
+static int send_datagram(int fd, const char *address, const void *buf, size_t len)
+{
         struct sockaddr_un sa;
         socklen_t salen;
         int r;
@@ -37,12 +67,46 @@ static int send_datagram(const char *address, const void *buf, size_t len)
         r = socket_address(address, &sa, &salen);
         if (r < 0)
                 return r;
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
         if (sendto(fd, buf, len, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
                 return negative_errno();
         return 0;
+}
+
+static int send_once(const char *address, const void *buf, size_t len)
+{
+        _cleanup_(closep) int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return negative_errno();
+        return send_datagram(fd, address, buf, len);
+}
+
+int mpf_journal_fd(void)
+{
+        return journal_fd;
+}
+
+int mpf_journal_drain(usec_t until)
+{
+        /* A datagram stays charged to its sender's socket until the receiver reads it: the send
+         * queue is empty once journald has read every record we sent. */
+        struct stat st;
+
+        if (journal_fd < 0 || fstat(journal_fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+            st.st_ino != journal_ino)
+                return 0; /* nothing sent from here */
+        for (;;) {
+                int queued = 0, ms;
+
+                if (ioctl(journal_fd, SIOCOUTQ, &queued) < 0)
+                        return negative_errno();
+                if (queued == 0)
+                        return 0;
+                ms = deadline_poll_ms(until, now_monotonic());
+                if (ms == 0)
+                        return -ETIMEDOUT;
+                (void)poll(NULL, 0, ms < 2 ? ms : 2);
+        }
 }
 
 int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields, size_t n)
@@ -51,6 +115,7 @@ int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields
         FILE *f;
         size_t len = 0;
         bool failed;
+        int r;
 
         f = open_memstream(&buf, &len);
         if (!f)
@@ -76,7 +141,10 @@ int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields
         failed = ferror(f);
         if (fclose(f) != 0 || failed)
                 return -ENOMEM;
-        return send_datagram(path, buf, len);
+        r = journal_socket();
+        if (r < 0)
+                return r;
+        return send_datagram(r, path, buf, len);
 }
 
 int mpf_notify(const char *state)
@@ -86,7 +154,7 @@ int mpf_notify(const char *state)
 
         if (!e || !*e)
                 return 0;
-        r = send_datagram(e, state, strlen(state));
+        r = send_once(e, state, strlen(state));
         return r < 0 ? r : 1;
 }
 

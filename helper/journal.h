@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "deadline.h"
+
 /* systemd-journald's native protocol and the service manager's notification protocol, spoken
  * directly: a short-lived helper should not load libsystemd (and its compression and crypto
  * libraries) to send a few datagrams. */
@@ -21,6 +23,14 @@ static inline int mpf_journal_send(const struct mpf_journal_field *fields, size_
 {
         return mpf_journal_send_to(MPF_JOURNAL_SOCKET, fields, n);
 }
+
+/* Wait until journald has read every record this process (or its parent before the fork) sent,
+ * at most until `until`: journald learns a record's unit from /proc/PID when it reads it, so the
+ * records of a process that exits first lose their unit (journalctl -u). 0 (also when nothing was
+ * sent), -ETIMEDOUT, or a negative errno. */
+int mpf_journal_drain(usec_t until);
+/* Tests: the descriptor records leave from (-EBADF before the first). */
+int mpf_journal_fd(void);
 
 /* sd_notify(3): send state ("STATUS=...") to $NOTIFY_SOCKET ("/path" or "@abstract"). 0 when not
  * run by a service manager, 1 when sent, or a negative errno. */

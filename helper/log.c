@@ -67,6 +67,12 @@ bool log_to_journal(void)
         return journal > 0;
 }
 
+void log_close(void)
+{
+        if (journal > 0)
+                (void)mpf_journal_drain(usec_add(now_monotonic(), LOG_DRAIN_USEC));
+}
+
 void log_set_journal(bool b)
 {
         journal = b;

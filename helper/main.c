@@ -43,7 +43,10 @@ int main(int argc, char *argv[])
                 if (r < 0)
                         log_debug_errno(r, "Failed to raise RLIMIT_NOFILE: %m, ignoring");
         }
-        if (o.action == MPF_ACTION_IF_PATHLESS)
-                return mpf_run_if_pathless(&o);
-        return mpf_run(&o);
+        {
+                int r = o.action == MPF_ACTION_IF_PATHLESS ? mpf_run_if_pathless(&o) : mpf_run(&o);
+
+                log_close();
+                return r;
+        }
 }

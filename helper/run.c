@@ -409,15 +409,10 @@ static int run_real(const struct mpf_options *o,
         /* We exit now: the write-back worker and, with one map (no pool worker ever connected to
          * it), an idle guardian exit by themselves, holding nothing of ours; they are not waited
          * for. After several maps the guardian may still put a dead worker's map back: it is.
-         * Under a unit they are waited for, as before: journald learns which unit a log datagram
-         * belongs to from /proc/PID when it reads it, so lines of a process that is already gone
-         * are missing from `journalctl -u` (B1 saw the busy reason lost that way). */
-        if (log_to_journal())
-                d = mpf_device_free(d);
-        else
-                d = mpf_device_leave(d);
+         * (Under a unit, main()'s log_close() keeps us until journald has read our log.) */
+        d = mpf_device_leave(d);
         log_debug("run: device closed");
-        if (o->all || o->n_maps > 1 || log_to_journal())
+        if (o->all || o->n_maps > 1)
                 g = mpf_guardian_free(g);
         else
                 g = mpf_guardian_leave(g);

@@ -637,6 +637,7 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
                         _exit(EXIT_FAILURE);
         }
         x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
+        log_close();
         _exit(EXIT_SUCCESS);
 }
 

@@ -85,6 +85,62 @@ START_TEST(test_journal_absent)
 }
 END_TEST
 
+/* The drain waits until the receiver has read every record, and is bounded. */
+START_TEST(test_journal_drain)
+{
+        const struct mpf_journal_field fields[] = {{"MESSAGE", "x"}};
+        char path[64], buf[64];
+        usec_t t;
+        int fd;
+
+        snprintf(path, sizeof(path), "/tmp/mpf-test-journal-%d", (int)getpid());
+        fd = listen_on(path);
+        ck_assert_int_eq(mpf_journal_drain(now_monotonic()), 0); /* nothing unread */
+        ck_assert_int_eq(mpf_journal_send_to(path, fields, 1), 0);
+        ck_assert_int_eq(mpf_journal_send_to(path, fields, 1), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_journal_drain(t + 50 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_uint_ge(now_monotonic() - t, 50 * USEC_PER_MSEC);
+        (void)receive(fd, buf, sizeof(buf));
+        ck_assert_int_eq(mpf_journal_drain(now_monotonic() + 20 * USEC_PER_MSEC), -ETIMEDOUT);
+        (void)receive(fd, buf, sizeof(buf));
+        ck_assert_int_eq(mpf_journal_drain(now_monotonic() + 5 * USEC_PER_SEC), 0);
+        close(fd);
+        unlink(path);
+}
+END_TEST
+
+/* A process that closed all its descriptors (the write-back worker) may find the socket's number
+ * reused: a record never goes to whatever holds it now. */
+START_TEST(test_journal_fd_reused)
+{
+        const struct mpf_journal_field fields[] = {{"MESSAGE", "x"}};
+        char path[64], buf[64];
+        int fd, p[2], old;
+
+        snprintf(path, sizeof(path), "/tmp/mpf-test-journal-%d", (int)getpid());
+        fd = listen_on(path);
+        ck_assert_int_eq(mpf_journal_send_to(path, fields, 1), 0);
+        ck_assert_uint_eq(receive(fd, buf, sizeof(buf)), 10);
+        old = mpf_journal_fd();
+        ck_assert_int_ge(old, 0);
+        /* the number now names a connected socket, as the worker's own is: a send with an
+         * address would go to its peer */
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, p), 0);
+        ck_assert_int_eq(dup2(p[1], old), old);
+        ck_assert_int_eq(mpf_journal_drain(now_monotonic() + 5 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(mpf_journal_send_to(path, fields, 1), 0);
+        ck_assert_uint_eq(receive(fd, buf, sizeof(buf)), 10);
+        ck_assert_int_lt(recv(p[0], buf, sizeof(buf), MSG_DONTWAIT), 0); /* nothing went to the peer */
+        ck_assert_int_eq(errno, EAGAIN);
+        close(old);
+        close(p[0]);
+        close(p[1]);
+        close(fd);
+        unlink(path);
+}
+END_TEST
+
 START_TEST(test_notify)
 {
         char path[64], abstract[64], buf[128];
@@ -123,6 +179,8 @@ static Suite *journal_suite(void)
         tcase_add_test(tc, test_journal_record);
         tcase_add_test(tc, test_journal_binary_value);
         tcase_add_test(tc, test_journal_absent);
+        tcase_add_test(tc, test_journal_drain);
+        tcase_add_test(tc, test_journal_fd_reused);
         tcase_add_test(tc, test_notify);
         suite_add_tcase(s, tc);
         return s;
