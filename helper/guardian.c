@@ -408,31 +408,21 @@ _Noreturn static void guardian_main(int sock, bool udev_sync)
 int mpf_guardian_start(bool udev_sync, struct mpf_guardian **ret)
 {
         struct mpf_guardian *g;
-        int pair[2];
+        int sock;
         pid_t pid;
 
         g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-                free(g);
-                return negative_errno();
-        }
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
+        pid = fork_with_socket(0, &sock);
         if (pid < 0) {
-                int r = negative_errno();
-                (void)close(pair[0]);
-                (void)close(pair[1]);
                 free(g);
-                return r;
+                return (int)pid;
         }
         if (pid == 0)
-                guardian_main(pair[1], udev_sync);
-        (void)close(pair[1]);
+                guardian_main(sock, udev_sync);
         g->pid = pid;
-        g->sock = pair[0];
+        g->sock = sock;
         *ret = g;
         return 0;
 }
