@@ -37,6 +37,7 @@ static int socket_address(const char *s, struct sockaddr_un *ret, socklen_t *ret
  * worker) may have that number reused by a descriptor that must never receive a record. */
 static int journal_fd = -EBADF;
 static ino_t journal_ino;
+static bool journal_pending; /* a record went since the last drain */
 
 static int journal_socket(void)
 {
@@ -86,15 +87,25 @@ int mpf_journal_fd(void)
         return journal_fd;
 }
 
-int mpf_journal_drain(usec_t until)
+int mpf_journal_drain_to(const char *path, usec_t until)
 {
-        /* A datagram stays charged to its sender's socket until the receiver reads it: the send
-         * queue is empty once journald has read every record we sent. */
         struct stat st;
 
         if (journal_fd < 0 || fstat(journal_fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
             st.st_ino != journal_ino)
                 return 0; /* nothing sent from here */
+        /* A datagram stays charged to its sender's socket until the receiver reads it, so an empty
+         * send queue says journald has read our last record, not that it is done with it: it reads
+         * the sender's /proc/PID right after. It handles one datagram before it reads the next, so
+         * one more goes last, holding only a comment line (which journald drops): once that one is
+         * read, the records before it have their unit. */
+        if (journal_pending) {
+                int r = send_datagram(journal_fd, path, "#\n", 2);
+
+                if (r < 0)
+                        return r;
+                journal_pending = false;
+        }
         for (;;) {
                 int queued = 0, ms;
 
@@ -144,7 +155,10 @@ int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields
         r = journal_socket();
         if (r < 0)
                 return r;
-        return send_datagram(r, path, buf, len);
+        r = send_datagram(r, path, buf, len);
+        if (r >= 0)
+                journal_pending = true;
+        return r;
 }
 
 int mpf_notify(const char *state)

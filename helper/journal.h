@@ -24,11 +24,15 @@ static inline int mpf_journal_send(const struct mpf_journal_field *fields, size_
         return mpf_journal_send_to(MPF_JOURNAL_SOCKET, fields, n);
 }
 
-/* Wait until journald has read every record this process (or its parent before the fork) sent,
- * at most until `until`: journald learns a record's unit from /proc/PID when it reads it, so the
- * records of a process that exits first lose their unit (journalctl -u). 0 (also when nothing was
- * sent), -ETIMEDOUT, or a negative errno. */
-int mpf_journal_drain(usec_t until);
+/* Wait until journald is done with every record this process (or its parent before the fork)
+ * sent to path, at most until `until`: journald learns a record's unit from /proc/PID when it
+ * reads it, so the records of a process that exits first lose their unit (journalctl -u). 0
+ * (also when nothing was sent), -ETIMEDOUT, or a negative errno. */
+int mpf_journal_drain_to(const char *path, usec_t until);
+static inline int mpf_journal_drain(usec_t until)
+{
+        return mpf_journal_drain_to(MPF_JOURNAL_SOCKET, until);
+}
 /* Tests: the descriptor records leave from (-EBADF before the first). */
 int mpf_journal_fd(void);
 

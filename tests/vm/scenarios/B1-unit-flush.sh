@@ -5,7 +5,8 @@
 # journal say why (the mount point, the opener). Also records the unit's
 # systemd-analyze security exposure (the sandbox must leave the helper able to
 # see mounts and openers: the busy cases prove it), and the STATUS= summary
-# that --all sends.
+# that --all sends, and that a run which logs and exits at once keeps its line
+# under its unit.
 # mpf-lab: mode=full timeout=360
 . /usr/lib/mpf-lab/lib.sh
 
@@ -61,6 +62,16 @@ kill "$holder"; wait "$holder" 2>/dev/null
 lab_run r systemctl start "$(unit "$m3")"
 t_is "once closed, the unit removes $m3" "$r_rc" 0
 t_check_fails "$m3 is gone" lab_map_exists "$m3"
+
+# journald learns a record's unit from /proc/PID when it reads it: a helper that logs and
+# exits at once (here: no such map) must still have its line under its unit, every time.
+n=0
+for i in $(seq 20); do
+        systemctl start "$(unit "nosuch$i")" 2> /dev/null
+        journalctl -b -u "$(unit "nosuch$i")" SYSLOG_IDENTIFIER=mpath-flush -o cat --no-pager |
+                grep -q "nosuch$i" && n=$((n + 1))
+done
+t_is "20 runs that fail at once: each one's error is in journalctl -u" "$n" 20
 
 # --all in a unit reports its progress with sd_notify STATUS=; systemd keeps the
 # last one, the summary, for systemctl status.
