@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "deadline.h"
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -108,6 +110,11 @@ ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
 /* Raise the soft RLIMIT_NOFILE to the hard one, at most to cap (as systemd does for itself): 0 or
  * a negative errno. */
 int rlimit_nofile_raise(rlim_t cap);
+/* Reap the child pid, waiting at most until `until` (CLOCK_MONOTONIC): 0 (*ret_status set if not
+ * NULL), -ETIMEDOUT if it has not exited (a process in uninterruptible sleep may never), or a
+ * negative errno (-ECHILD). */
+int waitpid_until(pid_t pid, int *ret_status, usec_t until);
+
 /* Close every fd >= 3 except keep (for a forked child that must hold nothing else). */
 void close_all_but(int keep);
 

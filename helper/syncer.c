@@ -161,11 +161,11 @@ static pid_t discard(struct mpf_syncer *s)
                 return 0;
         (void)kill(s->pid, SIGKILL);
         gone = wait_hangup(s->sock, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
-        if (!gone)
+        /* Its end of the socket closes as it exits, but the map it holds may close after it, and
+         * that last close writes back: it is reaped within the same bound, or left behind. A stuck
+         * one is a zombie later, reaped by whoever waits for any child, or init. */
+        if (!gone || waitpid_until(s->pid, NULL, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC)) < 0)
                 stuck = s->pid;
-        /* its end closed as it exited (it is past its last uninterruptible wait): reaped now; a
-         * stuck one is a zombie later, reaped by whoever waits for any child, or init */
-        (void)waitpid(s->pid, NULL, gone ? 0 : WNOHANG);
         s->sock = safe_close(s->sock);
         s->pid = 0;
         s->holding = false;
@@ -220,8 +220,11 @@ static struct mpf_syncer *end(struct mpf_syncer *s, bool reap)
                                                    usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
                         }
                         s->sock = safe_close(s->sock);
-                        if (reap)
-                                (void)waitpid(s->pid, NULL, gone ? 0 : WNOHANG);
+                        if (reap && gone)
+                                (void)waitpid_until(s->pid, NULL,
+                                                    usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
+                        else if (reap)
+                                (void)waitpid(s->pid, NULL, WNOHANG);
                 }
         }
         free(s);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "macro.h"
 
@@ -138,6 +139,25 @@ void close_all_but(int keep)
                 for (int i = 3; i < (max > 0 && max < 65536 ? max : 65536); i++)
                         if (i != keep)
                                 (void)close(i);
+        }
+}
+
+int waitpid_until(pid_t pid, int *ret_status, usec_t until)
+{
+        for (;;) {
+                int st = 0;
+                pid_t k = waitpid(pid, &st, WNOHANG);
+
+                if (k == pid) {
+                        if (ret_status)
+                                *ret_status = st;
+                        return 0;
+                }
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (deadline_passed(until, now_monotonic()))
+                        return -ETIMEDOUT;
+                (void)usleep(2 * 1000);
         }
 }
 

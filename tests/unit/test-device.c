@@ -136,6 +136,30 @@ START_TEST(test_fork_with_socket_closed_stdio)
 }
 END_TEST
 
+/* waitpid_until(): a child that does not exit is not waited for past the bound; one that does is
+ * reaped, with its status. */
+START_TEST(test_waitpid_until)
+{
+        pid_t pid = fork();
+        usec_t t;
+        int st = 0;
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void)pause();
+                _exit(3);
+        }
+        t = now_monotonic();
+        ck_assert_int_eq(waitpid_until(pid, &st, t + 50 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_uint_ge(now_monotonic() - t, 50 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic() - t, 2 * USEC_PER_SEC);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid_until(pid, &st, now_monotonic() + 10 * USEC_PER_SEC), 0);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        ck_assert_int_eq(waitpid_until(pid, &st, now_monotonic() + 10 * USEC_PER_SEC), -ECHILD);
+}
+END_TEST
+
 /* A socket file left behind by a killed udevd does not count as a running udevd. */
 START_TEST(test_socket_listening)
 {
@@ -452,6 +476,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_close_all_but);
         tcase_add_test(tc, test_fork_with_socket);
         tcase_add_test(tc, test_fork_with_socket_closed_stdio);
+        tcase_add_test(tc, test_waitpid_until);
         tcase_add_test(tc, test_socket_listening);
         tcase_add_test(tc, test_removed_match_seqnum);
         tcase_add_test(tc, test_uevent_seqnum);
