@@ -257,12 +257,15 @@ pid_t mpf_syncer_pid(const struct mpf_syncer *s)
         return s->pid;
 }
 
-/* The worker's answer, or -ETIMEDOUT, or -EINTR if it died. */
+/* The worker's answer, or -ETIMEDOUT, or -EINTR if it died or said something that is not an
+ * answer (a status comes alone, as one int: anything else, such as a path lock's message, means
+ * the two ends no longer agree on what answers what, and the worker is discarded). */
 static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status)
 {
         for (;;) {
                 struct pollfd p = {.fd = s->sock, .events = POLLIN};
-                int ms = deadline_poll_ms(deadline, now_monotonic());
+                int ms = deadline_poll_ms(deadline, now_monotonic()), fd;
+                char buf[2 * sizeof(int)];
                 ssize_t n;
                 int k;
 
@@ -273,12 +276,15 @@ static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status
                         return negative_errno();
                 if (k <= 0)
                         continue;
-                n = recv(s->sock, ret_status, sizeof(*ret_status), MSG_DONTWAIT);
-                if (n == sizeof(*ret_status))
-                        return 0;
-                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                n = fd_receive(s->sock, buf, sizeof(buf), &fd);
+                if (n == -EAGAIN)
                         continue;
-                return -EINTR; /* the worker went away: killed by someone */
+                if (fd >= 0 || fd == -EMFILE || n != sizeof(*ret_status)) {
+                        safe_close(fd);
+                        return -EINTR;
+                }
+                memcpy(ret_status, buf, sizeof(*ret_status));
+                return 0;
         }
 }
 
