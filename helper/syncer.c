@@ -371,10 +371,11 @@ int mpf_syncer_close(struct mpf_syncer *s, bool write_back, usec_t until, pid_t 
                 *ret_stuck = 0;
         if (!s || s->pid <= 0)
                 return 0;
-        /* Asked whenever it runs, not only when our bookkeeping says it holds an open: the lab saw
-         * a pool worker's write-back worker keep a map's open after a sync that answered 0 while
-         * `holding` read false (cause not found yet; the remove then met EBUSY until the deadline).
-         * A worker that holds none answers at once. */
+        /* Asked whenever it runs, not only when our bookkeeping says it holds an open: an open of
+         * the map left to the bookkeeping would make its remove meet EBUSY until the deadline
+         * (the lab once read such a stall as `holding` being false after a sync; a review of every
+         * write to it found no way, see the README's issue 11 notes). A worker that holds none
+         * answers at once. */
         if (!s->holding)
                 log_debug("Write-back worker %i: closing whatever it holds", (int)s->pid);
         r = request(s, write_back ? MSG_WRITE_BACK : MSG_CLOSE, -EBADF, until, ret_stuck);
