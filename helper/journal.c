@@ -56,10 +56,14 @@ static int journal_socket(void)
                 return r;
         }
         journal_ino = st.st_ino;
+        /* the run and its pool workers share it: room for their records until journald reads
+         * them (as much as net.core.wmem_max allows) */
+        (void)setsockopt(journal_fd, SOL_SOCKET, SO_SNDBUF, &(int){8 * 1024 * 1024}, sizeof(int));
         return journal_fd;
 }
 
-static int send_datagram(int fd, const char *address, const void *buf, size_t len)
+/* flags: MSG_DONTWAIT for a send that must not wait for a journald that is behind (-EAGAIN). */
+static int send_datagram(int fd, const char *address, const void *buf, size_t len, int flags)
 {
         struct sockaddr_un sa;
         socklen_t salen;
@@ -68,7 +72,7 @@ static int send_datagram(int fd, const char *address, const void *buf, size_t le
         r = socket_address(address, &sa, &salen);
         if (r < 0)
                 return r;
-        if (sendto(fd, buf, len, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+        if (sendto(fd, buf, len, MSG_NOSIGNAL | flags, (struct sockaddr *)&sa, salen) < 0)
                 return negative_errno();
         return 0;
 }
@@ -79,7 +83,7 @@ static int send_once(const char *address, const void *buf, size_t len)
 
         if (fd < 0)
                 return negative_errno();
-        return send_datagram(fd, address, buf, len);
+        return send_datagram(fd, address, buf, len, 0);
 }
 
 int mpf_journal_fd(void)
@@ -99,12 +103,19 @@ int mpf_journal_drain_to(const char *path, usec_t until)
          * the sender's /proc/PID right after. It handles one datagram before it reads the next, so
          * one more goes last, holding only a comment line (which journald drops): once that one is
          * read, the records before it have their unit. */
-        if (journal_pending) {
-                int r = send_datagram(journal_fd, path, "#\n", 2);
+        while (journal_pending) {
+                /* journald's queue may be full: tried again until `until`, never waited for in
+                 * sendto() (a datagram socket that is not connected is always "writable") */
+                int r = send_datagram(journal_fd, path, "#\n", 2, MSG_DONTWAIT);
 
-                if (r < 0)
+                if (r >= 0)
+                        journal_pending = false;
+                else if (r != -EAGAIN)
                         return r;
-                journal_pending = false;
+                else if (deadline_passed(until, now_monotonic()))
+                        return -ETIMEDOUT;
+                else
+                        (void)poll(NULL, 0, 2);
         }
         for (;;) {
                 int queued = 0, ms;
@@ -155,7 +166,8 @@ int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields
         r = journal_socket();
         if (r < 0)
                 return r;
-        r = send_datagram(r, path, buf, len);
+        /* never wait for journald: a record it has no room for goes to stderr (log.c) */
+        r = send_datagram(r, path, buf, len, MSG_DONTWAIT);
         if (r >= 0)
                 journal_pending = true;
         return r;

@@ -17,7 +17,8 @@ struct mpf_journal_field {
 };
 
 /* Send one record of fields to the journal socket at path. A value with a newline goes in the
- * protocol's length-prefixed form. 0, or a negative errno (the caller logs elsewhere then). */
+ * protocol's length-prefixed form. Never waits: 0, or a negative errno (-EAGAIN: journald's queue
+ * is full; the caller logs elsewhere then). */
 int mpf_journal_send_to(const char *path, const struct mpf_journal_field *fields, size_t n);
 static inline int mpf_journal_send(const struct mpf_journal_field *fields, size_t n)
 {

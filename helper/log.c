@@ -11,6 +11,7 @@
 
 static int max_level = LOG_INFO;
 static int journal = -1;  /* -1: not decided yet */
+static bool unit_stream;  /* stderr is journald's stream for us: we run under a unit */
 static usec_t stamp_base; /* 0: lines carry no time stamp */
 
 void log_set_timestamps(usec_t base)
@@ -58,6 +59,7 @@ void log_open(void)
         }
         journal = journal_stream_matches(getenv("JOURNAL_STREAM"), (unsigned long long)st.st_dev,
                                          (unsigned long long)st.st_ino);
+        unit_stream = journal > 0;
 }
 
 bool log_to_journal(void)
@@ -69,7 +71,9 @@ bool log_to_journal(void)
 
 void log_close(void)
 {
-        if (journal > 0)
+        /* only a unit's records have a unit to lose; a guardian forced to the journal from a
+         * terminal run does not wait */
+        if (journal > 0 && unit_stream)
                 (void)mpf_journal_drain(usec_add(now_monotonic(), LOG_DRAIN_USEC));
 }
 

@@ -19,10 +19,11 @@ bool log_to_journal(void);
 void log_set_timestamps(usec_t base);
 /* The stamp itself, for tests: snprintf's return. */
 int log_format_stamp(char *buf, size_t size, usec_t base, usec_t t, int pid);
-/* Before this process exits: when logging to the journal, wait until journald has read our
- * records (at most LOG_DRAIN_USEC). It attributes a record to its unit through /proc/PID when it
- * reads it: a record read after its sender exited is missing from `journalctl -u`. */
-#define LOG_DRAIN_USEC (500 * USEC_PER_MSEC)
+/* Before this process exits: under a unit (stderr is the journal's stream), wait until journald
+ * is done with our records (at most LOG_DRAIN_USEC). It attributes a record to its unit through
+ * /proc/PID after it reads it: a record handled after its sender exited is missing from
+ * `journalctl -u`. Call it with the held-back signals still blocked. */
+#define LOG_DRAIN_USEC (200 * USEC_PER_MSEC)
 void log_close(void);
 /* Tests: force the target without looking at JOURNAL_STREAM. */
 void log_set_journal(bool b);

@@ -422,6 +422,8 @@ static int run_real(const struct mpf_options *o,
          * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script
          * cannot tell from success: "busy" would look like "removed". So we exit with the run's
          * status, and the signal stays blocked until then. */
+        /* journald is done with our log while a held-back signal cannot yet end us */
+        log_close();
         if (signal_held(&mask))
                 return status;
         (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);

@@ -633,8 +633,10 @@ _Noreturn static void worker_main(struct mpf_workers *x, int sock)
                 if (n <= 0)
                         break;
                 if ((msg[0] != MSG_MAP && msg[0] != MSG_MAP_OWN) ||
-                    flush_one(x, sock, msg + 1, msg[0] == MSG_MAP_OWN) < 0)
+                    flush_one(x, sock, msg + 1, msg[0] == MSG_MAP_OWN) < 0) {
+                        log_close();
                         _exit(EXIT_FAILURE);
+                }
         }
         x->d = mpf_device_free(x->d); /* our write-back worker exits and is reaped */
         log_close();

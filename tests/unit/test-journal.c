@@ -22,8 +22,10 @@ static int listen_on(const char *name)
         memcpy(sa.sun_path, name, strlen(name));
         if (name[0] == '@')
                 sa.sun_path[0] = 0;
-        else
+        else {
+                (void)unlink(name); /* one an earlier test left */
                 len++;
+        }
         ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, len), 0);
         return fd;
 }
@@ -116,6 +118,28 @@ START_TEST(test_journal_drain)
 }
 END_TEST
 
+/* A journald that is behind (its queue full) holds no one up: a record is refused at once
+ * (-EAGAIN: log.c writes it to stderr), and the drain gives up at its bound. */
+START_TEST(test_journal_full_queue)
+{
+        const struct mpf_journal_field fields[] = {{"MESSAGE", "x"}};
+        char path[64];
+        usec_t t;
+        int fd, r = 0;
+
+        snprintf(path, sizeof(path), "/tmp/mpf-test-journal-%d", (int)getpid());
+        fd = listen_on(path); /* never read */
+        for (int i = 0; i < 100000 && r >= 0; i++)
+                r = mpf_journal_send_to(path, fields, 1);
+        ck_assert_int_eq(r, -EAGAIN);
+        t = now_monotonic();
+        ck_assert_int_eq(mpf_journal_drain_to(path, t + 100 * USEC_PER_MSEC), -ETIMEDOUT);
+        ck_assert_uint_lt(now_monotonic() - t, 2 * USEC_PER_SEC);
+        close(fd);
+        unlink(path);
+}
+END_TEST
+
 /* A process that closed all its descriptors (the write-back worker) may find the socket's number
  * reused: a record never goes to whatever holds it now. */
 START_TEST(test_journal_fd_reused)
@@ -186,6 +210,7 @@ static Suite *journal_suite(void)
         tcase_add_test(tc, test_journal_binary_value);
         tcase_add_test(tc, test_journal_absent);
         tcase_add_test(tc, test_journal_drain);
+        tcase_add_test(tc, test_journal_full_queue);
         tcase_add_test(tc, test_journal_fd_reused);
         tcase_add_test(tc, test_notify);
         suite_add_tcase(s, tc);
