@@ -164,7 +164,8 @@ static pid_t discard(struct mpf_syncer *s)
         /* Its end of the socket closes as it exits, but the map it holds may close after it, and
          * that last close writes back: it is reaped within the same bound, or left behind. A stuck
          * one is a zombie later, reaped by whoever waits for any child, or init. */
-        if (!gone || waitpid_until(s->pid, NULL, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC)) < 0)
+        if (gone ? waitpid_until(s->pid, NULL, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC)) < 0
+                 : waitpid(s->pid, NULL, WNOHANG) != s->pid)
                 stuck = s->pid;
         s->sock = safe_close(s->sock);
         s->pid = 0;
