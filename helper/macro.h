@@ -110,6 +110,11 @@ ssize_t fd_receive(int sock, void *buf, size_t size, int *ret_fd);
 /* Raise the soft RLIMIT_NOFILE to the hard one, at most to cap (as systemd does for itself): 0 or
  * a negative errno. */
 int rlimit_nofile_raise(rlim_t cap);
+/* Put /dev/null on whichever of stdin, stdout and stderr the caller left closed, so that no
+ * descriptor we open lands there (a lock fd on 1 would receive our --json output). 0 or a negative
+ * errno. */
+int stdio_fill_null(void);
+
 /* Reap the child pid, waiting at most until `until` (CLOCK_MONOTONIC): 0 (*ret_status set if not
  * NULL), -ETIMEDOUT if it has not exited (a process in uninterruptible sleep may never), or a
  * negative errno (-ECHILD). */

@@ -13,6 +13,9 @@ int main(int argc, char *argv[])
 {
         struct mpf_options o;
 
+        /* before anything is opened: nothing of ours may land on a closed 0, 1 or 2 */
+        if (stdio_fill_null() < 0)
+                return MPF_EXIT_FAILED;
         if (mpf_parse_options(argc, argv, &o, stderr) < 0) {
                 /* with --json, the caller parses stdout: it gets the usage error there too */
                 if (o.json)

@@ -142,6 +142,27 @@ void close_all_but(int keep)
         }
 }
 
+int stdio_fill_null(void)
+{
+        for (int fd = 0; fd < 3; fd++) {
+                int null;
+
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                null = open("/dev/null", O_RDWR | O_NOCTTY);
+                if (null < 0)
+                        return negative_errno();
+                if (null != fd) { /* cannot be lower: 0..fd-1 are open by now */
+                        int r = dup2(null, fd) < 0 ? negative_errno() : 0;
+
+                        (void)close(null);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
 int waitpid_until(pid_t pid, int *ret_status, usec_t until)
 {
         for (;;) {

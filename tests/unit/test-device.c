@@ -136,6 +136,35 @@ START_TEST(test_fork_with_socket_closed_stdio)
 }
 END_TEST
 
+/* stdio_fill_null(): a closed stdout (and stdin) gets /dev/null; the next open lands above 2. */
+START_TEST(test_stdio_fill_null)
+{
+        pid_t pid = fork();
+        int st;
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char target[64] = "";
+                int fd;
+
+                (void)close(STDIN_FILENO);
+                (void)close(STDOUT_FILENO);
+                if (stdio_fill_null() < 0)
+                        _exit(1);
+                if (readlink("/proc/self/fd/1", target, sizeof(target) - 1) <= 0 ||
+                    strcmp(target, "/dev/null") != 0)
+                        _exit(2);
+                if (fcntl(STDIN_FILENO, F_GETFD) < 0)
+                        _exit(3);
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                _exit(fd > 2 ? 0 : 4);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 /* waitpid_until(): a child that does not exit is not waited for past the bound; one that does is
  * reaped, with its status. */
 START_TEST(test_waitpid_until)
@@ -477,6 +506,7 @@ static Suite *device_suite(void)
         tcase_add_test(tc, test_fork_with_socket);
         tcase_add_test(tc, test_fork_with_socket_closed_stdio);
         tcase_add_test(tc, test_waitpid_until);
+        tcase_add_test(tc, test_stdio_fill_null);
         tcase_add_test(tc, test_socket_listening);
         tcase_add_test(tc, test_removed_match_seqnum);
         tcase_add_test(tc, test_uevent_seqnum);
