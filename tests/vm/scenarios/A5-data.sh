@@ -21,6 +21,7 @@
 lab_setup 2 multipathd
 set -- $(lab_maps)
 m1=$1 m2=$2
+rm -f /run/chain-*      # held()'s markers: only this run's count
 # Only the flush step (or a last close) may write the dirty pages back.
 sysctl -qw vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0 \
         vm.dirty_background_ratio=90 vm.dirty_ratio=95
