@@ -101,67 +101,69 @@ START_TEST(test_fork_with_socket)
 }
 END_TEST
 
-/* A caller with stdin and stdout closed: the ends would land on 0 and 1, where the child's
- * /dev/null goes; they do not, and the two ends still talk. Run in a child of its own, which
- * closes its stdio. */
-START_TEST(test_fork_with_socket_closed_stdio)
-{
-        pid_t tester = fork();
-        int st;
-
-        ck_assert_int_ge(tester, 0);
-        if (tester == 0) {
-                int sock = -EBADF;
-                char byte = 0;
-                pid_t pid;
-
-                (void)close(STDIN_FILENO);
-                (void)close(STDOUT_FILENO);
-                pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS, &sock);
-                if (pid < 0)
-                        _exit(10);
-                if (pid == 0)
-                        _exit(sock >= 3 && send(sock, "k", 1, 0) == 1 ? 0 : 1);
-                if (sock < 3)
-                        _exit(11);
-                if (recv(sock, &byte, 1, 0) != 1 || byte != 'k')
-                        _exit(12);
-                if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                        _exit(13);
-                _exit(0);
-        }
-        ck_assert_int_eq(waitpid(tester, &st, 0), tester);
-        ck_assert(WIFEXITED(st));
-        ck_assert_int_eq(WEXITSTATUS(st), 0);
-}
-END_TEST
-
-/* stdio_fill_null(): a closed stdout (and stdin) gets /dev/null; the next open lands above 2. */
-START_TEST(test_stdio_fill_null)
+/* Run check() in a child of its own with stdin and stdout closed; it answers with its exit
+ * status, 0 for success. */
+static void with_stdio_closed(int (*check)(void))
 {
         pid_t pid = fork();
         int st;
 
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                char target[64] = "";
-                int fd;
-
                 (void)close(STDIN_FILENO);
                 (void)close(STDOUT_FILENO);
-                if (stdio_fill_null() < 0)
-                        _exit(1);
-                if (readlink("/proc/self/fd/1", target, sizeof(target) - 1) <= 0 ||
-                    strcmp(target, "/dev/null") != 0)
-                        _exit(2);
-                if (fcntl(STDIN_FILENO, F_GETFD) < 0)
-                        _exit(3);
-                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                _exit(fd > 2 ? 0 : 4);
+                _exit(check());
         }
         ck_assert_int_eq(waitpid(pid, &st, 0), pid);
         ck_assert(WIFEXITED(st));
         ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+
+/* The socket's ends would land on 0 and 1, where the child's /dev/null goes; they do not, and
+ * the two ends still talk. */
+static int fork_with_socket_closed_stdio(void)
+{
+        int sock = -EBADF, st;
+        char byte = 0;
+        pid_t pid;
+
+        pid = fork_with_socket(FORK_NULL_STDIO | FORK_CLOSE_FDS, &sock);
+        if (pid < 0)
+                return 10;
+        if (pid == 0)
+                _exit(sock >= 3 && send(sock, "k", 1, 0) == 1 ? 0 : 1);
+        if (sock < 3)
+                return 11;
+        if (recv(sock, &byte, 1, 0) != 1 || byte != 'k')
+                return 12;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return 13;
+        return 0;
+}
+
+START_TEST(test_fork_with_socket_closed_stdio)
+{
+        with_stdio_closed(fork_with_socket_closed_stdio);
+}
+END_TEST
+
+/* stdio_fill_null(): the closed ones get /dev/null; the next open lands above 2. */
+static int stdio_filled(void)
+{
+        char target[64] = "";
+
+        if (stdio_fill_null() < 0)
+                return 1;
+        if (readlink("/proc/self/fd/1", target, sizeof(target) - 1) <= 0 || strcmp(target, "/dev/null") != 0)
+                return 2;
+        if (fcntl(STDIN_FILENO, F_GETFD) < 0)
+                return 3;
+        return open("/dev/null", O_RDONLY | O_CLOEXEC) > 2 ? 0 : 4;
+}
+
+START_TEST(test_stdio_fill_null)
+{
+        with_stdio_closed(stdio_filled);
 }
 END_TEST
 
