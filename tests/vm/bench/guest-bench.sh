@@ -91,9 +91,32 @@ prepare() {
                 while [ "$(daemon_maps)" -lt "$1" ] && [ $_i -lt 1200 ]; do sleep 0.1; _i=$((_i + 1)); done
                 udevadm settle -t 900
         fi
+        [ "${BENCH_QUIESCE:-0}" = 1 ] && quiesce
         _p2=$(lab_ms)
         echo "prepare,$1,${2:+cheap-}dm-bench-create,1,0,$((_p1 - _p0)),$((_p2 - _p0)),,,,$(nmaps)" >> "$raw"
         [ "$(nmaps)" -eq "$1" ]
+}
+
+# CPU time (clock ticks) multipathd and udev's processes have used so far.
+daemons_ticks() {
+        _t=0
+        for _pid in $(pidof multipathd systemd-udevd 2> /dev/null); do
+                _t=$((_t + $(awk '{ print $14 + $15 }' "/proc/$_pid/stat" 2> /dev/null || echo 0)))
+        done
+        echo "$_t"
+}
+# --quiesce: wait until multipathd and udev are idle (at most 2 ticks of CPU in a second, three
+# seconds in a row; 120 s at most), so that every tool's cell starts in the same state. Without
+# it a cell starts while multipathd is still busy with the maps just made, which the tools that
+# talk to it (mpath-flush, multipath -F, del maps) pay for and the floor does not.
+quiesce() {
+        _q=0 _calm=0
+        while [ $_calm -lt 3 ] && [ $_q -lt 120 ]; do
+                _a=$(daemons_ticks); sleep 1; _b=$(daemons_ticks)
+                if [ $((_b - _a)) -le 2 ]; then _calm=$((_calm + 1)); else _calm=0; fi
+                _q=$((_q + 1))
+        done
+        [ $_calm -ge 3 ] || echo "quiesce: multipathd or udev still busy after 120 s"
 }
 
 # check_rows KIND N TOOL REPS: every measurement exited 0 and left zero maps. A check for
