@@ -352,7 +352,7 @@ static int run_real(const struct mpf_options *o,
         struct mpf_pool_exec exec;
         struct mpf_ops ops;
         sigset_t mask, old_mask;
-        bool udev_sync;
+        bool udev_sync, held;
         int r, status;
 
         /* A signal in the middle of a flush would leave queueing disabled or a partition map
@@ -409,7 +409,7 @@ static int run_real(const struct mpf_options *o,
         /* We exit now: the write-back worker and, with one map (no pool worker ever connected to
          * it), an idle guardian exit by themselves, holding nothing of ours; they are not waited
          * for. After several maps the guardian may still put a dead worker's map back: it is.
-         * (Under a unit, main()'s log_close() keeps us until journald has read our log.) */
+         * (Under a unit, the log_close() below keeps us until journald has read our log.) */
         d = mpf_device_leave(d);
         log_debug("run: device closed");
         if (o->all || o->n_maps > 1)
@@ -422,11 +422,12 @@ static int run_real(const struct mpf_options *o,
          * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script
          * cannot tell from success: "busy" would look like "removed". So we exit with the run's
          * status, and the signal stays blocked until then. */
-        /* journald is done with our log while a held-back signal cannot yet end us */
+        held = signal_held(&mask);
+        /* journald is done with our log, signal_held()'s line included, while a held-back signal
+         * cannot yet end us. No record of ours follows: main() does not drain again. */
         log_close();
-        if (signal_held(&mask))
-                return status;
-        (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        if (!held)
+                (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return status;
 }
 
