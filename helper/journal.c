@@ -39,12 +39,20 @@ static int journal_fd = -EBADF;
 static ino_t journal_ino;
 static bool journal_pending; /* a record went since the last drain */
 
+/* journal_fd is still the socket we opened (not a number reused since). */
+static bool journal_socket_ours(void)
+{
+        struct stat st;
+
+        return journal_fd >= 0 && fstat(journal_fd, &st) >= 0 && S_ISSOCK(st.st_mode) &&
+               st.st_ino == journal_ino;
+}
+
 static int journal_socket(void)
 {
         struct stat st;
 
-        if (journal_fd >= 0 && fstat(journal_fd, &st) >= 0 && S_ISSOCK(st.st_mode) &&
-            st.st_ino == journal_ino)
+        if (journal_socket_ours())
                 return journal_fd;
         journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (journal_fd < 0)
@@ -93,10 +101,7 @@ int mpf_journal_fd(void)
 
 int mpf_journal_drain_to(const char *path, usec_t until)
 {
-        struct stat st;
-
-        if (journal_fd < 0 || fstat(journal_fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-            st.st_ino != journal_ino)
+        if (!journal_socket_ours())
                 return 0; /* nothing sent from here */
         /* A datagram stays charged to its sender's socket until the receiver reads it, so an empty
          * send queue says journald has read our last record, not that it is done with it: it reads
