@@ -148,6 +148,17 @@ static bool wait_hangup(int sock, usec_t until)
         }
 }
 
+/* Reap a worker that was told to go (killed, or sent its EOF). One whose end of the socket closed
+ * (gone) is exiting: it is waited for up to SYNCER_EXIT_WAIT_USEC, as the map it holds may close
+ * after it, and that last close writes back. One whose end did not close (stopped, or stuck in the
+ * kernel) is tried once, never waited for. True if it was reaped. */
+static bool reap_bounded(pid_t pid, bool gone)
+{
+        if (gone)
+                return waitpid_until(pid, NULL, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC)) >= 0;
+        return waitpid(pid, NULL, WNOHANG) == pid;
+}
+
 /* Kill the worker and forget it. A worker that is not stuck dies at once, and its end of the
  * socket closes with it; one in uninterruptible sleep (an fsync waiting for I/O) dies only when the
  * I/O ends, if ever: then it is left behind. Returns its pid if it did not die within
@@ -161,11 +172,9 @@ static pid_t discard(struct mpf_syncer *s)
                 return 0;
         (void)kill(s->pid, SIGKILL);
         gone = wait_hangup(s->sock, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
-        /* Its end of the socket closes as it exits, but the map it holds may close after it, and
-         * that last close writes back: it is reaped within the same bound, or left behind. A stuck
-         * one is a zombie later, reaped by whoever waits for any child, or init. */
-        if (gone ? waitpid_until(s->pid, NULL, usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC)) < 0
-                 : waitpid(s->pid, NULL, WNOHANG) != s->pid)
+        /* reaped within the same bound, or left behind: a stuck one is a zombie later, reaped by
+         * whoever waits for any child, or init */
+        if (!reap_bounded(s->pid, gone))
                 stuck = s->pid;
         s->sock = safe_close(s->sock);
         s->pid = 0;
@@ -221,11 +230,8 @@ static struct mpf_syncer *end(struct mpf_syncer *s, bool reap)
                                                    usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
                         }
                         s->sock = safe_close(s->sock);
-                        if (reap && gone)
-                                (void)waitpid_until(s->pid, NULL,
-                                                    usec_add(now_monotonic(), SYNCER_EXIT_WAIT_USEC));
-                        else if (reap)
-                                (void)waitpid(s->pid, NULL, WNOHANG);
+                        if (reap)
+                                (void)reap_bounded(s->pid, gone);
                 }
         }
         free(s);
