@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "pathlock.h"
 #include "syncer.h"
+#include "syncer-internal.h"
 
 /* The worker's answer: 0; an errno (< 128) when dirty data could not be written back;
  * FLUSH_ONLY_FAILED | errno when all data was written back but the device cache flush failed. */
@@ -267,10 +268,10 @@ pid_t mpf_syncer_pid(const struct mpf_syncer *s)
 /* The worker's answer, or -ETIMEDOUT, or -EINTR if it died or said something that is not an
  * answer (a status comes alone, as one int: anything else, such as a path lock's message, means
  * the two ends no longer agree on what answers what, and the worker is discarded). */
-static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status)
+int mpf_syncer_receive_status(int sock, usec_t deadline, int *ret_status)
 {
         for (;;) {
-                struct pollfd p = {.fd = s->sock, .events = POLLIN};
+                struct pollfd p = {.fd = sock, .events = POLLIN};
                 int ms = deadline_poll_ms(deadline, now_monotonic()), fd;
                 char buf[2 * sizeof(int)];
                 ssize_t n;
@@ -283,7 +284,7 @@ static int receive_status(struct mpf_syncer *s, usec_t deadline, int *ret_status
                         return negative_errno();
                 if (k <= 0)
                         continue;
-                n = fd_receive(s->sock, buf, sizeof(buf), &fd);
+                n = fd_receive(sock, buf, sizeof(buf), &fd);
                 if (n == -EAGAIN)
                         continue;
                 if (fd >= 0 || fd == -EMFILE || n != sizeof(*ret_status)) {
@@ -319,7 +320,7 @@ static int request(struct mpf_syncer *s, char kind, int fd, usec_t deadline, pid
                 if (attempt > 0 || (r != -EPIPE && r != -ECONNRESET && r != -ECONNREFUSED))
                         return r;
         }
-        r = receive_status(s, deadline, &status);
+        r = mpf_syncer_receive_status(s->sock, deadline, &status);
         if (r < 0) {
                 /* fsync (or the last close) on a map without paths can hang for good: leave the
                  * worker behind */

@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "macro.h"
 #include "syncer.h"
+#include "syncer-internal.h"
 #include "tests.h"
 
 static int temp_file(char *p)
@@ -532,6 +535,63 @@ START_TEST(test_forked_drops_worker_socket)
 }
 END_TEST
 
+/* The worker's answer is one int and nothing else: two ints, one byte (a path lock's message has
+ * another length), an int with a descriptor, an int whose descriptor could not be installed, or the
+ * worker's end closing are a desync (-EINTR: the caller discards the worker), not a status. Here
+ * the test is the worker, on the other end of a socket pair like the real one's. */
+START_TEST(test_receive_status_one_int_alone)
+{
+        int pair[2], status = -1, two[2] = {0, 0}, st, lowest;
+        struct rlimit rl;
+        usec_t soon = now_monotonic() + 5 * USEC_PER_SEC;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+
+        /* an answer */
+        st = 5;
+        ck_assert_int_eq(send(pair[1], &st, sizeof(st), 0), (ssize_t)sizeof(st));
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), 0);
+        ck_assert_int_eq(status, 5);
+
+        /* nothing: the deadline */
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], now_monotonic() + 20 * USEC_PER_MSEC, &status),
+                         -ETIMEDOUT);
+
+        /* two ints: not an answer, whatever the first one says */
+        ck_assert_int_eq(send(pair[1], two, sizeof(two), 0), (ssize_t)sizeof(two));
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), -EINTR);
+
+        /* one byte */
+        ck_assert_int_eq(send(pair[1], "L", 1, 0), 1);
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), -EINTR);
+
+        /* one int with a descriptor: not an answer, and the descriptor is not kept */
+        st = 0;
+        lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        ck_assert_int_ge(lowest, 0);
+        close(lowest);
+        ck_assert_int_eq(fd_send(pair[1], &st, sizeof(st), pair[1]), 0);
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), -EINTR);
+        ck_assert_int_eq(fcntl(lowest, F_GETFD), -1); /* closed again */
+        ck_assert_int_eq(errno, EBADF);
+
+        /* one int whose descriptor we have no room for (the kernel drops it, MSG_CTRUNC) */
+        ck_assert_int_eq(fd_send(pair[1], &st, sizeof(st), pair[1]), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE,
+                                   &(struct rlimit){.rlim_cur = (rlim_t)lowest, .rlim_max = rl.rlim_max}),
+                         0);
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), -EINTR);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+        /* the worker's end closed */
+        close(pair[1]);
+        ck_assert_int_eq(mpf_syncer_receive_status(pair[0], soon, &status), -EINTR);
+        ck_assert_int_eq(status, 5); /* untouched by anything that was not an answer */
+        close(pair[0]);
+}
+END_TEST
+
 static Suite *syncer_suite(void)
 {
         Suite *s = suite_create("syncer");
@@ -552,6 +612,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_worker_survives_group_signals);
         tcase_add_test(tc, test_lock_paths_across_maps);
         tcase_add_test(tc, test_worker_dies_with_the_helper);
+        tcase_add_test(tc, test_receive_status_one_int_alone);
         suite_add_tcase(s, tc);
         return s;
 }
