@@ -351,8 +351,8 @@ static int run_real(const struct mpf_options *o,
         _cleanup_(mpf_workers_freep) struct mpf_workers *w = NULL;
         struct mpf_pool_exec exec;
         struct mpf_ops ops;
-        sigset_t mask, old_mask;
-        bool udev_sync, held;
+        sigset_t mask;
+        bool udev_sync;
         int r, status;
 
         /* A signal in the middle of a flush would leave queueing disabled or a partition map
@@ -368,7 +368,7 @@ static int run_real(const struct mpf_options *o,
         sigaddset(&mask, SIGTSTP);
         sigaddset(&mask, SIGTTIN);
         sigaddset(&mask, SIGTTOU);
-        (void)sigprocmask(SIG_BLOCK, &mask, &old_mask);
+        (void)sigprocmask(SIG_BLOCK, &mask, NULL);
 
         udev_sync = !o->no_udev_sync && mpf_udev_running();
         if (!udev_sync)
@@ -422,12 +422,11 @@ static int run_real(const struct mpf_options *o,
          * signal, which systemd counts as a clean exit (SIGTERM, SIGINT, SIGHUP) and a script
          * cannot tell from success: "busy" would look like "removed". So we exit with the run's
          * status, and the signal stays blocked until then. */
-        held = signal_held(&mask);
-        /* journald is done with our log, signal_held()'s line included, while a held-back signal
-         * cannot yet end us. No record of ours follows: main() does not drain again. */
+        (void)signal_held(&mask);
+        /* journald is done with our log, signal_held()'s line included. The signals stay blocked
+         * until we exit: one that comes during this drain must not end us either. No record of
+         * ours follows: main() does not drain again. */
         log_close();
-        if (!held)
-                (void)sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return status;
 }
 
