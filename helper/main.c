@@ -46,9 +46,9 @@ int main(int argc, char *argv[])
                 if (r < 0)
                         log_debug_errno(r, "Failed to raise RLIMIT_NOFILE: %m, ignoring");
         }
-        /* Both end in run_real(), which drains our journal records (log_close()) before it lets a
-         * held-back signal through. The returns above send no record to drain: they come before
-         * log_open(), and their usage error, help and version go to stderr or stdout (under a
-         * unit, journald's stream, whose unit PID 1 names when it connects it). */
+        /* Both end in run_real(), which drains our journal records (log_close()) with the held-back
+         * signals still blocked, as they stay until we exit. The returns above send no record to
+         * drain: they come before log_open(), and their usage error, help and version go to stderr
+         * or stdout (under a unit, journald's stream, whose unit PID 1 names when it connects it). */
         return o.action == MPF_ACTION_IF_PATHLESS ? mpf_run_if_pathless(&o) : mpf_run(&o);
 }

@@ -10,5 +10,5 @@
 
 /* Wait until the deadline for the worker's answer on sock: 0 and *ret_status when it is exactly
  * one int without a descriptor; -EINTR when the worker's end closed or it sent anything else (a
- * descriptor that came with it is closed); -ETIMEDOUT at the deadline. */
+ * descriptor that came with it is closed); -ETIMEDOUT at the deadline; poll()'s error otherwise. */
 int mpf_syncer_receive_status(int sock, usec_t deadline, int *ret_status);

@@ -567,7 +567,7 @@ START_TEST(test_receive_status_one_int_alone)
 
         /* one int with a descriptor: not an answer, and the descriptor is not kept */
         st = 0;
-        lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        lowest = fcntl(pair[0], F_DUPFD_CLOEXEC, 0);
         ck_assert_int_ge(lowest, 0);
         close(lowest);
         ck_assert_int_eq(fd_send(pair[1], &st, sizeof(st), pair[1]), 0);
