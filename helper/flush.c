@@ -7,7 +7,9 @@
  *                device open waits out SCSI error recovery); re-check the map
  *   in-use       holders, mounts in every namespace, swaps, loop devices, lasting open fds: named,
  *                or busy; opens nobody accounts for are a kernel user (busy) unless no path is usable
- *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
+ *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush; multipathd
+ *                is told first, and its answer is read before the remove (it serves its clients
+ *                one command at a time: the steps in between need not wait for it)
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
  *   flush        write back and fsync, in a worker process, bounded by the deadline; the worker
@@ -36,6 +38,7 @@
 #include "flush.h"
 #include "log.h"
 #include "macro.h"
+#include "mpathd.h"
 
 struct flush {
         const struct mpf_ops *ops;
@@ -49,6 +52,7 @@ struct flush {
         unsigned explained;
         struct mpf_undo undo; /* what we changed and must put back (queueing, partition maps) */
         bool recorded;        /* the undo record exists (undo is written down) */
+        usec_t mpathd_sent;   /* disablequeueing went to multipathd then, its answer not read yet */
 
         void *lock;
         int fd;
@@ -704,24 +708,27 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
         _cleanup_(freep) char *cmd = NULL;
         int r;
 
+        bool wait = !ret_pending || !o->mpathd_send;
+
         *ret_mpathd = false;
         if (ret_pending)
                 *ret_pending = false;
         /* multipathd first, so that it does not switch queueing back on behind us */
         if (asprintf_safe(&cmd, "disablequeueing map %s", name) < 0)
                 return -ENOMEM;
-        r = o->mpathd(o->userdata, cmd, deadline);
+        r = wait ? o->mpathd(o->userdata, cmd, deadline) : o->mpathd_send(o->userdata, cmd, deadline);
         if (r >= 0)
                 *ret_mpathd = true;
         else if (r == -EINPROGRESS) {
-                /* it got the command and may carry it out after our deadline: count it as done,
-                 * and putting queueing back reads its answer first, on the same connection */
+                /* it got the command and may carry it out later: count it as done, and putting
+                 * queueing back reads its answer first, on the same connection */
                 *ret_mpathd = true;
                 if (ret_pending)
                         *ret_pending = true;
-                log_map(LOG_WARNING, 0, name, NULL, "queueing",
-                        "multipathd has not answered disablequeueing yet, going on; should queueing be "
-                        "put back, its answer is read first");
+                if (wait)
+                        log_map(LOG_WARNING, 0, name, NULL, "queueing",
+                                "multipathd has not answered disablequeueing yet, going on; should "
+                                "queueing be put back, its answer is read first");
         } else if (r == -ENOENT || r == -ECONNREFUSED)
                 log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
         else
@@ -762,8 +769,11 @@ static int step_queueing(struct flush *f, bool *done)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
                             strerror(-r));
         }
+        f->mpathd_sent = now(f);
         r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled,
                                  &f->undo.mpathd_reply_pending);
+        if (!o->mpathd_send)
+                f->mpathd_sent = 0; /* its answer was waited for already */
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -1065,6 +1075,52 @@ static void count_failed_writes(struct flush *f)
 }
 
 /* ---- 9 remove ---- */
+
+/* multipathd's answer to the queueing step's disablequeueing, not waited for there, is read before
+ * the map goes: a command it carried out after the remove could hit a map made again under the
+ * same name. Bounded as a command waited for at once would have been. */
+static int read_mpathd_answer(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        _cleanup_(freep) char *cmd = NULL;
+        int r;
+
+        if (!f->undo.mpathd_reply_pending || !o->mpathd_reply || f->mpathd_sent == 0)
+                return 0;
+        r = o->mpathd_reply(o->userdata, MIN(f->p->deadline, usec_add(f->mpathd_sent, MPATHD_TIMEOUT_USEC)));
+        f->mpathd_sent = 0; /* read, or given up on: putting queueing back reads it, if it must */
+        if (r == -ETIMEDOUT) {
+                log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "queueing",
+                        "multipathd has not answered disablequeueing yet, going on; should queueing be "
+                        "put back, its answer is read first");
+                return 0;
+        }
+        f->undo.mpathd_reply_pending = false;
+        if (r >= 0 || r == -ENOMSG)
+                return 0;
+        if (r != -EBADMSG && r != -EPROTO && r != -ENOMEM) {
+                /* the connection broke (multipathd restarted?): once more, waited for */
+                if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
+                        return -ENOMEM;
+                r = o->mpathd(o->userdata, cmd, f->p->deadline);
+                if (r >= 0)
+                        return 0;
+                if (r == -EINPROGRESS) {
+                        f->undo.mpathd_reply_pending = true;
+                        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, "queueing",
+                                "multipathd has not answered disablequeueing yet, going on; should "
+                                "queueing be put back, its answer is read first");
+                        return 0;
+                }
+        }
+        f->undo.mpathd_queueing_disabled = false;
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "queueing", "multipathd does not run");
+        else
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, "queueing",
+                        "multipathd did not disable queueing: %m, ignoring");
+        return r == -ENOMEM ? r : 0;
+}
 
 static int step_remove(struct flush *f, bool deferred, bool *done)
 {
@@ -1397,6 +1453,9 @@ static int flush_steps(struct flush *f, const char *arg)
         count_failed_writes(f);                      /* the queued I/O is drained now: did writes fail? */
         deferred = still_open;                       /* only with --deferred */
         f->n_targets = MIN(f->n_targets, (size_t)1); /* partition maps are gone already */
+        r = read_mpathd_answer(f);                   /* multipathd's, before the map goes */
+        if (r < 0)
+                return r;
         if (!step_begins(f, MPF_STEP_REMOVE))
                 return 0;
         r = step_remove(f, deferred, &done);

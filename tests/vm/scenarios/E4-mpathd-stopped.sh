@@ -9,7 +9,9 @@
 # deadline (the E6 case: busy with other maps): its log goes to a pipe nobody
 # reads, so the listener that took the command stops at its first log line
 # ("disable map queueing (operator)") until the pipe is read again. -t 2, the
-# pipe read 0.8 s after the deadline: the put-back reads the late answer and
+# pipe read 0.8 s after the deadline: the steps after queueing go on without
+# the answer, the remove waits for it until the deadline and does not start;
+# the put-back reads the late answer and
 # sends restorequeueing after it on the same connection; the map ends with
 # queueing on in the kernel and in multipathd. Read only after the run: no
 # answer within the put-back's 2 s, the run says queueing could not be
@@ -81,7 +83,7 @@ stall_log
 read_log_after 2.8
 lab_run r timeout -s KILL 30 mpath-flush --json -v -t 2 "$map2"
 t_diag "late answer: mpath-flush -t 2 took $r_ms ms, exit $r_rc"
-t_is "late answer: timeout at partitions" "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@partitions
+t_is "late answer: the steps after queueing ran without the answer; timeout at remove, which waited for it" "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@remove
 t_like "late answer: multipathd had not answered disablequeueing by the deadline" "$r_err" \
         "$map2: queueing: multipathd (has not answered disablequeueing|did not disable queueing: .*timed out)"
 t_check "late answer: the run answered within the deadline and the 2 s of putting back ($r_ms ms)" test "$r_ms" -lt 4500
