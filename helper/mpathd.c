@@ -72,8 +72,9 @@ static int wait_fd(int fd, short events, usec_t deadline)
 
         for (;;) {
                 int ms = deadline_poll_ms(deadline, now_monotonic());
-                if (ms == 0)
-                        return -ETIMEDOUT;
+
+                /* past the deadline, what is there already still counts (an answer that came
+                 * while we were busy elsewhere) */
                 r = poll(&p, 1, ms);
                 if (r < 0) {
                         if (errno == EINTR)
@@ -82,6 +83,8 @@ static int wait_fd(int fd, short events, usec_t deadline)
                 }
                 if (r > 0)
                         return 0;
+                if (ms == 0)
+                        return -ETIMEDOUT;
         }
 }
 

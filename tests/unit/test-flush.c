@@ -131,7 +131,7 @@ static void maybe_vanish(const char *op)
                 F.maps[0].info.devt = makedev(254, 99);
 }
 
-/* Every bounded call gets the run's deadline; a restore after it may get a short grace beyond. */
+/* Every bounded call gets the run's deadline; a restore may get a short grace beyond. */
 static void check_deadline(const char *op, usec_t deadline, bool restore)
 {
         if (F.deadline == 0)
@@ -141,8 +141,11 @@ static void check_deadline(const char *op, usec_t deadline, bool restore)
                               (unsigned long long)deadline, (unsigned long long)F.deadline);
                 return;
         }
-        ck_assert_msg(deadline >= F.deadline && deadline <= MAX(F.deadline, F.clock + RESTORE_GRACE_USEC),
-                      "%s: restore deadline %llu outside [%llu, max(that, now + grace)]", op,
+        /* the grace past the deadline at most, or from now when that is later (a put-back that
+         * waits for multipathd's answer may take the grace past the deadline: put_back_deadline()) */
+        ck_assert_msg(deadline >= F.deadline &&
+                              deadline <= MAX(F.deadline + RESTORE_GRACE_USEC, F.clock + RESTORE_GRACE_USEC),
+                      "%s: restore deadline %llu outside [%llu, max(that, now) + grace]", op,
                       (unsigned long long)deadline, (unsigned long long)F.deadline);
 }
 
@@ -413,7 +416,8 @@ static int f_mpathd_reply(void *u, usec_t deadline)
                 F.mpathd_reply_pending = false;
                 return r;
         }
-        if (F.mpathd_pending_r == -ETIMEDOUT || F.mpathd_answer_at > deadline) {
+        /* an answer that came while we were busy elsewhere is there, deadline or not */
+        if (F.mpathd_pending_r == -ETIMEDOUT || F.mpathd_answer_at > MAX(deadline, F.clock)) {
                 F.clock = MAX(F.clock, deadline);
                 return -ETIMEDOUT;
         }
@@ -1267,7 +1271,7 @@ START_TEST(test_mpathd_answer_until_deadline)
         F.mpathd_takes = 100 * USEC_PER_SEC;
         ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
         ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
-        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert_int_eq(r.step, MPF_STEP_SOLE_OPENER);
         ck_assert(!called("remove mpatha"));
         ck_assert(called("create mpatha-part1"));
         ck_assert(called("message mpatha queue_if_no_path"));
@@ -1289,6 +1293,86 @@ START_TEST(test_mpathd_answer_connection_broke)
                 sent += strcmp(F.calls[i], "mpathd disablequeueing map mpatha") == 0;
         ck_assert_uint_eq(sent, 2);
         ck_assert_int_lt(call_index("mpathd-reply"), call_index("remove mpatha"));
+        ck_assert(!F.mpathd_reply_pending); /* the second one was waited for */
+}
+END_TEST
+
+/* multipathd answered at once, but the steps in between took longer than the answer's own bound
+ * (the partitions step's udev wait, 5 s): the answer there is read all the same, no warning, and
+ * nothing is left pending. */
+START_TEST(test_mpathd_answer_read_late)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.udev_wait_takes = 5 * USEC_PER_SEC;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!F.mpathd_reply_pending);
+}
+END_TEST
+
+/* multipathd's answer "fail", read before the remove: it did not switch queueing off, so when the
+ * remove then fails, queueing is put back in the kernel only. */
+START_TEST(test_mpathd_answer_fail_no_restore)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_r = -EBADMSG;
+        F.remove_seq[0] = -EBUSY;
+        F.n_remove_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(!r.restore_failed);
+}
+END_TEST
+
+/* A short deadline (1 s), the map claimed by someone at once, multipathd's answer at 2.5 s: the
+ * put-back waits for it as the remove would have (up to the deadline) and then the grace, reads
+ * it, restores queueing in multipathd, and says nothing failed. */
+START_TEST(test_mpathd_answer_short_deadline_put_back)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
+
+        setup_standard();
+        F.deadline = p.deadline;
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = 2500 * USEC_PER_MSEC;
+        F.claim_r = -EBUSY;
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert(!r.restore_failed);
+        ck_assert_int_lt(call_index("mpathd-reply"), call_index("mpathd restorequeueing map mpatha"));
+        ck_assert(F.mpathd_queueing);
+        ck_assert(F.kernel_queueing);
+        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
+}
+END_TEST
+
+/* No answer ever, the same short deadline: putting back is bounded once for the whole flush (a
+ * step's put-back, then the final one), never past the grace after the deadline. */
+START_TEST(test_mpathd_never_answers_put_back_bounded)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
+
+        setup_standard();
+        F.deadline = p.deadline;
+        F.mpathd_late = true;
+        F.mpathd_late_r = -ETIMEDOUT;
+        F.mpathd_takes = 100 * USEC_PER_SEC;
+        F.claim_r = -EBUSY;
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        ck_assert(r.restore_failed);
+        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
 }
 END_TEST
 
@@ -3180,6 +3264,10 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_mpathd_late_answer_removed);
         tcase_add_test(tc, test_mpathd_answer_until_deadline);
         tcase_add_test(tc, test_mpathd_answer_connection_broke);
+        tcase_add_test(tc, test_mpathd_answer_read_late);
+        tcase_add_test(tc, test_mpathd_answer_fail_no_restore);
+        tcase_add_test(tc, test_mpathd_answer_short_deadline_put_back);
+        tcase_add_test(tc, test_mpathd_never_answers_put_back_bounded);
         tcase_add_test(tc, test_partition_open_busy);
         tcase_add_test(tc, test_claim_busy_restores);
         tcase_add_test(tc, test_claim_other_error_failed);

@@ -374,6 +374,25 @@ START_TEST(test_command_send)
 }
 END_TEST
 
+/* An answer that came while we were busy elsewhere is read even when its deadline has passed. */
+START_TEST(test_reply_there_after_deadline)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/there", (int)getpid());
+        pid = fake_server_late(name, 0, "disablequeueing map mpatha", "ok\n", NULL);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpatha", soon()), -EINPROGRESS);
+        usleep(200 * 1000);
+        ck_assert_int_eq(mpathd_reply_wait(&c, now_monotonic() - 1, NULL), 0);
+        ck_assert(!c.pending);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 11);
+}
+END_TEST
+
 /* Nobody listens: the command never reached multipathd, nothing is pending. */
 START_TEST(test_command_send_not_running)
 {
@@ -471,6 +490,7 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_command_keep_late_fail);
         tcase_add_test(tc, test_command_send);
         tcase_add_test(tc, test_command_send_not_running);
+        tcase_add_test(tc, test_reply_there_after_deadline);
         tcase_add_test(tc, test_not_running);
         tcase_add_test(tc, test_backlog_full);
         suite_add_tcase(s, tc);
