@@ -463,6 +463,13 @@ static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
         return r;
 }
 
+static int dev_mpathd_send(void *u, const char *cmd, usec_t deadline)
+{
+        struct mpf_device *d = u;
+
+        return mpathd_command_send(&d->mpathd, cmd, deadline);
+}
+
 static int dev_mpathd_reply(void *u, usec_t deadline)
 {
         struct mpf_device *d = u;
@@ -861,6 +868,7 @@ void mpf_device_ops(struct mpf_device *d, struct mpf_ops *ret)
                 .message = dev_message,
                 .mpathd = dev_mpathd,
                 .mpathd_reply = dev_mpathd_reply,
+                .mpathd_send = dev_mpathd_send,
                 .claim = dev_claim,
                 .flush = dev_flush,
                 .release = dev_release,

@@ -7,7 +7,9 @@
  *                device open waits out SCSI error recovery); re-check the map
  *   in-use       holders, mounts in every namespace, swaps, loop devices, lasting open fds: named,
  *                or busy; opens nobody accounts for are a kernel user (busy) unless no path is usable
- *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush
+ *   queueing     fail_if_no_path, so queued I/O errors out instead of hanging the flush; multipathd
+ *                is told first, and its answer is read before sole-opener (it serves its
+ *                clients one command at a time: the steps in between need not wait for it)
  *   partitions   remove the kpartx partition maps (each must be unused)
  *   claim        open O_RDONLY|O_EXCL: fails while mounted or claimed; never O_RDWR
  *   flush        write back and fsync, in a worker process, bounded by the deadline; the worker
@@ -36,6 +38,7 @@
 #include "flush.h"
 #include "log.h"
 #include "macro.h"
+#include "mpathd.h"
 
 struct flush {
         const struct mpf_ops *ops;
@@ -47,8 +50,10 @@ struct flush {
         struct mpf_target *targets;
         size_t n_targets;
         unsigned explained;
-        struct mpf_undo undo; /* what we changed and must put back (queueing, partition maps) */
-        bool recorded;        /* the undo record exists (undo is written down) */
+        struct mpf_undo undo;  /* what we changed and must put back (queueing, partition maps) */
+        bool recorded;         /* the undo record exists (undo is written down) */
+        usec_t mpathd_sent;    /* disablequeueing went to multipathd then, its answer not read yet */
+        usec_t put_back_until; /* putting back is bounded by this, once set (put_back_deadline()) */
 
         void *lock;
         int fd;
@@ -151,13 +156,31 @@ static usec_t restore_deadline(const struct flush *f)
         return MAX(f->p->deadline, usec_add(now(f), RESTORE_GRACE_USEC));
 }
 
+/* Putting back what this flush changed (a step's, then mpf_flush_map()'s for what is left) is
+ * bounded once: the deadline, or the grace from the first put-back when that is later. An answer
+ * of multipathd's not waited for yet gets the time the remove would have given it, and the grace:
+ * never more than the grace past the deadline. */
+static usec_t put_back_deadline(struct flush *f)
+{
+        if (f->put_back_until == 0) {
+                usec_t t = restore_deadline(f);
+
+                if (f->mpathd_sent != 0)
+                        t = MAX(t,
+                                usec_add(MIN(f->p->deadline, usec_add(f->mpathd_sent, MPATHD_TIMEOUT_USEC)),
+                                         RESTORE_GRACE_USEC));
+                f->put_back_until = t;
+        }
+        return f->put_back_until;
+}
+
 static void restore_queueing(struct flush *f)
 {
-        int r = mpf_undo_queueing(f->ops, &f->undo, restore_deadline(f));
+        int r = mpf_undo_queueing(f->ops, &f->undo, put_back_deadline(f));
 
-        if (r < 0)
-                f->res->restore_failed = true;
-        else if (r == 0)
+        /* the last put-back says it: one that finds multipathd's late answer mends an earlier one */
+        f->res->restore_failed = r < 0;
+        if (r == 0)
                 f->res->queueing_after = f->res->queueing_before;
 }
 
@@ -166,7 +189,7 @@ static void restore_queueing(struct flush *f)
 static void restore_partitions(struct flush *f)
 {
         size_t made = 0;
-        int r = mpf_undo_partitions(f->ops, &f->undo, restore_deadline(f), &made);
+        int r = mpf_undo_partitions(f->ops, &f->undo, put_back_deadline(f), &made);
 
         if (made > 0) {
                 char *s = NULL;
@@ -704,24 +727,27 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
         _cleanup_(freep) char *cmd = NULL;
         int r;
 
+        bool wait = !ret_pending || !o->mpathd_send;
+
         *ret_mpathd = false;
         if (ret_pending)
                 *ret_pending = false;
         /* multipathd first, so that it does not switch queueing back on behind us */
         if (asprintf_safe(&cmd, "disablequeueing map %s", name) < 0)
                 return -ENOMEM;
-        r = o->mpathd(o->userdata, cmd, deadline);
+        r = wait ? o->mpathd(o->userdata, cmd, deadline) : o->mpathd_send(o->userdata, cmd, deadline);
         if (r >= 0)
                 *ret_mpathd = true;
         else if (r == -EINPROGRESS) {
-                /* it got the command and may carry it out after our deadline: count it as done,
-                 * and putting queueing back reads its answer first, on the same connection */
+                /* it got the command and may carry it out later: count it as done, and putting
+                 * queueing back reads its answer first, on the same connection */
                 *ret_mpathd = true;
                 if (ret_pending)
                         *ret_pending = true;
-                log_map(LOG_WARNING, 0, name, NULL, "queueing",
-                        "multipathd has not answered disablequeueing yet, going on; should queueing be "
-                        "put back, its answer is read first");
+                if (wait)
+                        log_map(LOG_WARNING, 0, name, NULL, "queueing",
+                                "multipathd has not answered disablequeueing yet, going on; should "
+                                "queueing be put back, its answer is read first");
         } else if (r == -ENOENT || r == -ECONNREFUSED)
                 log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
         else
@@ -762,8 +788,11 @@ static int step_queueing(struct flush *f, bool *done)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
                             strerror(-r));
         }
+        f->mpathd_sent = now(f);
         r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled,
                                  &f->undo.mpathd_reply_pending);
+        if (!o->mpathd_send)
+                f->mpathd_sent = 0; /* its answer was waited for already */
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -986,6 +1015,65 @@ static int step_flush(struct flush *f, bool *done)
 }
 
 /* ---- 8 sole-opener ---- */
+
+/* multipathd's answer to the queueing step's disablequeueing, not waited for there, is read before
+ * the map goes (and before the check that leads to it, so that the check is fresh): a command it
+ * carried out after the remove could hit a map made again under the same name. Bounded as a
+ * command waited for at once would have been. */
+static void mpathd_not_answered(struct flush *f)
+{
+        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, mpf_step_to_string(MPF_STEP_SOLE_OPENER),
+                "multipathd has not answered disablequeueing yet, going on; should queueing be put back, "
+                "its answer is read first");
+}
+
+static int read_mpathd_answer(struct flush *f)
+{
+        const struct mpf_ops *o = f->ops;
+        const char *step = mpf_step_to_string(MPF_STEP_SOLE_OPENER);
+        _cleanup_(freep) char *cmd = NULL;
+        int r;
+
+        if (!f->undo.mpathd_reply_pending || !o->mpathd_reply || f->mpathd_sent == 0)
+                return 0;
+        r = o->mpathd_reply(o->userdata, MIN(f->p->deadline, usec_add(f->mpathd_sent, MPATHD_TIMEOUT_USEC)));
+        f->mpathd_sent = 0; /* read, or given up on: putting queueing back reads it, if it must */
+        if (r == -ETIMEDOUT) {
+                mpathd_not_answered(f);
+                return 0;
+        }
+        f->undo.mpathd_reply_pending = false;
+        if (r >= 0 || r == -ENOMSG)
+                return 0;
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EPROTO) {
+                /* as putting back does: it may have switched queueing off */
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, step,
+                        "multipathd's answer to disablequeueing is not understood, counting it as done");
+                return 0;
+        }
+        if (r != -EBADMSG) {
+                /* the connection broke (multipathd restarted?): once more, waited for */
+                if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
+                        return -ENOMEM;
+                r = o->mpathd(o->userdata, cmd, f->p->deadline);
+                if (r >= 0)
+                        return 0;
+                if (r == -EINPROGRESS) {
+                        f->undo.mpathd_reply_pending = true;
+                        mpathd_not_answered(f);
+                        return 0;
+                }
+        }
+        f->undo.mpathd_queueing_disabled = false;
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, step, "multipathd does not run");
+        else
+                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, step,
+                        "multipathd did not disable queueing: %m, ignoring");
+        return 0;
+}
 
 static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
 {
@@ -1388,6 +1476,9 @@ static int flush_steps(struct flush *f, const char *arg)
                 return 0;
         r = step_flush(f, &done);
         if (r < 0 || done)
+                return r;
+        r = read_mpathd_answer(f); /* multipathd's, before the map goes */
+        if (r < 0)
                 return r;
         if (!step_begins(f, MPF_STEP_SOLE_OPENER))
                 return 0;

@@ -79,6 +79,10 @@ struct mpf_ops {
          * "fail"; -ETIMEDOUT still none; -ENOMSG none pending; else the connection broke (multipathd
          * went away). NULL: mpathd() never returns -EINPROGRESS. */
         int (*mpathd_reply)(void *u, usec_t deadline);
+        /* the same command sent whole but its answer not waited for: -EINPROGRESS (mpathd_reply
+         * reads it), or the errors of a command that never reached multipathd, as mpathd() says
+         * them. NULL: mpathd() is used, and waited for. */
+        int (*mpathd_send)(void *u, const char *cmd, usec_t deadline);
         /* open the map O_RDONLY|O_EXCL|O_CLOEXEC */
         int (*claim)(void *u, const struct mpf_dm_info *map, int *ret_fd);
         /* write back + fsync bounded by the deadline: 0; 1 written back but the device cache
@@ -152,8 +156,10 @@ struct mpf_flush_params {
 };
 
 /* The queueing step: "disablequeueing map NAME" to multipathd (*ret_mpathd: it did, or may have:
- * *ret_pending, when it got the command but had not answered by the deadline; NULL: not asked),
- * then the kernel message fail_if_no_path, whose result is returned. Nothing is restored here. */
+ * *ret_pending, when it got the command and its answer is still to be read), then the kernel
+ * message fail_if_no_path, whose result is returned. With ret_pending, multipathd's answer is not
+ * waited for when ops can send without waiting: the caller reads it later (mpathd_reply); NULL:
+ * waited for until the deadline. Nothing is restored here. */
 int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, usec_t deadline, bool *ret_mpathd,
                          bool *ret_pending);
 

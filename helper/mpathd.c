@@ -72,8 +72,9 @@ static int wait_fd(int fd, short events, usec_t deadline)
 
         for (;;) {
                 int ms = deadline_poll_ms(deadline, now_monotonic());
-                if (ms == 0)
-                        return -ETIMEDOUT;
+
+                /* past the deadline, what is there already still counts (an answer that came
+                 * while we were busy elsewhere) */
                 r = poll(&p, 1, ms);
                 if (r < 0) {
                         if (errno == EINTR)
@@ -82,6 +83,8 @@ static int wait_fd(int fd, short events, usec_t deadline)
                 }
                 if (r > 0)
                         return 0;
+                if (ms == 0)
+                        return -ETIMEDOUT;
         }
 }
 
@@ -224,6 +227,16 @@ static int exchange(struct mpathd_conn *c, const char *cmd, usec_t deadline, cha
         return conn_recv(c, ret_reply, deadline);
 }
 
+/* Only send cmd on c: its reply is read later (mpathd_reply_wait()). */
+static int send_only(struct mpathd_conn *c, const char *cmd, usec_t deadline, bool *ret_sent)
+{
+        int r = mpathd_send(c->fd, cmd, deadline);
+
+        *ret_sent = r >= 0;
+        c->reply_len = 0;
+        return r;
+}
+
 /* The end of an exchange that is not pending: after an error the connection goes (where its next
  * reply starts is unknown); else the reply's result, and the reply itself if asked for. */
 static int exchange_end(struct mpathd_conn *c, int r, char **reply, char **ret_reply)
@@ -238,7 +251,8 @@ static int exchange_end(struct mpathd_conn *c, int r, char **reply, char **ret_r
         return r;
 }
 
-int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply)
+/* mpathd_command_keep() and mpathd_command_send(): with ret_reply NULL only send. */
+static int command_on(struct mpathd_conn *c, const char *cmd, usec_t deadline, bool answer, char **ret_reply)
 {
         _cleanup_(freep) char *reply = NULL;
         usec_t d = MIN(deadline, usec_add(now_monotonic(), MPATHD_TIMEOUT_USEC));
@@ -254,7 +268,7 @@ int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline,
                         return r;
                 c->fd = r;
         }
-        r = exchange(c, cmd, d, &reply, &sent);
+        r = answer ? exchange(c, cmd, d, &reply, &sent) : send_only(c, cmd, d, &sent);
         if (kept && (r == -ECONNRESET || r == -EPIPE)) {
                 /* closed by multipathd since the last command (or restarted): once more */
                 mpathd_conn_close(c);
@@ -262,14 +276,24 @@ int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline,
                 if (r < 0)
                         return r;
                 c->fd = r;
-                r = exchange(c, cmd, d, &reply, &sent);
+                r = answer ? exchange(c, cmd, d, &reply, &sent) : send_only(c, cmd, d, &sent);
         }
-        if (r == -ETIMEDOUT && sent) {
+        if ((r == -ETIMEDOUT || (!answer && r >= 0)) && sent) {
                 /* multipathd has it (or will read it): it may still carry it out */
                 c->pending = true;
                 return -EINPROGRESS;
         }
         return exchange_end(c, r, &reply, ret_reply);
+}
+
+int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply)
+{
+        return command_on(c, cmd, deadline, true, ret_reply);
+}
+
+int mpathd_command_send(struct mpathd_conn *c, const char *cmd, usec_t deadline)
+{
+        return command_on(c, cmd, deadline, false, NULL);
 }
 
 int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply)

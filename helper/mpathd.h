@@ -48,8 +48,14 @@ void mpathd_conn_close(struct mpathd_conn *c);
  * command sent after it on c is carried out after it. After any other failure the connection is
  * closed. */
 int mpathd_command_keep(struct mpathd_conn *c, const char *cmd, usec_t deadline, char **ret_reply);
-/* The reply to the command mpathd_command_keep() left pending (-EINPROGRESS), read by deadline:
- * interpreted as mpathd_reply_result() does (the connection is kept for the next command);
+/* Send cmd on c as mpathd_command_keep() does, without waiting for its reply: -EINPROGRESS once
+ * it went whole to multipathd (c->pending set: mpathd_reply_wait() reads the reply, and a command
+ * sent after it on c is carried out after it); else the errors of a command that never reached
+ * multipathd, as mpathd_command_keep() returns them, the connection closed. Lets the caller go on
+ * while multipathd, which serves its clients one command at a time, gets to it. */
+int mpathd_command_send(struct mpathd_conn *c, const char *cmd, usec_t deadline);
+/* The reply to the command mpathd_command_keep() or mpathd_command_send() left pending (-EINPROGRESS), read
+ * by deadline: interpreted as mpathd_reply_result() does (the connection is kept for the next command);
  * -ETIMEDOUT: still none (still pending); -ENOMSG: none is pending; another error: the
  * connection broke (closed). */
 int mpathd_reply_wait(struct mpathd_conn *c, usec_t deadline, char **ret_reply);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "undo.h"
 #include "macro.h"
+#include "mpathd.h"
 #include "worker.h"
 #include "tests.h"
 
@@ -56,10 +57,14 @@ struct fake {
         int create_r;         /* making a partition map again fails */
         unsigned create_busy; /* ... with EBUSY this many times first (the map is still claimed) */
         usec_t mpathd_takes;  /* disablequeueing takes this long (multipathd stopped) */
-        bool mpathd_late;     /* multipathd gets disablequeueing but answers after the deadline */
+        bool mpathd_late;     /* multipathd gets disablequeueing but answers mpathd_takes later */
         int mpathd_late_r;    /* ... then: 0 "ok" (it switched queueing off), -EBADMSG "fail" (it did
                                * not), -ETIMEDOUT still no answer (it switches it off later) */
         bool mpathd_reply_pending;
+        usec_t mpathd_answer_at; /* the pending answer can be read from then on */
+        int mpathd_pending_r;    /* ... and says this */
+        int mpathd_reply_r;      /* reading it fails so (the connection broke), once */
+        usec_t mpathd_sent_at;
         int open_seq[SEQ_MAX]; /* open counts seen by sole-opener, the last one repeats */
         size_t n_open_seq, open_pos;
         int remove_seq[SEQ_MAX]; /* results of removes of the map, the last one repeats */
@@ -126,7 +131,7 @@ static void maybe_vanish(const char *op)
                 F.maps[0].info.devt = makedev(254, 99);
 }
 
-/* Every bounded call gets the run's deadline; a restore after it may get a short grace beyond. */
+/* Every bounded call gets the run's deadline; a restore may get a short grace beyond. */
 static void check_deadline(const char *op, usec_t deadline, bool restore)
 {
         if (F.deadline == 0)
@@ -136,8 +141,11 @@ static void check_deadline(const char *op, usec_t deadline, bool restore)
                               (unsigned long long)deadline, (unsigned long long)F.deadline);
                 return;
         }
-        ck_assert_msg(deadline >= F.deadline && deadline <= MAX(F.deadline, F.clock + RESTORE_GRACE_USEC),
-                      "%s: restore deadline %llu outside [%llu, max(that, now + grace)]", op,
+        /* the grace past the deadline at most, or from now when that is later (a put-back that
+         * waits for multipathd's answer may take the grace past the deadline: put_back_deadline()) */
+        ck_assert_msg(deadline >= F.deadline &&
+                              deadline <= MAX(F.deadline + RESTORE_GRACE_USEC, F.clock + RESTORE_GRACE_USEC),
+                      "%s: restore deadline %llu outside [%llu, max(that, now) + grace]", op,
                       (unsigned long long)deadline, (unsigned long long)F.deadline);
 }
 
@@ -394,15 +402,54 @@ static int f_message(void *u, const char *name, const char *msg)
 static int f_mpathd_reply(void *u, usec_t deadline)
 {
         record("mpathd-reply");
-        check_deadline("mpathd-reply", deadline, true);
+        if (F.deadline != 0 && deadline < F.deadline)
+                /* before the remove: as long as a command waited for at once would have been */
+                ck_assert_uint_eq(deadline, F.mpathd_sent_at + MPATHD_TIMEOUT_USEC);
+        else
+                check_deadline("mpathd-reply", deadline, true);
         if (!F.mpathd_reply_pending)
                 return -ENOMSG;
-        if (F.mpathd_late_r == -ETIMEDOUT) {
-                F.clock = deadline;
+        if (F.mpathd_reply_r < 0) {
+                int r = F.mpathd_reply_r;
+
+                F.mpathd_reply_r = 0;
+                F.mpathd_reply_pending = false;
+                return r;
+        }
+        /* an answer that came while we were busy elsewhere is there, deadline or not */
+        if (F.mpathd_pending_r == -ETIMEDOUT || F.mpathd_answer_at > MAX(deadline, F.clock)) {
+                F.clock = MAX(F.clock, deadline);
                 return -ETIMEDOUT;
         }
+        F.clock = MAX(F.clock, F.mpathd_answer_at);
         F.mpathd_reply_pending = false;
-        return F.mpathd_late_r;
+        return F.mpathd_pending_r;
+}
+
+/* disablequeueing sent, not waited for: multipathd answers at once or mpathd_takes later (late) */
+static int f_mpathd_send(void *u, const char *cmd, usec_t deadline)
+{
+        record("mpathd %s", cmd);
+        if (F.dead)
+                return -EINTR;
+        check_deadline(cmd, deadline, false);
+        if (F.mpathd_reply_pending)
+                ck_abort_msg("'%s' sent while an answer is pending", cmd);
+        if (F.mpathd_takes > 0 && !F.mpathd_late) {
+                /* it never got the command (stopped, its backlog full) */
+                F.clock = MIN(F.clock + F.mpathd_takes, deadline);
+                return -ETIMEDOUT;
+        }
+        if (F.mpathd_r == -ENOENT || F.mpathd_r == -ECONNREFUSED || F.mpathd_r == -ETIMEDOUT)
+                return F.mpathd_r;
+        F.mpathd_reply_pending = true;
+        F.mpathd_sent_at = F.clock;
+        F.mpathd_answer_at = F.clock + (F.mpathd_late ? F.mpathd_takes : 0);
+        F.mpathd_pending_r = F.mpathd_late ? F.mpathd_late_r : F.mpathd_r;
+        if (F.mpathd_pending_r != -EBADMSG && (F.mpathd_late || F.mpathd_r >= 0) &&
+            strcmp(cmd, "disablequeueing map mpatha") == 0)
+                F.mpathd_queueing = false; /* carried out, now or later */
+        return -EINPROGRESS;
 }
 
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
@@ -425,6 +472,8 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
         if (startswith(cmd, "disablequeueing") && F.mpathd_late) {
                 F.clock = MIN(F.clock + F.mpathd_takes, deadline);
                 F.mpathd_reply_pending = true;
+                F.mpathd_answer_at = 0; /* there when asked for again */
+                F.mpathd_pending_r = F.mpathd_late_r;
                 if (F.mpathd_late_r != -EBADMSG)
                         F.mpathd_queueing = false; /* carried out, now or later */
                 return -EINPROGRESS;
@@ -705,6 +754,7 @@ static const struct mpf_ops fake_ops = {
         .message = f_message,
         .mpathd = f_mpathd,
         .mpathd_reply = f_mpathd_reply,
+        .mpathd_send = f_mpathd_send,
         .claim = f_claim,
         .flush = f_flush,
         .save = f_save,
@@ -809,6 +859,7 @@ START_TEST(test_happy_path_order)
                 "udev_wait",
                 "claim mpatha",
                 "flush",
+                "mpathd-reply", /* multipathd's answer, read before the map goes */
                 "release",
                 "worker write-back",
                 "remove mpatha",
@@ -1097,9 +1148,10 @@ START_TEST(test_mpathd_not_running)
 }
 END_TEST
 
-/* multipathd got disablequeueing but answered after the deadline (busy with other maps): the
- * put-back reads its answer first, then restorequeueing goes on the same connection, after it, and
- * only then queue_if_no_path to the kernel. */
+/* multipathd got disablequeueing and answers 2 s later (busy with other maps); the flush fails
+ * meanwhile (the map is claimed by someone): the put-back reads the answer first, then
+ * restorequeueing goes on the same connection, after it, and only then queue_if_no_path to the
+ * kernel. */
 START_TEST(test_mpathd_late_answer)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -1108,10 +1160,11 @@ START_TEST(test_mpathd_late_answer)
         setup_standard();
         F.mpathd_late = true;
         F.mpathd_late_r = 0;
-        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        F.mpathd_takes = 2 * USEC_PER_SEC;
+        F.claim_r = -EBUSY;
         flush("mpatha", false, false, &r);
-        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
-        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_CLAIM);
         ck_assert(!r.restore_failed);
         assert_restored();
         ck_assert(F.mpathd_queueing);
@@ -1134,10 +1187,10 @@ START_TEST(test_mpathd_late_answer_fail)
         setup_standard();
         F.mpathd_late = true;
         F.mpathd_late_r = -EBADMSG;
-        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        F.mpathd_takes = 2 * USEC_PER_SEC;
+        F.claim_r = -EBUSY;
         flush("mpatha", false, false, &r);
-        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
-        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
         ck_assert(!r.restore_failed);
         ck_assert(called("mpathd-reply"));
         ck_assert(!called("mpathd restorequeueing map mpatha"));
@@ -1159,10 +1212,10 @@ START_TEST(test_mpathd_never_answers)
         setup_standard();
         F.mpathd_late = true;
         F.mpathd_late_r = -ETIMEDOUT;
-        F.mpathd_takes = 100 * USEC_PER_SEC; /* until the run's deadline, as in E6 */
+        F.mpathd_takes = 100 * USEC_PER_SEC;
+        F.claim_r = -EBUSY;
         flush("mpatha", false, false, &r);
-        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
-        ck_assert_int_eq(r.step, MPF_STEP_PARTITIONS);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
         ck_assert(r.restore_failed);
         ck_assert_int_eq(mpf_map_result_exit_code(&r), MPF_EXIT_RESTORE_FAILED);
         ck_assert(called("mpathd-reply"));
@@ -1176,18 +1229,150 @@ START_TEST(test_mpathd_never_answers)
 }
 END_TEST
 
-/* The map removed with the answer still pending: nothing to wait for. */
+/* The steps after queueing do not wait for multipathd's answer; the remove does, as long as a
+ * command waited for at once would have (MPATHD_TIMEOUT_USEC), then goes on without it: the map is
+ * removed, nothing is put back. */
 START_TEST(test_mpathd_late_answer_removed)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        ssize_t send, reply, claim, flush_i, remove;
 
         setup_standard();
         F.mpathd_late = true;
         F.mpathd_late_r = 0;
+        F.mpathd_takes = 100 * USEC_PER_SEC;
         flush("mpatha", false, false, &r);
         ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
-        ck_assert(!called("mpathd-reply"));
+        send = call_index("mpathd disablequeueing map mpatha");
+        claim = call_index("claim mpatha");
+        flush_i = call_index("flush");
+        reply = call_index("mpathd-reply");
+        remove = call_index("remove mpatha");
+        ck_assert_int_lt(send, claim);
+        ck_assert_int_lt(flush_i, reply);
+        ck_assert_int_lt(reply, remove);
+        ck_assert_uint_ge(F.clock, START + MPATHD_TIMEOUT_USEC);
+        ck_assert_uint_lt(F.clock, START + MPATHD_TIMEOUT_USEC + USEC_PER_SEC);
         ck_assert(!called("mpathd restorequeueing map mpatha"));
+}
+END_TEST
+
+/* The wait for the answer reaches the deadline: the remove does not start; what the flush changed
+ * is put back. */
+START_TEST(test_mpathd_answer_until_deadline)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        struct mpf_flush_params p = {.deadline = START + 2 * USEC_PER_SEC};
+
+        setup_standard();
+        F.deadline = p.deadline;
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = 100 * USEC_PER_SEC;
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        ck_assert_int_eq(r.result, MPF_RESULT_TIMEOUT);
+        ck_assert_int_eq(r.step, MPF_STEP_SOLE_OPENER);
+        ck_assert(!called("remove mpatha"));
+        ck_assert(called("create mpatha-part1"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+}
+END_TEST
+
+/* The connection broke before the answer came (multipathd restarted): the command is sent once
+ * more and waited for; the map is removed. */
+START_TEST(test_mpathd_answer_connection_broke)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        size_t sent = 0;
+
+        setup_standard();
+        F.mpathd_reply_r = -ECONNRESET;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        for (size_t i = 0; i < F.n_calls; i++)
+                sent += strcmp(F.calls[i], "mpathd disablequeueing map mpatha") == 0;
+        ck_assert_uint_eq(sent, 2);
+        ck_assert_int_lt(call_index("mpathd-reply"), call_index("remove mpatha"));
+        ck_assert(!F.mpathd_reply_pending); /* the second one was waited for */
+}
+END_TEST
+
+/* multipathd answered at once, but the steps in between took longer than the answer's own bound
+ * (the partitions step's udev wait, 5 s): the answer there is read all the same, no warning, and
+ * nothing is left pending. */
+START_TEST(test_mpathd_answer_read_late)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.udev_wait_takes = 5 * USEC_PER_SEC;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!F.mpathd_reply_pending);
+}
+END_TEST
+
+/* multipathd's answer "fail", read before the remove: it did not switch queueing off, so when the
+ * remove then fails, queueing is put back in the kernel only. */
+START_TEST(test_mpathd_answer_fail_no_restore)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_r = -EBADMSG;
+        F.remove_seq[0] = -EBUSY;
+        F.n_remove_seq = 1;
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(r.step, MPF_STEP_REMOVE);
+        ck_assert(called("mpathd-reply"));
+        ck_assert(!called("mpathd restorequeueing map mpatha"));
+        ck_assert(called("message mpatha queue_if_no_path"));
+        ck_assert(!r.restore_failed);
+}
+END_TEST
+
+/* A short deadline (1 s), the map claimed by someone at once, multipathd's answer at 2.5 s: the
+ * put-back waits for it as the remove would have (up to the deadline) and then the grace, reads
+ * it, restores queueing in multipathd, and says nothing failed. */
+START_TEST(test_mpathd_answer_short_deadline_put_back)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
+
+        setup_standard();
+        F.deadline = p.deadline;
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = 2500 * USEC_PER_MSEC;
+        F.claim_r = -EBUSY;
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert(!r.restore_failed);
+        ck_assert_int_lt(call_index("mpathd-reply"), call_index("mpathd restorequeueing map mpatha"));
+        ck_assert(F.mpathd_queueing);
+        ck_assert(F.kernel_queueing);
+        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
+}
+END_TEST
+
+/* No answer ever, the same short deadline: putting back is bounded once for the whole flush (a
+ * step's put-back, then the final one), never past the grace after the deadline. */
+START_TEST(test_mpathd_never_answers_put_back_bounded)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
+
+        setup_standard();
+        F.deadline = p.deadline;
+        F.mpathd_late = true;
+        F.mpathd_late_r = -ETIMEDOUT;
+        F.mpathd_takes = 100 * USEC_PER_SEC;
+        F.claim_r = -EBUSY;
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        ck_assert(r.restore_failed);
+        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
 }
 END_TEST
 
@@ -2917,6 +3102,7 @@ START_TEST(test_watched_remove_order)
                 "udev_wait",
                 "claim mpatha",
                 "flush",
+                "mpathd-reply", /* multipathd's answer, read before the map goes */
                 "release",
                 "worker write-back",
                 "remove-watched mpatha",
@@ -3076,6 +3262,12 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_mpathd_late_answer_fail);
         tcase_add_test(tc, test_mpathd_never_answers);
         tcase_add_test(tc, test_mpathd_late_answer_removed);
+        tcase_add_test(tc, test_mpathd_answer_until_deadline);
+        tcase_add_test(tc, test_mpathd_answer_connection_broke);
+        tcase_add_test(tc, test_mpathd_answer_read_late);
+        tcase_add_test(tc, test_mpathd_answer_fail_no_restore);
+        tcase_add_test(tc, test_mpathd_answer_short_deadline_put_back);
+        tcase_add_test(tc, test_mpathd_never_answers_put_back_bounded);
         tcase_add_test(tc, test_partition_open_busy);
         tcase_add_test(tc, test_claim_busy_restores);
         tcase_add_test(tc, test_claim_other_error_failed);

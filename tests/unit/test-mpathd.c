@@ -346,6 +346,69 @@ START_TEST(test_command_keep_late_fail)
 }
 END_TEST
 
+/* Sent, not waited for: back at once, however long multipathd takes; its answer is read later on
+ * the same connection, and the next command goes after it. */
+START_TEST(test_command_send)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        _cleanup_(freep) char *reply = NULL;
+        usec_t t;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/send", (int)getpid());
+        pid = fake_server_late(name, 300, "disablequeueing map mpatha", "ok\n",
+                               "restorequeueing map mpatha");
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        t = now_monotonic();
+        ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpatha", soon()), -EINPROGRESS);
+        ck_assert_uint_lt(now_monotonic(), t + 200 * USEC_PER_MSEC);
+        ck_assert(c.pending);
+        ck_assert_int_eq(mpathd_reply_wait(&c, soon(), &reply), 0);
+        ck_assert_str_eq(reply, "ok\n");
+        ck_assert_uint_ge(now_monotonic(), t + 300 * USEC_PER_MSEC);
+        ck_assert(!c.pending);
+        ck_assert_int_eq(mpathd_command_keep(&c, "restorequeueing map mpatha", soon(), NULL), 0);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 12);
+}
+END_TEST
+
+/* An answer that came while we were busy elsewhere is read even when its deadline has passed. */
+START_TEST(test_reply_there_after_deadline)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/there", (int)getpid());
+        pid = fake_server_late(name, 0, "disablequeueing map mpatha", "ok\n", NULL);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpatha", soon()), -EINPROGRESS);
+        usleep(200 * 1000);
+        ck_assert_int_eq(mpathd_reply_wait(&c, now_monotonic() - 1, NULL), 0);
+        ck_assert(!c.pending);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 11);
+}
+END_TEST
+
+/* Nobody listens: the command never reached multipathd, nothing is pending. */
+START_TEST(test_command_send_not_running)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        int r;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/sendnobody", (int)getpid());
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        r = mpathd_command_send(&c, "disablequeueing map mpatha", soon());
+        ck_assert_msg(r == -ECONNREFUSED || r == -ENOENT, "got %d", r);
+        ck_assert(!c.pending);
+        ck_assert_int_lt(c.fd, 0);
+}
+END_TEST
+
 START_TEST(test_not_running)
 {
         char name[64];
@@ -425,6 +488,9 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_command_keep_reconnects);
         tcase_add_test(tc, test_command_keep_late);
         tcase_add_test(tc, test_command_keep_late_fail);
+        tcase_add_test(tc, test_command_send);
+        tcase_add_test(tc, test_command_send_not_running);
+        tcase_add_test(tc, test_reply_there_after_deadline);
         tcase_add_test(tc, test_not_running);
         tcase_add_test(tc, test_backlog_full);
         suite_add_tcase(s, tc);

@@ -9,7 +9,10 @@
 # deadline (the E6 case: busy with other maps): its log goes to a pipe nobody
 # reads, so the listener that took the command stops at its first log line
 # ("disable map queueing (operator)") until the pipe is read again. -t 2, the
-# pipe read 0.8 s after the deadline: the put-back reads the late answer and
+# pipe read 0.8 s after the deadline: the steps after queueing go on without
+# the answer, which is waited for before sole-opener until the deadline: no
+# remove starts;
+# the put-back reads the late answer and
 # sends restorequeueing after it on the same connection; the map ends with
 # queueing on in the kernel and in multipathd. Read only after the run: no
 # answer within the put-back's 2 s, the run says queueing could not be
@@ -81,9 +84,9 @@ stall_log
 read_log_after 2.8
 lab_run r timeout -s KILL 30 mpath-flush --json -v -t 2 "$map2"
 t_diag "late answer: mpath-flush -t 2 took $r_ms ms, exit $r_rc"
-t_is "late answer: timeout at partitions" "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@partitions
+t_is "late answer: the steps after queueing ran without the answer; timeout at sole-opener, before which it was waited for" "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@sole-opener
 t_like "late answer: multipathd had not answered disablequeueing by the deadline" "$r_err" \
-        "$map2: queueing: multipathd (has not answered disablequeueing|did not disable queueing: .*timed out)"
+        "$map2: (queueing|sole-opener): multipathd (has not answered disablequeueing|did not disable queueing: .*timed out)"
 t_check "late answer: the run answered within the deadline and the 2 s of putting back ($r_ms ms)" test "$r_ms" -lt 4500
 t_is "late answer: exit 5 (timeout; queueing put back)" "$r_rc" 5
 sleep 0.5
