@@ -40,36 +40,29 @@ static int say(int sock, int kind, int value, int fd)
         return fd_send(sock, &m, sizeof(m), fd);
 }
 
-/* The request's paths, checked before anything is opened: 0 and *ret_paths (pointers into req,
- * malloc'ed) and *ret_n, or -EBADMSG. */
-static int parse_request(const char *q, size_t len, usec_t *ret_deadline, const char ***ret_paths,
+/* A request checked whole before anything is opened: 0 with the deadline, the first path and
+ * the number of paths, each right after the NUL of the one before; or -EBADMSG. A request for no
+ * path is malformed too: the helper never sends one, and a count of 0 leaves bytes unread. */
+static int parse_request(const char *q, size_t len, usec_t *ret_deadline, const char **ret_first,
                          size_t *ret_n)
 {
-        _cleanup_(freep) const char **paths = NULL;
-        uint32_t n;
         size_t off = REQUEST_PATHS_OFFSET;
+        uint32_t n;
 
         if (len <= REQUEST_PATHS_OFFSET || len > MPF_PATHLOCK_REQUEST_MAX || q[0] != MPF_PATHLOCK_REQUEST)
                 return -EBADMSG;
         memcpy(&n, q + REQUEST_COUNT_OFFSET, sizeof(n));
-        /* the helper never asks for no path; each path takes two bytes at least */
-        if (n == 0 || n > (len - REQUEST_PATHS_OFFSET) / 2)
-                return -EBADMSG;
-        paths = calloc(n, sizeof(*paths));
-        if (!paths)
-                return -ENOMEM;
         for (uint32_t i = 0; i < n; i++) {
-                const char *end = memchr(q + off, 0, len - off);
+                const char *end = off < len ? memchr(q + off, 0, len - off) : NULL;
 
                 if (!end || end == q + off)
                         return -EBADMSG;
-                paths[i] = q + off;
                 off = (size_t)(end - q) + 1;
         }
         if (off != len)
                 return -EBADMSG;
         memcpy(ret_deadline, q + 1, sizeof(*ret_deadline));
-        *ret_paths = TAKE_PTR(paths);
+        *ret_first = q + REQUEST_PATHS_OFFSET;
         *ret_n = n;
         return 0;
 }
@@ -92,18 +85,18 @@ static int lock_one(const char *p, usec_t deadline, int *ret_fd)
 
 int mpf_pathlock_serve(int sock, const void *req, size_t len)
 {
-        _cleanup_(freep) const char **paths = NULL;
+        const char *p = NULL;
         usec_t deadline;
         size_t n = 0;
         int r;
 
-        r = parse_request(req, len, &deadline, &paths, &n);
+        r = parse_request(req, len, &deadline, &p, &n);
         if (r < 0)
                 r = say(sock, MSG_FAILED, r, -EBADF);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
+        for (size_t i = 0; r >= 0 && i < n; i++, p += strlen(p) + 1) {
                 int fd = -EBADF;
 
-                r = lock_one(paths[i], deadline, &fd);
+                r = lock_one(p, deadline, &fd);
                 if (r < 0) {
                         /* the rest are not opened: the helper lets go of what it has */
                         r = say(sock, MSG_FAILED, r, -EBADF);
