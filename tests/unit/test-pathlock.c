@@ -161,6 +161,7 @@ enum mangle {
         MANGLE_COUNT_0,  /* names no path */
         MANGLE_COUNT_UP, /* says one path more than it holds */
         MANGLE_TRAILING, /* a byte after the last path */
+        MANGLE_LATER,    /* its deadline 10 s later: the worker outlasts us */
 };
 
 /* The test is the helper, and a child of ours the worker: it serves each request it receives with
@@ -195,6 +196,13 @@ static pid_t fake_worker(enum mangle how, int *ret_sock)
                                 count++;
                         else if (how == MANGLE_TRAILING)
                                 q[k++] = 'x';
+                        else if (how == MANGLE_LATER) {
+                                usec_t d;
+
+                                memcpy(&d, q + 1, sizeof(d));
+                                d += 10 * USEC_PER_SEC;
+                                memcpy(q + 1, &d, sizeof(d));
+                        }
                         memcpy(q + 1 + sizeof(usec_t), &count, sizeof(count));
                         if (mpf_pathlock_serve(pair[1], q, (size_t)k) < 0)
                                 _exit(254);
@@ -450,6 +458,43 @@ START_TEST(test_malformed_request)
 }
 END_TEST
 
+/* The worker is still waiting for the 2nd path's lock at our deadline: -ETIMEDOUT, it did not
+ * answer as asked, and we know it was busy with the 2nd path (the stuck report names it); the
+ * 1st, handed over already, is let go. */
+START_TEST(test_busy_with_which_path)
+{
+        char a[] = "/tmp/mpf-test-pl-XXXXXX", b[] = "/tmp/mpf-test-pl-XXXXXX";
+        char *paths[] = {a, b, NULL};
+        _cleanup_(closep) int other = -EBADF;
+        bool answered = true;
+        size_t n = 0, at = 99;
+        int *fds = NULL, sock;
+        usec_t t;
+        pid_t w;
+
+        temp_file(a);
+        temp_file(b);
+        other = open(b, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(other, 0);
+        ck_assert_int_eq(flock(other, LOCK_SH | LOCK_NB), 0);
+        w = fake_worker(MANGLE_LATER, &sock);
+        t = now_monotonic();
+        ck_assert_int_eq(
+                mpf_pathlock_request(sock, paths, 2, t + 200 * USEC_PER_MSEC, &fds, &n, &answered, &at),
+                -ETIMEDOUT);
+        ck_assert_uint_lt(now_monotonic(), t + 2 * USEC_PER_SEC);
+        ck_assert(!answered);
+        ck_assert_uint_eq(at, 1);
+        ck_assert_ptr_null(fds);
+        ck_assert(flock_free(a));
+        (void)kill(w, SIGKILL);
+        close(sock);
+        ck_assert_int_eq(waitpid(w, NULL, 0), w);
+        unlink(a);
+        unlink(b);
+}
+END_TEST
+
 /* More paths than we have room for descriptors: the one we cannot receive is -EMFILE, the worker
  * (whose next answers we would misread) is abandoned, and nothing stays locked. */
 START_TEST(test_more_paths_than_fds)
@@ -508,6 +553,7 @@ static Suite *pathlock_suite(void)
         tcase_add_test(tc, test_split_request);
         tcase_add_test(tc, test_path_too_long);
         tcase_add_test(tc, test_malformed_request);
+        tcase_add_test(tc, test_busy_with_which_path);
         tcase_add_test(tc, test_more_paths_than_fds);
         suite_add_tcase(s, tc);
         return s;
