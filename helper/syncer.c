@@ -71,7 +71,8 @@ _Noreturn static void worker(int sock)
                 }
                 kind = req[0];
                 if (kind == MPF_PATHLOCK_REQUEST) {
-                        /* a path lock: answered in pathlock.c's terms */
+                        /* a map's path locks: answered in pathlock.c's terms, one answer a
+                         * path as it is locked and a last one once its copies are closed */
                         safe_close(fd);
                         if (mpf_pathlock_serve(sock, req, (size_t)n) < 0)
                                 _exit(EXIT_FAILURE);

@@ -405,6 +405,45 @@ START_TEST(test_lock_paths_across_maps)
 }
 END_TEST
 
+/* A map's paths in one request to the run's worker: an error on the 2nd of 3 comes back, the 1st
+ * (handed over already) is let go, and the worker, which answered in full, stays and holds
+ * nothing of them; it serves the next map as usual. */
+START_TEST(test_lock_paths_error_keeps_worker)
+{
+        _cleanup_(mpf_syncer_freep) struct mpf_syncer *s = NULL;
+        char a[] = "/tmp/mpf-test-pl-XXXXXX", c[] = "/tmp/mpf-test-pl-XXXXXX", bad[64];
+        char *paths[] = {a, bad, c, NULL};
+        int fa = temp_file(a), fc = temp_file(c), *fds = NULL;
+        struct mpf_stuck stuck;
+        size_t n = 0;
+        pid_t pid;
+
+        close(fa);
+        close(fc);
+        snprintf(bad, sizeof(bad), "%s/x", a); /* a is no directory */
+        ck_assert_int_eq(mpf_syncer_new(&s), 0);
+        ck_assert_int_eq(
+                mpf_syncer_lock_paths(s, paths, 3, now_monotonic() + 5 * USEC_PER_SEC, &fds, &n, &stuck),
+                -ENOTDIR);
+        ck_assert_int_eq(stuck.pid, 0);
+        pid = mpf_syncer_pid(s);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(count_fds(pid), 1); /* its socket: no path */
+        ck_assert(flock_free(a) && flock_free(c));
+        paths[1] = c;
+        ck_assert_int_eq(
+                mpf_syncer_lock_paths(s, paths, 2, now_monotonic() + 5 * USEC_PER_SEC, &fds, &n, &stuck), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(mpf_syncer_pid(s), pid);
+        ck_assert_int_eq(count_fds(pid), 1);
+        ck_assert(!flock_free(a) && !flock_free(c));
+        close_all(fds, n);
+        ck_assert(flock_free(a) && flock_free(c));
+        unlink(a);
+        unlink(c);
+}
+END_TEST
+
 /* The helper is killed (SIGKILL) while its worker waits for a path lock that someone else holds:
  * the worker goes with it, at once. It must not live on until the deadline with the path device
  * open, to take the lock for no one the moment it is free (and a killed run's workers must all be
@@ -611,6 +650,7 @@ static Suite *syncer_suite(void)
         tcase_add_test(tc, test_close_bounded);
         tcase_add_test(tc, test_worker_survives_group_signals);
         tcase_add_test(tc, test_lock_paths_across_maps);
+        tcase_add_test(tc, test_lock_paths_error_keeps_worker);
         tcase_add_test(tc, test_worker_dies_with_the_helper);
         tcase_add_test(tc, test_receive_status_one_int_alone);
         suite_add_tcase(s, tc);
