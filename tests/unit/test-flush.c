@@ -1333,46 +1333,46 @@ START_TEST(test_mpathd_answer_fail_no_restore)
 }
 END_TEST
 
-/* A short deadline (1 s), the map claimed by someone at once, multipathd's answer at 2.5 s: the
- * put-back waits for it as the remove would have (up to the deadline) and then the grace, reads
- * it, restores queueing in multipathd, and says nothing failed. */
-START_TEST(test_mpathd_answer_short_deadline_put_back)
+/* A deadline of 1 s, the map claimed by someone at once (the flush fails at claim), multipathd's
+ * answer late_r, takes later; returns with the clock within the grace past the deadline. */
+static void flush_short_deadline_claimed(int late_r, usec_t takes, struct mpf_map_result *r)
 {
-        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
         struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
 
         setup_standard();
         F.deadline = p.deadline;
         F.mpathd_late = true;
-        F.mpathd_late_r = 0;
-        F.mpathd_takes = 2500 * USEC_PER_MSEC;
+        F.mpathd_late_r = late_r;
+        F.mpathd_takes = takes;
         F.claim_r = -EBUSY;
-        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
-        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", r), 0);
+        ck_assert_int_eq(r->result, MPF_RESULT_BUSY);
+        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
+}
+
+/* multipathd's answer at 2.5 s: the put-back waits for it as the remove would have (up to the
+ * deadline) and then the grace, reads it, restores queueing in multipathd, and says nothing
+ * failed. */
+START_TEST(test_mpathd_answer_short_deadline_put_back)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        flush_short_deadline_claimed(0, 2500 * USEC_PER_MSEC, &r);
         ck_assert(!r.restore_failed);
         ck_assert_int_lt(call_index("mpathd-reply"), call_index("mpathd restorequeueing map mpatha"));
         ck_assert(F.mpathd_queueing);
         ck_assert(F.kernel_queueing);
-        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
 }
 END_TEST
 
-/* No answer ever, the same short deadline: putting back is bounded once for the whole flush (a
- * step's put-back, then the final one), never past the grace after the deadline. */
+/* No answer ever: putting back is bounded once for the whole flush (a step's put-back, then the
+ * final one), never past the grace after the deadline (flush_short_deadline_claimed() checks). */
 START_TEST(test_mpathd_never_answers_put_back_bounded)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
-        struct mpf_flush_params p = {.deadline = START + USEC_PER_SEC};
 
-        setup_standard();
-        F.deadline = p.deadline;
-        F.mpathd_late = true;
-        F.mpathd_late_r = -ETIMEDOUT;
-        F.mpathd_takes = 100 * USEC_PER_SEC;
-        F.claim_r = -EBUSY;
-        ck_assert_int_eq(mpf_flush_map(&fake_ops, &p, "mpatha", &r), 0);
+        flush_short_deadline_claimed(-ETIMEDOUT, 100 * USEC_PER_SEC, &r);
         ck_assert(r.restore_failed);
-        ck_assert_uint_le(F.clock, p.deadline + RESTORE_GRACE_USEC);
 }
 END_TEST
 
