@@ -393,6 +393,26 @@ START_TEST(test_reply_there_after_deadline)
 }
 END_TEST
 
+/* The kept connection was closed by multipathd since the last command: the send makes it
+ * again, once, and the answer comes on the new one. */
+START_TEST(test_command_send_reconnects)
+{
+        char name[64];
+        struct mpathd_conn c = MPATHD_CONN_INIT;
+        pid_t pid;
+
+        snprintf(name, sizeof(name), "/mpath-flush-test/%d/sendagain", (int)getpid());
+        pid = fake_server_conns(name, 2, 1);
+        ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
+        ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha", soon(), NULL), 0);
+        usleep(50 * 1000); /* the server has closed its end */
+        ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpathb", soon()), -EINPROGRESS);
+        ck_assert_int_eq(mpathd_reply_wait(&c, soon(), NULL), 0);
+        mpathd_conn_close(&c);
+        ck_assert_int_eq(server_status(pid), 12);
+}
+END_TEST
+
 /* Nobody listens: the command never reached multipathd, nothing is pending. */
 START_TEST(test_command_send_not_running)
 {
@@ -490,6 +510,7 @@ static Suite *mpathd_suite(void)
         tcase_add_test(tc, test_command_keep_late_fail);
         tcase_add_test(tc, test_command_send);
         tcase_add_test(tc, test_command_send_not_running);
+        tcase_add_test(tc, test_command_send_reconnects);
         tcase_add_test(tc, test_reply_there_after_deadline);
         tcase_add_test(tc, test_not_running);
         tcase_add_test(tc, test_backlog_full);
