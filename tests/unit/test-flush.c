@@ -2073,6 +2073,32 @@ START_TEST(test_deferred_sole_opener)
 }
 END_TEST
 
+/* The same with multipathd answering 1 s after the command: its answer is read before
+ * sole-opener (once), then the deferred remove is queued and queueing put back after it. */
+START_TEST(test_deferred_sole_opener_answer_late)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        size_t replies = 0;
+
+        setup_standard();
+        F.open_seq[0] = 2;
+        F.n_open_seq = 1;
+        F.deferred_stays = true;
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = USEC_PER_SEC;
+        flush("mpatha", true, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_DEFERRED);
+        ck_assert_uint_eq(F.clock, START + USEC_PER_SEC + SOLE_OPENER_DEFERRED_WAIT_USEC);
+        for (size_t i = 0; i < F.n_calls; i++)
+                replies += strcmp(F.calls[i], "mpathd-reply") == 0;
+        ck_assert_uint_eq(replies, 1);
+        ck_assert_int_lt(call_index("mpathd-reply"), call_index("remove deferred mpatha"));
+        assert_restored();
+        ck_assert_int_eq(r.queueing_after, 1);
+}
+END_TEST
+
 START_TEST(test_deferred_gone_at_once)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
@@ -3305,6 +3331,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_udev_wait_timeout_still_removed);
         tcase_add_test(tc, test_deferred_in_use);
         tcase_add_test(tc, test_deferred_sole_opener);
+        tcase_add_test(tc, test_deferred_sole_opener_answer_late);
         tcase_add_test(tc, test_deferred_gone_at_once);
         tcase_add_test(tc, test_dry_run);
         tcase_add_test(tc, test_run_environment);
