@@ -357,16 +357,16 @@ START_TEST(test_command_send)
         pid_t pid;
 
         snprintf(name, sizeof(name), "/mpath-flush-test/%d/send", (int)getpid());
-        pid = fake_server_late(name, 300, "disablequeueing map mpatha", "ok\n",
+        pid = fake_server_late(name, 1000, "disablequeueing map mpatha", "ok\n",
                                "restorequeueing map mpatha");
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         t = now_monotonic();
         ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpatha", soon()), -EINPROGRESS);
-        ck_assert_uint_lt(now_monotonic(), t + 200 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic(), t + 800 * USEC_PER_MSEC);
         ck_assert(c.pending);
         ck_assert_int_eq(mpathd_reply_wait(&c, soon(), &reply), 0);
         ck_assert_str_eq(reply, "ok\n");
-        ck_assert_uint_ge(now_monotonic(), t + 300 * USEC_PER_MSEC);
+        ck_assert_uint_ge(now_monotonic(), t + 1000 * USEC_PER_MSEC);
         ck_assert(!c.pending);
         ck_assert_int_eq(mpathd_command_keep(&c, "restorequeueing map mpatha", soon(), NULL), 0);
         mpathd_conn_close(&c);
