@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -385,7 +386,8 @@ START_TEST(test_reply_there_after_deadline)
         pid = fake_server_late(name, 0, "disablequeueing map mpatha", "ok\n", NULL);
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         ck_assert_int_eq(mpathd_command_send(&c, "disablequeueing map mpatha", soon()), -EINPROGRESS);
-        usleep(200 * 1000);
+        /* the answer is there */
+        ck_assert_int_eq(poll(&(struct pollfd){.fd = c.fd, .events = POLLIN}, 1, 5000), 1);
         ck_assert_int_eq(mpathd_reply_wait(&c, now_monotonic() - 1, NULL), 0);
         ck_assert(!c.pending);
         mpathd_conn_close(&c);
