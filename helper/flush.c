@@ -721,13 +721,34 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
 
 /* ---- 4 queueing ---- */
 
+/* What multipathd's part of disablequeueing came to, r as mpathd() returns it once waited for
+ * (-EINPROGRESS: no answer by then), logged for the map at step: true when it switched queueing
+ * off or may have (it got the command: count it as done, and putting queueing back reads its
+ * answer first, on the same connection). */
+static bool mpathd_disabled(int r, const char *name, const char *uuid, const char *step)
+{
+        if (r >= 0)
+                return true;
+        if (r == -EINPROGRESS) {
+                log_map(LOG_WARNING, 0, name, uuid, step,
+                        "multipathd has not answered disablequeueing yet, going on; should queueing be "
+                        "put back, its answer is read first");
+                return true;
+        }
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                log_map(LOG_DEBUG, 0, name, uuid, step, "multipathd does not run");
+        else
+                log_map(LOG_WARNING, r, name, uuid, step,
+                        "multipathd did not disable queueing: %m, ignoring");
+        return false;
+}
+
 int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadline, bool *ret_mpathd,
                          bool *ret_pending)
 {
         _cleanup_(freep) char *cmd = NULL;
-        int r;
-
         bool wait = !ret_pending || !o->mpathd_send;
+        int r;
 
         *ret_mpathd = false;
         if (ret_pending)
@@ -736,29 +757,17 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
         if (asprintf_safe(&cmd, "disablequeueing map %s", name) < 0)
                 return -ENOMEM;
         r = wait ? o->mpathd(o->userdata, cmd, deadline) : o->mpathd_send(o->userdata, cmd, deadline);
-        if (r >= 0)
-                *ret_mpathd = true;
-        else if (r == -EINPROGRESS) {
-                /* it got the command and may carry it out later: count it as done, and putting
-                 * queueing back reads its answer first, on the same connection */
-                *ret_mpathd = true;
-                if (ret_pending)
-                        *ret_pending = true;
-                if (wait)
-                        log_map(LOG_WARNING, 0, name, NULL, "queueing",
-                                "multipathd has not answered disablequeueing yet, going on; should "
-                                "queueing be put back, its answer is read first");
-        } else if (r == -ENOENT || r == -ECONNREFUSED)
-                log_map(LOG_DEBUG, 0, name, NULL, "queueing", "multipathd does not run");
-        else
-                log_map(LOG_WARNING, r, name, NULL, "queueing",
-                        "multipathd did not disable queueing: %m, ignoring");
+        if (ret_pending)
+                *ret_pending = r == -EINPROGRESS;
+        /* sent without waiting, "in progress" is what we asked for */
+        *ret_mpathd = !wait && r == -EINPROGRESS ? true : mpathd_disabled(r, name, NULL, "queueing");
         return o->message(o->userdata, name, "fail_if_no_path");
 }
 
 static int step_queueing(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
+        usec_t sent;
         int r;
 
         *done = true;
@@ -788,11 +797,12 @@ static int step_queueing(struct flush *f, bool *done)
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
                             strerror(-r));
         }
-        f->mpathd_sent = now(f);
+        sent = now(f);
         r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled,
                                  &f->undo.mpathd_reply_pending);
-        if (!o->mpathd_send)
-                f->mpathd_sent = 0; /* its answer was waited for already */
+        /* sent without waiting: read_mpathd_answer() reads the answer (else it was waited for) */
+        if (o->mpathd_send && f->undo.mpathd_reply_pending)
+                f->mpathd_sent = sent;
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -1020,13 +1030,6 @@ static int step_flush(struct flush *f, bool *done)
  * the map goes (and before the check that leads to it, so that the check is fresh): a command it
  * carried out after the remove could hit a map made again under the same name. Bounded as a
  * command waited for at once would have been. */
-static void mpathd_not_answered(struct flush *f)
-{
-        log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, mpf_step_to_string(MPF_STEP_SOLE_OPENER),
-                "multipathd has not answered disablequeueing yet, going on; should queueing be put back, "
-                "its answer is read first");
-}
-
 static int read_mpathd_answer(struct flush *f)
 {
         const struct mpf_ops *o = f->ops;
@@ -1034,44 +1037,33 @@ static int read_mpathd_answer(struct flush *f)
         _cleanup_(freep) char *cmd = NULL;
         int r;
 
-        if (!f->undo.mpathd_reply_pending || !o->mpathd_reply || f->mpathd_sent == 0)
+        if (f->mpathd_sent == 0 || !f->undo.mpathd_reply_pending || !o->mpathd_reply)
                 return 0;
         r = o->mpathd_reply(o->userdata, MIN(f->p->deadline, usec_add(f->mpathd_sent, MPATHD_TIMEOUT_USEC)));
         f->mpathd_sent = 0; /* read, or given up on: putting queueing back reads it, if it must */
         if (r == -ETIMEDOUT) {
-                mpathd_not_answered(f);
+                (void)mpathd_disabled(-EINPROGRESS, map_label(f), f->map.uuid, step); /* still pending */
                 return 0;
         }
         f->undo.mpathd_reply_pending = false;
-        if (r >= 0 || r == -ENOMSG)
-                return 0;
         if (r == -ENOMEM)
                 return r;
+        if (r == -ENOMSG)
+                return 0;
         if (r == -EPROTO) {
                 /* as putting back does: it may have switched queueing off */
                 log_map(LOG_WARNING, r, map_label(f), f->map.uuid, step,
                         "multipathd's answer to disablequeueing is not understood, counting it as done");
                 return 0;
         }
-        if (r != -EBADMSG) {
+        if (r < 0 && r != -EBADMSG) {
                 /* the connection broke (multipathd restarted?): once more, waited for */
                 if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
                         return -ENOMEM;
                 r = o->mpathd(o->userdata, cmd, f->p->deadline);
-                if (r >= 0)
-                        return 0;
-                if (r == -EINPROGRESS) {
-                        f->undo.mpathd_reply_pending = true;
-                        mpathd_not_answered(f);
-                        return 0;
-                }
+                f->undo.mpathd_reply_pending = r == -EINPROGRESS;
         }
-        f->undo.mpathd_queueing_disabled = false;
-        if (r == -ENOENT || r == -ECONNREFUSED)
-                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, step, "multipathd does not run");
-        else
-                log_map(LOG_WARNING, r, map_label(f), f->map.uuid, step,
-                        "multipathd did not disable queueing: %m, ignoring");
+        f->undo.mpathd_queueing_disabled = mpathd_disabled(r, map_label(f), f->map.uuid, step);
         return 0;
 }
 

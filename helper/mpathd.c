@@ -251,7 +251,7 @@ static int exchange_end(struct mpathd_conn *c, int r, char **reply, char **ret_r
         return r;
 }
 
-/* mpathd_command_keep() and mpathd_command_send(): with ret_reply NULL only send. */
+/* mpathd_command_keep(), and with answer false mpathd_command_send(): cmd only sent. */
 static int command_on(struct mpathd_conn *c, const char *cmd, usec_t deadline, bool answer, char **ret_reply)
 {
         _cleanup_(freep) char *reply = NULL;
