@@ -363,10 +363,18 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                         r = o->mpathd(o->userdata, cmd, deadline);
                 if (r == -ENOENT || r == -ECONNREFUSED)
                         r = 0; /* multipathd does not run (any more): it keeps no queueing state */
-                if (r < 0)
+                if (r < 0) {
+                        /* Until it restores it, multipathd may switch the kernel's queueing off
+                         * again: a disablequeueing it has not carried out yet (sent by a flusher
+                         * that died, whose answer nobody can read any more), or a table it loads
+                         * with its queueing off. So the kernel's mark stays too. */
                         ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
-                                      "Failed to restore queueing in multipathd: %m");
-                else
+                                      "Failed to restore queueing in multipathd: %m; until it is, "
+                                      "multipathd may switch queueing off again; 'multipathd "
+                                      "restorequeueing map %s' puts it back",
+                                      u->name);
+                        late = true;
+                } else
                         u->mpathd_queueing_disabled = false;
         }
         if (u->kernel_queueing_disabled) {
@@ -381,7 +389,7 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
         }
         if (late)
                 /* when multipathd carries the command out, it switches queueing off in the kernel too:
-                 * the next flusher puts both back */
+                 * the next flusher puts both back (restorequeueing, then queue_if_no_path) */
                 u->kernel_queueing_disabled = true;
         return ret;
 }

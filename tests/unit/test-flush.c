@@ -402,6 +402,10 @@ static int f_message(void *u, const char *name, const char *msg)
 static int f_mpathd_reply(void *u, usec_t deadline)
 {
         record("mpathd-reply");
+        if (F.dead) {
+                F.mpathd_reply_pending = false; /* its connection goes with it */
+                return -EINTR;
+        }
         if (F.deadline != 0 && deadline < F.deadline)
                 /* before the remove: as long as a command waited for at once would have been */
                 ck_assert_uint_eq(deadline, F.mpathd_sent_at + MPATHD_TIMEOUT_USEC);
@@ -2712,6 +2716,51 @@ START_TEST(test_next_flusher_undoes_leftover)
 }
 END_TEST
 
+/* The helper dies with multipathd's answer to disablequeueing pending: that connection died with
+ * it, and multipathd (busy) may still carry the command out. The guardian cannot read the answer;
+ * its restorequeueing times out. It puts queueing back in the kernel, says so, and the record keeps
+ * both queueing marks (carried out, the command switches the kernel's queueing off too), so that
+ * the next flusher puts back both, whatever multipathd does by then. */
+START_TEST(test_killed_answer_pending_restore_times_out)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.mpathd_late = true;
+        F.mpathd_late_r = 0;
+        F.mpathd_takes = 30 * USEC_PER_SEC;
+        F.die_at = "flush";
+        flush("mpatha", false, false, &r);
+        ck_assert(F.dead);
+        F.dead = false;
+        F.die_at = NULL;
+        ck_assert(!F.mpathd_reply_pending); /* its connection went with it */
+        F.mpathd_restore_r = -ETIMEDOUT;
+        F.deadline = 0; /* the guardian has no run deadline, only its grace */
+        ck_assert_int_lt(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 0);
+        ck_assert(called("mpathd restorequeueing map mpatha"));
+        ck_assert(F.kernel_queueing); /* put back in the kernel all the same */
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert(u.mpathd_queueing_disabled);
+        ck_assert(u.kernel_queueing_disabled);
+        ck_assert(!u.mpathd_reply_pending);
+
+        /* multipathd carries the dead helper's command out: queueing off in both */
+        F.kernel_queueing = false;
+        F.maps[0].params = NO_QUEUEING_PARAMS;
+        F.mpathd_restore_r = 0;
+        mpf_map_result_done(&r);
+        F.flush_r = -EIO; /* keep the map: look at what the next flusher leaves */
+        flush("mpatha", false, false, &r);
+        ck_assert(F.kernel_queueing);
+        ck_assert(F.mpathd_queueing);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
 /* The write-back worker of a killed helper still has the map open O_EXCL for a moment: making the
  * partition map again is retried until it is let go. */
 START_TEST(test_undo_create_retried_while_claimed)
@@ -3341,6 +3390,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_no_claim_after_deadline);
         tcase_add_test(tc, test_killed_anywhere_undone);
         tcase_add_test(tc, test_next_flusher_undoes_leftover);
+        tcase_add_test(tc, test_killed_answer_pending_restore_times_out);
         tcase_add_test(tc, test_record_write_fails);
         tcase_add_test(tc, test_undo_create_retried_while_claimed);
         tcase_add_test(tc, test_record_kept_when_restore_fails);

@@ -18,6 +18,13 @@
 # answer within the put-back's 2 s, the run says queueing could not be
 # restored (exit 7), multipathd switches it off as warned, and the next
 # flusher of the map finishes the undo record (restorequeueing, queue_if_no_path).
+# Then the helper SIGKILLed with that answer pending (after the send, before
+# sole-opener): its guardian puts queueing back in the kernel at once and sends
+# restorequeueing on a connection of its own. multipathd's log read 1 s after
+# the kill: the map ends as found, no record left. Read only 3 s after (the
+# guardian's 2 s have passed): multipathd carries out the dead helper's
+# command; the record keeps queueing off in the kernel and in multipathd, and
+# the next flusher puts both back.
 # mpf-lab: mode=fast timeout=240
 . /usr/lib/mpf-lab/lib.sh
 
@@ -117,4 +124,52 @@ kill "$holder"
 t_is "next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
 t_check "next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"))" as_found
 t_is "next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
+# 3. Killed with the answer pending (an orchestrator's timeout): SIGKILL once the flush step has
+# begun, so after the send and before sole-opener, with multipathd's listener holding our
+# command. The guardian puts queueing back in the kernel at once, and sends restorequeueing on a
+# connection of its own, within its 2 s. multipathd's log is read 1 s after the kill: it carries
+# out the dead helper's command (or drops it), then the guardian's restore. The map ends as found.
+guardians() { pgrep -x mpath-flush-gd | wc -l; }
+kill_pending() {
+        _tag=$1 _after=$2
+        stall_log
+        mpath-flush -v -t 20 "$map2" 2> "$MPF_LAB_OUT/kill-$_tag.err" &
+        _pid=$!
+        _i=0
+        until grep -q "$map2: flush: starting" "$MPF_LAB_OUT/kill-$_tag.err" || [ $_i -ge 100 ]; do
+                sleep 0.05; _i=$((_i + 1))
+        done
+        t_like "$_tag: the flush step began, multipathd holding our disablequeueing" \
+                "$(cat "$MPF_LAB_OUT/kill-$_tag.err")" "$map2: flush: starting"
+        sleep 0.3
+        kill -KILL "$_pid"
+        wait "$_pid" 2> /dev/null
+        t_check_fails "$_tag: the helper had not started the remove" \
+                grep -q "$map2: remove: starting" "$MPF_LAB_OUT/kill-$_tag.err"
+        read_log_after "$_after"
+        _i=0
+        while [ "$(guardians)" -gt 0 ] && [ $_i -lt 60 ]; do sleep 0.1; _i=$((_i + 1)); done
+        t_is "$_tag: the guardian is gone within 6 s" "$(guardians)" 0
+        sleep 0.5
+        t_check "$_tag: multipathd answers" lab_mpathd_running
+        t_check "$_tag: the map is still there" lab_map_exists "$map2"
+}
+kill_pending "killed, answer pending" 1
+t_check "killed, answer pending: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
+t_is "killed, answer pending: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
+
+# 4. The same, multipathd's log read only after the guardian gave up (3 s): the record says what
+# is left to put back, and the next flusher of the map puts it back.
+kill_pending "killed, no answer" 3
+t_diag "killed, no answer: multipathd $(mpathd_queueing "$map2"); table $(dmsetup table "$map2" | cut -d' ' -f3-5); record: $(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')"
+t_is "killed, no answer: the undo record keeps queueing off in the kernel and in multipathd, for the next flusher" \
+        "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
+        "queueing-off kernel queueing-off multipathd "
+sleep 60 < "/dev/mapper/$map2" &
+holder=$!
+lab_run r timeout -s KILL 30 mpath-flush --json -t 3 "$map2"
+kill "$holder"
+t_is "killed, no answer: next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
+t_check "killed, no answer: next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
+t_is "killed, no answer: next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 t_done
