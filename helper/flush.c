@@ -372,7 +372,9 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
 /* ---- 2 lock ---- */
 
 /* A flusher that died mid-flush (and its guardian with it) left its undo record: put the map back
- * as that flusher found it, then read its table again (queueing is on again, if it was). */
+ * as that flusher found it, then read its table again (queueing is on again, if it was). Also when
+ * not all of it could be put back (what is left stays in the record for the next one, and we go
+ * on): the kernel's queueing may be on again all the same, and the queueing step must know. */
 static int undo_leftover(struct flush *f)
 {
         _cleanup_(freep) char *type = NULL, *params = NULL;
@@ -380,8 +382,8 @@ static int undo_leftover(struct flush *f)
         int r;
 
         r = mpf_undo_leftover(f->ops, f->map.uuid, restore_deadline(f));
-        if (r <= 0)
-                return 0; /* none, or it could not be put back: it stays for the next one, we go on */
+        if (r == 0)
+                return 0; /* no record */
         r = f->ops->table(f->ops->userdata, f->map.name, &n, &type, &params);
         if (r < 0 || n != 1 || !params)
                 return 0;

@@ -326,25 +326,30 @@ static bool map_gone(const struct mpf_ops *o, const struct mpf_undo *u, struct m
 
 int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline)
 {
+        struct mpf_dm_info info = {};
+        const char *name;
         bool late = false;
         int r, ret = 0;
 
         if (!u->kernel_queueing_disabled && !u->mpathd_queueing_disabled)
                 return 1;
-        if (map_gone(o, u, NULL)) {
+        if (map_gone(o, u, &info)) {
                 /* its queueing went with it */
                 u->kernel_queueing_disabled = u->mpathd_queueing_disabled = u->mpathd_reply_pending = false;
                 return 1;
         }
+        /* The map is found by its UUID and dev_t: renamed since (an alias multipathd changed), it is
+         * told by the name it has now, and the one that took the old name is left alone. */
+        name = info.exists && info.name[0] ? info.name : u->name;
 
         if (u->mpathd_queueing_disabled && u->mpathd_reply_pending) {
                 /* on the connection it is pending on: what we send after it comes after it */
                 r = o->mpathd_reply ? o->mpathd_reply(o->userdata, deadline) : -ENOMSG;
                 if (r == -ETIMEDOUT) {
-                        ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
+                        ret = log_map(LOG_ERR, r, name, u->uuid, "queueing",
                                       "multipathd has not answered disablequeueing yet: it may still switch "
                                       "queueing off; 'multipathd restorequeueing map %s' puts it back",
-                                      u->name);
+                                      name);
                         late = true;
                 } else {
                         u->mpathd_reply_pending = false;
@@ -357,32 +362,40 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
         if (u->mpathd_queueing_disabled && !u->mpathd_reply_pending) {
                 _cleanup_(freep) char *cmd = NULL;
 
-                if (asprintf_safe(&cmd, "restorequeueing map %s", u->name) < 0)
+                if (asprintf_safe(&cmd, "restorequeueing map %s", name) < 0)
                         r = -ENOMEM;
                 else
                         r = o->mpathd(o->userdata, cmd, deadline);
                 if (r == -ENOENT || r == -ECONNREFUSED)
                         r = 0; /* multipathd does not run (any more): it keeps no queueing state */
+                else if (r == -EBADMSG) {
+                        /* "fail": multipathd knows no map of that name (any more), so it keeps no
+                         * queueing state for it, and a disablequeueing for that name fails too */
+                        log_map(LOG_DEBUG, 0, name, u->uuid, "queueing",
+                                "multipathd answered restorequeueing with fail: it does not know the map");
+                        r = 0;
+                }
                 if (r < 0) {
                         /* Until it restores it, multipathd may switch the kernel's queueing off
                          * again: a disablequeueing it has not carried out yet (sent by a flusher
                          * that died, whose answer nobody can read any more), or a table it loads
                          * with its queueing off. So the kernel's mark stays too. */
-                        ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
+                        ret = log_map(LOG_ERR, r, name, u->uuid, "queueing",
                                       "Failed to restore queueing in multipathd: %m; until it is, "
                                       "multipathd may switch queueing off again; 'multipathd "
-                                      "restorequeueing map %s' puts it back",
-                                      u->name);
+                                      "restorequeueing map %s' and 'dmsetup message %s 0 "
+                                      "queue_if_no_path' put it back",
+                                      name, name);
                         late = true;
                 } else
                         u->mpathd_queueing_disabled = false;
         }
         if (u->kernel_queueing_disabled) {
-                r = o->message(o->userdata, u->name, "queue_if_no_path");
+                r = o->message(o->userdata, name, "queue_if_no_path");
                 if (r == -ENXIO)
                         r = 0; /* the map is gone: nothing left to restore */
                 if (r < 0)
-                        ret = log_map(LOG_ERR, r, u->name, u->uuid, "queueing",
+                        ret = log_map(LOG_ERR, r, name, u->uuid, "queueing",
                                       "Failed to restore queue_if_no_path: %m");
                 else
                         u->kernel_queueing_disabled = false;

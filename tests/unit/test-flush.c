@@ -26,6 +26,9 @@
 #define MAX_CALLS 1024
 #define SEQ_MAX 16
 
+#define QUEUEING_PARAMS "1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1"
+#define NO_QUEUEING_PARAMS "0 0 1 1 service-time 0 1 1 8:0 1"
+
 struct fake_map {
         struct mpf_dm_info info;
         const char *type;
@@ -43,6 +46,7 @@ struct fake {
         int lock_r;
         bool lock_removes_map;        /* another flusher removed it while we waited */
         const char *lock_sets_params; /* the table as another flusher left it while we waited */
+        bool table_follows_queueing;  /* mpatha's table follows queue_if_no_path / fail_if_no_path */
         bool lock_until_deadline;     /* the lock comes at the deadline */
         bool mounted;                 /* scan finds a mount of the map */
         unsigned explained;
@@ -176,6 +180,15 @@ static bool called(const char *s)
                 if (strcmp(F.calls[i], s) == 0)
                         return true;
         return false;
+}
+
+/* The first call s at or after call number from. */
+static ssize_t call_index_from(size_t from, const char *s)
+{
+        for (size_t i = from; i < F.n_calls; i++)
+                if (strcmp(F.calls[i], s) == 0)
+                        return (ssize_t)i;
+        return -1;
 }
 
 static ssize_t call_index(const char *s)
@@ -388,14 +401,20 @@ static int f_message(void *u, const char *name, const char *msg)
         if (!find_name(name))
                 return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0) {
-                if (F.message_restore_r >= 0 && strcmp(name, "mpatha") == 0)
+                if (F.message_restore_r >= 0 && strcmp(name, "mpatha") == 0) {
                         F.kernel_queueing = true;
+                        if (F.table_follows_queueing)
+                                F.maps[0].params = QUEUEING_PARAMS;
+                }
                 return F.message_restore_r;
         }
         if (F.message_r >= 0 && F.n_sectors_seq > 0)
                 F.sectors_pos++; /* queueing is off: the queued writes fail */
-        if (F.message_r >= 0 && strcmp(name, "mpatha") == 0)
+        if (F.message_r >= 0 && strcmp(name, "mpatha") == 0) {
                 F.kernel_queueing = false;
+                if (F.table_follows_queueing)
+                        F.maps[0].params = NO_QUEUEING_PARAMS;
+        }
         return F.message_r;
 }
 
@@ -776,8 +795,6 @@ static const struct mpf_ops fake_ops = {
 };
 
 #define WWID "3600140512345678"
-#define QUEUEING_PARAMS "1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1"
-#define NO_QUEUEING_PARAMS "0 0 1 1 service-time 0 1 1 8:0 1"
 #define TIMEOUT (30 * USEC_PER_SEC)
 #define START (1000 * USEC_PER_SEC)
 
@@ -2761,6 +2778,90 @@ START_TEST(test_killed_answer_pending_restore_times_out)
 }
 END_TEST
 
+/* The next flusher finds both marks, and multipathd still does not take restorequeueing: the
+ * kernel's queueing is on again all the same, and the flush must see it (its queueing step
+ * switches it off before the flush), not the table it read before the put-back. */
+START_TEST(test_next_flusher_partial_putback_rereads_table)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        ssize_t on, off, fl;
+        size_t mark;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.table_follows_queueing = true;
+        F.die_at = "flush";
+        flush("mpatha", false, false, &r);
+        F.dead = false;
+        F.die_at = NULL;
+        mpf_map_result_done(&r);
+        /* what the guardian of test_killed_answer_pending_restore_times_out leaves, and
+         * multipathd's late command switched the kernel's queueing off again */
+        F.kernel_queueing = false;
+        F.maps[0].params = NO_QUEUEING_PARAMS;
+        F.mpathd_queueing = false;
+        F.mpathd_restore_r = -ETIMEDOUT;
+        mark = F.n_calls;
+        ck_assert_ptr_nonnull(F.undo_text);
+
+        flush("mpatha", false, false, &r);
+        on = call_index_from(mark, "message mpatha queue_if_no_path");
+        off = call_index_from(mark, "message mpatha fail_if_no_path");
+        fl = call_index_from(mark, "flush");
+        ck_assert_int_ge(on, 0);
+        ck_assert_int_gt(off, on);
+        ck_assert_int_gt(fl, off);
+        ck_assert_int_eq(r.queueing_before, 1);
+}
+END_TEST
+
+/* The map was renamed after its flusher died (multipathd changed its alias) and another map took
+ * the old name: queueing is put back on the map the record names by UUID and dev_t, told by its
+ * name now; the other map is left alone. */
+START_TEST(test_undo_renamed_map)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        size_t mark;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.die_at = "flush";
+        flush("mpatha", false, false, &r);
+        F.dead = false;
+        F.die_at = NULL;
+        snprintf(F.maps[0].info.name, sizeof(F.maps[0].info.name), "mpathz");
+        add_map("mpatha", "mpath-3600140500000009", 9, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.deadline = 0; /* the guardian has no run deadline, only its grace */
+        mark = F.n_calls;
+        ck_assert_int_ge(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 0);
+        ck_assert_int_ge(call_index_from(mark, "mpathd restorequeueing map mpathz"), 0);
+        ck_assert_int_ge(call_index_from(mark, "message mpathz queue_if_no_path"), 0);
+        ck_assert_int_lt(call_index_from(mark, "message mpatha queue_if_no_path"), 0);
+        ck_assert_int_lt(call_index_from(mark, "mpathd restorequeueing map mpatha"), 0);
+}
+END_TEST
+
+/* "fail" to restorequeueing: multipathd knows no map of that name, so it keeps no queueing state
+ * for it: nothing is left to put back there, and nothing kept for the kernel on its account. */
+START_TEST(test_restorequeueing_fail_is_nothing_to_restore)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.die_at = "flush";
+        flush("mpatha", false, false, &r);
+        F.dead = false;
+        F.die_at = NULL;
+        F.mpathd_restore_r = -EBADMSG;
+        F.deadline = 0; /* the guardian has no run deadline, only its grace */
+        ck_assert_int_eq(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 1);
+        ck_assert(F.kernel_queueing);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
 /* The write-back worker of a killed helper still has the map open O_EXCL for a moment: making the
  * partition map again is retried until it is let go. */
 START_TEST(test_undo_create_retried_while_claimed)
@@ -3391,6 +3492,9 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_killed_anywhere_undone);
         tcase_add_test(tc, test_next_flusher_undoes_leftover);
         tcase_add_test(tc, test_killed_answer_pending_restore_times_out);
+        tcase_add_test(tc, test_next_flusher_partial_putback_rereads_table);
+        tcase_add_test(tc, test_restorequeueing_fail_is_nothing_to_restore);
+        tcase_add_test(tc, test_undo_renamed_map);
         tcase_add_test(tc, test_record_write_fails);
         tcase_add_test(tc, test_undo_create_retried_while_claimed);
         tcase_add_test(tc, test_record_kept_when_restore_fails);

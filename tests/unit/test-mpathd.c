@@ -302,14 +302,16 @@ START_TEST(test_command_keep_late)
         pid_t pid;
 
         snprintf(name, sizeof(name), "/mpath-flush-test/%d/late", (int)getpid());
-        pid = fake_server_late(name, 300, "disablequeueing map mpatha", "ok\n",
+        /* the answer 1.5 s after the command: a loaded host that keeps us off the CPU for less
+         * than that cannot make it come "in time" (an answer there at the deadline is read) */
+        pid = fake_server_late(name, 1500, "disablequeueing map mpatha", "ok\n",
                                "restorequeueing map mpatha");
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         t = now_monotonic();
         ck_assert_int_eq(
                 mpathd_command_keep(&c, "disablequeueing map mpatha", t + 100 * USEC_PER_MSEC, NULL),
                 -EINPROGRESS);
-        ck_assert_uint_lt(now_monotonic(), t + 250 * USEC_PER_MSEC);
+        ck_assert_uint_lt(now_monotonic(), t + 1000 * USEC_PER_MSEC);
         ck_assert_int_ge(c.fd, 0);
         ck_assert(c.pending);
         /* not yet */
@@ -335,7 +337,8 @@ START_TEST(test_command_keep_late_fail)
         pid_t pid;
 
         snprintf(name, sizeof(name), "/mpath-flush-test/%d/latefail", (int)getpid());
-        pid = fake_server_late(name, 200, "disablequeueing map mpatha", "fail\ntimeout\n", NULL);
+        /* 1 s: see test_command_keep_late */
+        pid = fake_server_late(name, 1000, "disablequeueing map mpatha", "fail\ntimeout\n", NULL);
         ck_assert_int_eq(setenv(MPATHD_SOCKET_ENV, name, 1), 0);
         ck_assert_int_eq(mpathd_command_keep(&c, "disablequeueing map mpatha",
                                              now_monotonic() + 50 * USEC_PER_MSEC, NULL),

@@ -19,12 +19,12 @@
 # restored (exit 7), multipathd switches it off as warned, and the next
 # flusher of the map finishes the undo record (restorequeueing, queue_if_no_path).
 # Then the helper SIGKILLed with that answer pending (after the send, before
-# sole-opener): its guardian puts queueing back in the kernel at once and sends
-# restorequeueing on a connection of its own. multipathd's log read 1 s after
-# the kill: the map ends as found, no record left. Read only 3 s after (the
-# guardian's 2 s have passed): multipathd carries out the dead helper's
-# command; the record keeps queueing off in the kernel and in multipathd, and
-# the next flusher puts both back.
+# sole-opener): its guardian sends restorequeueing on a connection of its own,
+# waits for it up to its 2 s, then puts queue_if_no_path back in the kernel.
+# multipathd's log read 0.5 s after the kill: the map ends as found, no record
+# left. Read only 4 s after (the guardian's 2 s have passed): multipathd carries
+# out the dead helper's command; the record keeps queueing off in the kernel and
+# in multipathd, and the next flusher puts both back.
 # mpf-lab: mode=fast timeout=240
 . /usr/lib/mpf-lab/lib.sh
 
@@ -126,9 +126,10 @@ t_check "next flusher: $map2 queues in the kernel and in multipathd as found ($(
 t_is "next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 # 3. Killed with the answer pending (an orchestrator's timeout): SIGKILL once the flush step has
 # begun, so after the send and before sole-opener, with multipathd's listener holding our
-# command. The guardian puts queueing back in the kernel at once, and sends restorequeueing on a
-# connection of its own, within its 2 s. multipathd's log is read 1 s after the kill: it carries
-# out the dead helper's command (or drops it), then the guardian's restore. The map ends as found.
+# command. The guardian sends restorequeueing on a connection of its own and waits for it up to
+# its 2 s, then puts queue_if_no_path back in the kernel. multipathd's log is read 0.5 s after
+# the kill: it carries out the dead helper's command (or drops it), then the guardian's restore.
+# The map ends as found.
 guardians() { pgrep -x mpath-flush-gd | wc -l; }
 kill_pending() {
         _tag=$1 _after=$2
@@ -154,13 +155,14 @@ kill_pending() {
         t_check "$_tag: multipathd answers" lab_mpathd_running
         t_check "$_tag: the map is still there" lab_map_exists "$map2"
 }
-kill_pending "killed, answer pending" 1
+kill_pending "killed, answer pending" 0.5
 t_check "killed, answer pending: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
 t_is "killed, answer pending: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 
-# 4. The same, multipathd's log read only after the guardian gave up (3 s): the record says what
-# is left to put back, and the next flusher of the map puts it back.
-kill_pending "killed, no answer" 3
+# 4. The same, multipathd's log read only after the guardian gave up (4 s; it waits 2 s from
+# the kill): the record says what is left to put back, and the next flusher of the map puts it
+# back.
+kill_pending "killed, no answer" 4
 t_diag "killed, no answer: multipathd $(mpathd_queueing "$map2"); table $(dmsetup table "$map2" | cut -d' ' -f3-5); record: $(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')"
 t_is "killed, no answer: the undo record keeps queueing off in the kernel and in multipathd, for the next flusher" \
         "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
