@@ -882,6 +882,8 @@ static int step_partitions(struct flush *f, bool *done)
                         return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS,
                                     "cannot read the table of %s: %s", t->name, strerror(-r));
                 }
+                log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "partitions", "removing partition map %s",
+                        t->name);
                 r = o->remove(o->userdata, t->name, false, &f->cookie);
                 f->udev_pending = true;
                 if (r < 0) /* not removed by us: nothing to make again */
