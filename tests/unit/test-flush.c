@@ -2663,6 +2663,25 @@ END_TEST
 
 /* ---- the undo record: what a guardian or the next flusher puts back ---- */
 
+/* The helper flushes mpatha and is killed right before the call that starts with at; then the
+ * test goes on as the guardian or the next flusher. */
+static void killed_at(const char *at, struct mpf_map_result *r)
+{
+        F.die_at = at;
+        flush("mpatha", false, false, r);
+        ck_assert_msg(F.dead, "never reached %s", at);
+        F.dead = false;
+        F.die_at = NULL;
+}
+
+/* What the guardian does once the helper is gone: put mpatha back from its record, within its
+ * grace (it has no run deadline). */
+static int guardian_put_back(void)
+{
+        F.deadline = 0;
+        return mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC);
+}
+
 /* The helper dies before each call of a flush in turn (SIGKILL: nothing of its own restore runs).
  * What its record says then puts the map back: it is gone, or queueing is on in the kernel and in
  * multipathd and the partition map exists. */
@@ -2748,15 +2767,10 @@ START_TEST(test_killed_answer_pending_restore_times_out)
         F.mpathd_late = true;
         F.mpathd_late_r = 0;
         F.mpathd_takes = 30 * USEC_PER_SEC;
-        F.die_at = "flush";
-        flush("mpatha", false, false, &r);
-        ck_assert(F.dead);
-        F.dead = false;
-        F.die_at = NULL;
+        killed_at("flush", &r);
         ck_assert(!F.mpathd_reply_pending); /* its connection went with it */
         F.mpathd_restore_r = -ETIMEDOUT;
-        F.deadline = 0; /* the guardian has no run deadline, only its grace */
-        ck_assert_int_lt(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 0);
+        ck_assert_int_lt(guardian_put_back(), 0);
         ck_assert(called("mpathd restorequeueing map mpatha"));
         ck_assert(F.kernel_queueing); /* put back in the kernel all the same */
         ck_assert_ptr_nonnull(F.undo_text);
@@ -2790,10 +2804,7 @@ START_TEST(test_next_flusher_partial_putback_rereads_table)
         setup_standard();
         F.maps[0].info.open_count = 1;
         F.table_follows_queueing = true;
-        F.die_at = "flush";
-        flush("mpatha", false, false, &r);
-        F.dead = false;
-        F.die_at = NULL;
+        killed_at("flush", &r);
         mpf_map_result_done(&r);
         /* what the guardian of test_killed_answer_pending_restore_times_out leaves, and
          * multipathd's late command switched the kernel's queueing off again */
@@ -2825,15 +2836,11 @@ START_TEST(test_undo_renamed_map)
 
         setup_standard();
         F.maps[0].info.open_count = 1;
-        F.die_at = "flush";
-        flush("mpatha", false, false, &r);
-        F.dead = false;
-        F.die_at = NULL;
+        killed_at("flush", &r);
         snprintf(F.maps[0].info.name, sizeof(F.maps[0].info.name), "mpathz");
         add_map("mpatha", "mpath-3600140500000009", 9, 0, "multipath", NO_QUEUEING_PARAMS);
-        F.deadline = 0; /* the guardian has no run deadline, only its grace */
         mark = F.n_calls;
-        ck_assert_int_ge(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 0);
+        ck_assert_int_ge(guardian_put_back(), 0);
         ck_assert_int_ge(call_index_from(mark, "mpathd restorequeueing map mpathz"), 0);
         ck_assert_int_ge(call_index_from(mark, "message mpathz queue_if_no_path"), 0);
         ck_assert_int_lt(call_index_from(mark, "message mpatha queue_if_no_path"), 0);
@@ -2846,17 +2853,12 @@ END_TEST
 START_TEST(test_restorequeueing_fail_is_nothing_to_restore)
 {
         _cleanup_(mpf_map_result_done) struct mpf_map_result r;
-        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
 
         setup_standard();
         F.maps[0].info.open_count = 1;
-        F.die_at = "flush";
-        flush("mpatha", false, false, &r);
-        F.dead = false;
-        F.die_at = NULL;
+        killed_at("flush", &r);
         F.mpathd_restore_r = -EBADMSG;
-        F.deadline = 0; /* the guardian has no run deadline, only its grace */
-        ck_assert_int_eq(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 1);
+        ck_assert_int_eq(guardian_put_back(), 1);
         ck_assert(F.kernel_queueing);
         ck_assert_ptr_null(F.undo_text);
 }
@@ -2870,13 +2872,9 @@ START_TEST(test_undo_create_retried_while_claimed)
 
         setup_standard();
         F.maps[0].info.open_count = 1;
-        F.die_at = "flush";
-        flush("mpatha", false, false, &r);
-        F.dead = false;
-        F.die_at = NULL;
+        killed_at("flush", &r);
         F.create_busy = 3;
-        F.deadline = 0; /* the guardian has no run deadline, only its grace */
-        ck_assert_int_eq(mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC), 1);
+        ck_assert_int_eq(guardian_put_back(), 1);
         ck_assert(find_name("mpatha-part1"));
         ck_assert_uint_eq(F.create_busy, 0);
         ck_assert_uint_gt(F.clock, START); /* it waited in between */

@@ -113,17 +113,21 @@ t_check "no answer: the run answered within the deadline and the 2 s of putting 
 sleep 0.5
 t_check "no answer: multipathd answers again" lab_mpathd_running
 t_is "no answer: multipathd switched queueing off later, as warned" "$(mpathd_queueing "$map2")" off
-t_is "no answer: the undo record keeps queueing off, for the next flusher" \
-        "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
-        "queueing-off kernel queueing-off multipathd "
-# the next flusher of the map finishes the record (here it finds the map busy)
-sleep 60 < "/dev/mapper/$map2" &
-holder=$!
-lab_run r timeout -s KILL 30 mpath-flush --json -t 3 "$map2"
-kill "$holder"
-t_is "next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
-t_check "next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"))" as_found
-t_is "next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
+# The undo record keeps queueing off in the kernel and in multipathd, and the next flusher of the
+# map (here it finds the map busy) puts both back and leaves no record.
+record_then_next_flusher() {
+        t_is "$1: the undo record keeps queueing off in the kernel and in multipathd, for the next flusher" \
+                "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
+                "queueing-off kernel queueing-off multipathd "
+        sleep 60 < "/dev/mapper/$map2" &
+        holder=$!
+        lab_run r timeout -s KILL 30 mpath-flush --json -t 3 "$map2"
+        kill "$holder"
+        t_is "$1: next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
+        t_check "$1: next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
+        t_is "$1: next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
+}
+record_then_next_flusher "no answer"
 # 3. Killed with the answer pending (an orchestrator's timeout): SIGKILL once the flush step has
 # begun, so after the send and before sole-opener, with multipathd's listener holding our
 # command. The guardian sends restorequeueing on a connection of its own and waits for it up to
@@ -164,14 +168,5 @@ t_is "killed, answer pending: no undo record is left" "$(ls /run/mpath-flush/und
 # back.
 kill_pending "killed, no answer" 4
 t_diag "killed, no answer: multipathd $(mpathd_queueing "$map2"); table $(dmsetup table "$map2" | cut -d' ' -f3-5); record: $(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')"
-t_is "killed, no answer: the undo record keeps queueing off in the kernel and in multipathd, for the next flusher" \
-        "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')" \
-        "queueing-off kernel queueing-off multipathd "
-sleep 60 < "/dev/mapper/$map2" &
-holder=$!
-lab_run r timeout -s KILL 30 mpath-flush --json -t 3 "$map2"
-kill "$holder"
-t_is "killed, no answer: next flusher: busy" "$(printf '%s' "$r_out" | jq -r '.maps[0].result')" busy
-t_check "killed, no answer: next flusher: $map2 queues in the kernel and in multipathd as found ($(mpathd_queueing "$map2"); $(dmsetup table "$map2" | cut -d' ' -f3-5))" as_found
-t_is "killed, no answer: next flusher: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
+record_then_next_flusher "killed, no answer"
 t_done
