@@ -24,8 +24,11 @@
 # multipathd's log read 0.5 s after the kill: the map ends as found, no record
 # left. Read only 4 s after (the guardian's 2 s have passed): multipathd carries
 # out the dead helper's command; the record keeps queueing off in the kernel and
-# in multipathd, and the next flusher puts both back.
-# mpf-lab: mode=fast timeout=240
+# in multipathd, and the next flusher puts both back. Left so, with multipathd
+# still busy: the next flusher's restorequeueing does not get through but its
+# queue_if_no_path does, and its queueing step, reading the table again, switches
+# queueing off before the flush (and no remove starts without multipathd's answer).
+# mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 2 multipathd
@@ -169,4 +172,27 @@ t_is "killed, answer pending: no undo record is left" "$(ls /run/mpath-flush/und
 kill_pending "killed, no answer" 4
 t_diag "killed, no answer: multipathd $(mpathd_queueing "$map2"); table $(dmsetup table "$map2" | cut -d' ' -f3-5); record: $(cat /run/mpath-flush/undo/* 2> /dev/null | grep '^queueing-off' | tr '\n' ' ')"
 record_then_next_flusher "killed, no answer"
+
+# 5. The next flusher while multipathd is still busy: the record's restorequeueing does not get
+# through (4 s), queue_if_no_path does, so the kernel queues again while the record keeps both
+# marks. The flusher reads the table again and its queueing step switches queueing off (sends
+# disablequeueing, fail_if_no_path); multipathd has not answered by sole-opener, so no remove
+# starts. (A flusher that kept the table it read before the put-back saw queueing off, skipped
+# the step, and removed the map with queueing on in the kernel.)
+kill_pending "busy next flusher" 4
+stall_log
+lab_run r timeout -s KILL 40 mpath-flush --json -v -t 8 "$map2"
+read_log_after 0
+t_diag "busy next flusher: mpath-flush -t 8 took $r_ms ms, exit $r_rc"
+t_like "busy next flusher: the record's restorequeueing did not get through" "$r_err" \
+        "$map2: queueing: Failed to restore queueing in multipathd"
+t_is "busy next flusher: its queueing step found queueing on again (put back in the kernel from the record)" \
+        "$(printf '%s' "$r_out" | jq -r '.maps[0].queueing.before')" true
+t_check_fails "busy next flusher: no remove started" sh -c 'printf "%s\n" "$1" | grep -q "$2: remove: starting"' _ "$r_err" "$map2"
+t_is "busy next flusher: timeout at sole-opener, multipathd's answer not there" \
+        "$(printf '%s' "$r_out" | jq -r '.maps[0] | "\(.result)@\(.step)"')" timeout@sole-opener
+sleep 0.5
+t_check "busy next flusher: multipathd answers again" lab_mpathd_running
+t_check "busy next flusher: the map is still there" lab_map_exists "$map2"
+record_then_next_flusher "busy next flusher"
 t_done
