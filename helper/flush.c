@@ -52,6 +52,8 @@ struct flush {
         unsigned explained;
         struct mpf_undo undo;  /* what we changed and must put back (queueing, partition maps) */
         bool recorded;         /* the undo record exists (undo is written down) */
+        bool mpathd_left;      /* a record left behind keeps queueing off in multipathd: whatever
+                                * our own disablequeueing comes to, restorequeueing is owed */
         usec_t mpathd_sent;    /* disablequeueing went to multipathd then, its answer not read yet */
         usec_t put_back_until; /* putting back is bounded by this, once set (put_back_deadline()) */
 
@@ -176,12 +178,16 @@ static usec_t put_back_deadline(struct flush *f)
 
 static void restore_queueing(struct flush *f)
 {
+        /* queueing found off, the kernel's mark left by a flusher that died: it goes on now */
+        bool left = f->res->queueing_before == 0 && f->undo.kernel_queueing_disabled;
         int r = mpf_undo_queueing(f->ops, &f->undo, put_back_deadline(f));
 
+        if (!f->undo.mpathd_queueing_disabled)
+                f->mpathd_left = false; /* restorequeueing got through: owed no more */
         /* the last put-back says it: one that finds multipathd's late answer mends an earlier one */
         f->res->restore_failed = r < 0;
         if (r == 0)
-                f->res->queueing_after = f->res->queueing_before;
+                f->res->queueing_after = left ? 1 : f->res->queueing_before;
 }
 
 /* The flush failed after the partitions step: make the partition maps we removed again, with
@@ -373,17 +379,21 @@ static int step_resolve(struct flush *f, const char *arg, bool *done)
 
 /* A flusher that died mid-flush (and its guardian with it) left its undo record: put the map back
  * as that flusher found it, then read its table again (queueing is on again, if it was). Also when
- * not all of it could be put back (what is left stays in the record for the next one, and we go
- * on): the kernel's queueing may be on again all the same, and the queueing step must know. */
+ * not all of it could be put back (we go on): the kernel's queueing may be on again all the same,
+ * and the queueing step must know. What is left becomes ours: the record we write next replaces
+ * that one and says it too, and our own put-back tries it again. */
 static int undo_leftover(struct flush *f)
 {
         _cleanup_(freep) char *type = NULL, *params = NULL;
         unsigned n = 0;
         int r;
 
-        r = mpf_undo_leftover(f->ops, f->map.uuid, restore_deadline(f));
+        r = mpf_undo_leftover(f->ops, f->map.uuid, restore_deadline(f), &f->undo);
         if (r == 0)
                 return 0; /* no record */
+        /* that record stays until ours replaces it, or goes when we have put the rest back */
+        f->recorded = !mpf_undo_empty(&f->undo);
+        f->mpathd_left = f->undo.mpathd_queueing_disabled;
         r = f->ops->table(f->ops->userdata, f->map.name, &n, &type, &params);
         if (r < 0 || n != 1 || !params)
                 return 0;
@@ -769,6 +779,7 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
 static int step_queueing(struct flush *f, bool *done)
 {
         const struct mpf_ops *o = f->ops;
+        bool kernel_was, mpathd_was, by_mpathd = false;
         usec_t sent;
         int r;
 
@@ -792,16 +803,19 @@ static int step_queueing(struct flush *f, bool *done)
         }
 
         /* written down before it is done: if we die now, our guardian switches it on again */
+        kernel_was = f->undo.kernel_queueing_disabled; /* set by a record left behind */
+        mpathd_was = f->undo.mpathd_queueing_disabled;
         f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = true;
         r = record(f);
         if (r < 0) {
-                f->undo.kernel_queueing_disabled = f->undo.mpathd_queueing_disabled = false;
+                f->undo.kernel_queueing_disabled = kernel_was;
+                f->undo.mpathd_queueing_disabled = mpathd_was;
                 return stop(f, MPF_RESULT_FAILED, MPF_STEP_QUEUEING, "cannot write the undo record: %s",
                             strerror(-r));
         }
         sent = now(f);
-        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &f->undo.mpathd_queueing_disabled,
-                                 &f->undo.mpathd_reply_pending);
+        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &by_mpathd, &f->undo.mpathd_reply_pending);
+        f->undo.mpathd_queueing_disabled = by_mpathd || f->mpathd_left;
         /* sent without waiting: read_mpathd_answer() reads the answer (else it was waited for) */
         if (o->mpathd_send && f->undo.mpathd_reply_pending)
                 f->mpathd_sent = sent;
@@ -1067,7 +1081,8 @@ static int read_mpathd_answer(struct flush *f)
                 r = o->mpathd(o->userdata, cmd, f->p->deadline);
                 f->undo.mpathd_reply_pending = r == -EINPROGRESS;
         }
-        f->undo.mpathd_queueing_disabled = mpathd_disabled(r, map_label(f), f->map.uuid, step);
+        f->undo.mpathd_queueing_disabled =
+                mpathd_disabled(r, map_label(f), f->map.uuid, step) || f->mpathd_left;
         return 0;
 }
 

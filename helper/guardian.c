@@ -141,7 +141,7 @@ static int put_back_one(const struct watched *w, const struct mpf_ops *ops)
                 log_debug_errno(-errno, "%s: lock taken by another flusher, leaving it: %m", w->uuid);
                 return 0;
         }
-        if (mpf_undo_leftover(ops, w->uuid, d) > 0)
+        if (mpf_undo_leftover(ops, w->uuid, d, NULL) > 0)
                 log_map(LOG_NOTICE, 0, NULL, w->uuid, NULL,
                         "the flusher died mid-flush; the map was put back as found");
         return 1;

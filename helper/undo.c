@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
@@ -381,11 +382,12 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                          * that died, whose answer nobody can read any more), or a table it loads
                          * with its queueing off. So the kernel's mark stays too. */
                         ret = log_map(LOG_ERR, r, name, u->uuid, "queueing",
-                                      "Failed to restore queueing in multipathd: %m; until it is, "
+                                      "Failed to restore queueing in multipathd: %s; until it is, "
                                       "multipathd may switch queueing off again; 'multipathd "
                                       "restorequeueing map %s' and 'dmsetup message %s 0 "
                                       "queue_if_no_path' put it back",
-                                      name, name);
+                                      /* sent, its answer not there by the deadline */
+                                      r == -EINPROGRESS ? "no answer in time" : strerror(-r), name, name);
                         late = true;
                 } else
                         u->mpathd_queueing_disabled = false;
@@ -481,7 +483,7 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
         return failed ? -EIO : 0;
 }
 
-int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline)
+int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline, struct mpf_undo *ret_left)
 {
         _cleanup_(mpf_undo_done) struct mpf_undo u = {};
         size_t made;
@@ -494,13 +496,24 @@ int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline
                 return log_map(LOG_ERR, r, NULL, uuid, "lock",
                                "Failed to read the undo record a flusher left: %m");
         log_map(LOG_WARNING, 0, u.name, u.uuid, "lock",
-                "a flusher died mid-flush; putting the map back as it found it");
+                "an undo record was left (its flusher died mid-flush, or could not put all back): "
+                "putting the map back as it says");
         q = mpf_undo_queueing(o, &u, deadline);
         p = mpf_undo_partitions(o, &u, deadline, &made);
         r = o->record_write(o->userdata, &u); /* removed when nothing is left to put back */
         if (r < 0)
                 log_map(LOG_WARNING, r, u.name, u.uuid, "lock",
                         "Failed to update the undo record: %m, ignoring");
+        if (ret_left) {
+                ret_left->kernel_queueing_disabled |= u.kernel_queueing_disabled;
+                ret_left->mpathd_queueing_disabled |= u.mpathd_queueing_disabled;
+                /* taken whole: no allocation that could fail halfway */
+                assert(ret_left->n_saved == 0);
+                free(ret_left->saved);
+                ret_left->saved = TAKE_PTR(u.saved);
+                ret_left->n_saved = u.n_saved;
+                u.n_saved = 0;
+        }
         if (q < 0)
                 return q;
         if (p < 0)

@@ -84,5 +84,8 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
 /* A flusher died and left its record (its guardian died too, or this is the guardian): put the map
  * back as it says, and remove the record if that worked. Call with the map's lock held.
  * 0: there was no record; 1: the map was put back; negative errno: no record could be read, or
- * something could not be put back (the record stays for the next one). */
-int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline);
+ * something could not be put back (the record stays for the next one).
+ * ret_left (may be NULL): what could not be put back is moved into it (its marks set, its saved
+ * partition maps taken over: it must have none of its own), for a flusher that goes on: the
+ * record it writes next replaces this one, and must still say it. */
+int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline, struct mpf_undo *ret_left);

@@ -54,6 +54,7 @@ struct fake {
         int mpathd_restore_r;
         int message_r;
         int message_restore_r;
+        unsigned kernel_refuses; /* the first this many queue_if_no_path fail (EBUSY: suspended) */
         int claim_r;
         int flush_r;
         int active_paths_r;   /* active paths in the status line, or an error */
@@ -401,6 +402,10 @@ static int f_message(void *u, const char *name, const char *msg)
         if (!find_name(name))
                 return -ENXIO;
         if (strcmp(msg, "queue_if_no_path") == 0) {
+                if (F.kernel_refuses > 0) {
+                        F.kernel_refuses--;
+                        return -EBUSY;
+                }
                 if (F.message_restore_r >= 0 && strcmp(name, "mpatha") == 0) {
                         F.kernel_queueing = true;
                         if (F.table_follows_queueing)
@@ -2679,7 +2684,7 @@ static void killed_at(const char *at, struct mpf_map_result *r)
 static int guardian_put_back(void)
 {
         F.deadline = 0;
-        return mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC);
+        return mpf_undo_leftover(&fake_ops, "mpath-" WWID, F.clock + MPF_UNDO_GRACE_USEC, NULL);
 }
 
 /* The helper dies before each call of a flush in turn (SIGKILL: nothing of its own restore runs).
@@ -2714,7 +2719,7 @@ START_TEST(test_killed_anywhere_undone)
                 F.dead = false;
                 F.die_at = NULL;
                 F.deadline = 0; /* the guardian has no run deadline, only its grace */
-                k = mpf_undo_leftover(&fake_ops, "mpath-" WWID, START + 100 * USEC_PER_SEC);
+                k = mpf_undo_leftover(&fake_ops, "mpath-" WWID, START + 100 * USEC_PER_SEC, NULL);
                 ck_assert_msg(k >= 0, "%s: %d", points[i], k);
                 if (!find_uuid("mpath-" WWID))
                         continue; /* gone: nothing to put back */
@@ -2792,6 +2797,18 @@ START_TEST(test_killed_answer_pending_restore_times_out)
 }
 END_TEST
 
+/* mpatha (queueing, one partition map) after a helper and its guardian died at the flush step:
+ * queueing off in the kernel and in multipathd, the partition map removed, the record saying so. */
+static void left_at_flush(void)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.maps[0].info.open_count = 1;
+        F.table_follows_queueing = true;
+        killed_at("flush", &r);
+}
+
 /* The next flusher finds both marks, and multipathd still does not take restorequeueing: the
  * kernel's queueing is on again all the same, and the flush must see it (its queueing step
  * switches it off before the flush), not the table it read before the put-back. */
@@ -2801,11 +2818,7 @@ START_TEST(test_next_flusher_partial_putback_rereads_table)
         ssize_t on, off, fl;
         size_t mark;
 
-        setup_standard();
-        F.maps[0].info.open_count = 1;
-        F.table_follows_queueing = true;
-        killed_at("flush", &r);
-        mpf_map_result_done(&r);
+        left_at_flush();
         /* what the guardian of test_killed_answer_pending_restore_times_out leaves, and
          * multipathd's late command switched the kernel's queueing off again */
         F.kernel_queueing = false;
@@ -2823,6 +2836,117 @@ START_TEST(test_next_flusher_partial_putback_rereads_table)
         ck_assert_int_gt(off, on);
         ck_assert_int_gt(fl, off);
         ck_assert_int_eq(r.queueing_before, 1);
+}
+END_TEST
+
+/* The next flusher can put back neither mark of the record (multipathd still busy, the kernel
+ * refusing the message: a suspended map answers EBUSY), then removes the partition map the record
+ * had it make again, and its own flush fails. Its records carry the marks it could not put back,
+ * so its put-back tries them again and what is still left stays written down: neither is lost
+ * when it writes its own record. */
+START_TEST(test_next_flusher_keeps_marks_it_could_not_put_back)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+        ssize_t first;
+        size_t mark;
+
+        left_at_flush();
+        F.mpathd_restore_r = -ETIMEDOUT;
+        F.message_restore_r = -EBUSY;
+        F.flush_r = -EIO;
+        mark = F.n_calls;
+
+        flush("mpatha", false, false, &r);
+        ck_assert_int_ge(call_index_from(mark, "remove mpatha-part1"), 0);
+        /* tried by the record's put-back, and again by this flusher's own */
+        first = call_index_from(mark, "message mpatha queue_if_no_path");
+        ck_assert_int_ge(first, 0);
+        ck_assert_int_gt(call_index_from((size_t)first + 1, "message mpatha queue_if_no_path"), first);
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert(u.kernel_queueing_disabled);
+        ck_assert(u.mpathd_queueing_disabled);
+        ck_assert_uint_eq(u.n_saved, 0);
+}
+END_TEST
+
+/* The record's put-back gets restorequeueing through, not queue_if_no_path (the kernel refuses it
+ * once); the next flusher finds the map busy. Its own put-back switches the kernel's queueing on
+ * (it was on before the flusher that died) and removes the record: nothing is left behind to put
+ * back later, over what an administrator may have set since. */
+START_TEST(test_next_flusher_puts_back_what_the_record_could_not)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup();
+        add_map("mpatha", "mpath-" WWID, 0, 0, "multipath", QUEUEING_PARAMS);
+        F.table_follows_queueing = true;
+        killed_at("claim", &r);
+        mpf_map_result_done(&r);
+        ck_assert_ptr_nonnull(F.undo_text);
+        F.kernel_refuses = 1;
+        F.maps[0].info.open_count = 1;
+        F.mounted = true;
+
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_BUSY);
+        ck_assert(F.kernel_queueing);
+        ck_assert_int_eq(r.queueing_before, 0);
+        ck_assert_int_eq(r.queueing_after, 1);
+        ck_assert_ptr_null(F.undo_text);
+}
+END_TEST
+
+/* What a guardian finds if the next flusher dies in turn, after it removed the partition map
+ * again: the record it wrote says the marks it could not put back, and that partition map. */
+START_TEST(test_next_flusher_record_says_what_is_left)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+
+        left_at_flush();
+        F.mpathd_restore_r = -ETIMEDOUT;
+        F.message_restore_r = -EBUSY;
+        killed_at("claim", &r);
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert(u.kernel_queueing_disabled);
+        ck_assert(u.mpathd_queueing_disabled);
+        ck_assert_uint_eq(u.n_saved, 1);
+        ck_assert_str_eq(u.saved[0].name, "mpatha-part1");
+}
+END_TEST
+
+/* The record keeps queueing off in multipathd (its restorequeueing does not get through), and the
+ * next flusher's own disablequeueing does not reach multipathd (refused): restorequeueing is still
+ * owed, whatever that flusher's command came to. Its put-back sends it again (it stops: the map
+ * is claimed by someone else) and, unanswered, the record keeps saying it. */
+START_TEST(test_next_flusher_owes_restorequeueing_left_behind)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+        ssize_t first;
+        size_t mark;
+
+        setup();
+        add_map("mpatha", "mpath-" WWID, 0, 0, "multipath", QUEUEING_PARAMS);
+        F.table_follows_queueing = true;
+        killed_at("claim", &r);
+        mpf_map_result_done(&r);
+        F.mpathd_restore_r = -ETIMEDOUT;
+        F.mpathd_r = -ECONNREFUSED;
+        F.claim_r = -EBUSY;
+        mark = F.n_calls;
+
+        flush("mpatha", false, false, &r);
+        ck_assert_int_ne(r.result, MPF_RESULT_REMOVED);
+        first = call_index_from(mark, "mpathd restorequeueing map mpatha");
+        ck_assert_int_ge(first, 0);
+        ck_assert_int_gt(call_index_from((size_t)first + 1, "mpathd restorequeueing map mpatha"), first);
+        ck_assert_ptr_nonnull(F.undo_text);
+        ck_assert_int_eq(mpf_undo_parse(F.undo_text, &u), 0);
+        ck_assert(u.mpathd_queueing_disabled);
 }
 END_TEST
 
@@ -3491,6 +3615,10 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_next_flusher_undoes_leftover);
         tcase_add_test(tc, test_killed_answer_pending_restore_times_out);
         tcase_add_test(tc, test_next_flusher_partial_putback_rereads_table);
+        tcase_add_test(tc, test_next_flusher_keeps_marks_it_could_not_put_back);
+        tcase_add_test(tc, test_next_flusher_puts_back_what_the_record_could_not);
+        tcase_add_test(tc, test_next_flusher_owes_restorequeueing_left_behind);
+        tcase_add_test(tc, test_next_flusher_record_says_what_is_left);
         tcase_add_test(tc, test_restorequeueing_fail_is_nothing_to_restore);
         tcase_add_test(tc, test_undo_renamed_map);
         tcase_add_test(tc, test_record_write_fails);

@@ -185,7 +185,7 @@ lab_run r timeout -s KILL 40 mpath-flush --json -v -t 8 "$map2"
 read_log_after 0
 t_diag "busy next flusher: mpath-flush -t 8 took $r_ms ms, exit $r_rc"
 t_like "busy next flusher: the record's restorequeueing did not get through" "$r_err" \
-        "$map2: queueing: Failed to restore queueing in multipathd"
+        "$map2: queueing: Failed to restore queueing in multipathd: no answer in time"
 t_is "busy next flusher: its queueing step found queueing on again (put back in the kernel from the record)" \
         "$(printf '%s' "$r_out" | jq -r '.maps[0].queueing.before')" true
 t_check_fails "busy next flusher: no remove started" sh -c 'printf "%s\n" "$1" | grep -q "$2: remove: starting"' _ "$r_err" "$map2"
