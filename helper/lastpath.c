@@ -98,6 +98,12 @@ static int act(struct lastpath *l, MpfLastpathDo what)
         if (what == MPF_LASTPATH_FAIL_AND_FLUSH) {
                 bool by_mpathd;
 
+                /* A record a dead flusher left would have the flush switch queueing on again (it
+                 * puts the map back as that flusher found it, from its lock step) over what the
+                 * policy switches off here: put it back first, so that the policy comes last. */
+                r = mpf_undo_leftover(o, uuid, l->p->deadline, NULL);
+                if (r == -ENOMEM)
+                        return r;
                 r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
                 if (r == -ENOMEM)
                         return r;

@@ -22,7 +22,8 @@ static struct fake {
         bool flush_saw_locked;
         bool flush_removes_path_seq; /* after a flush, paths() moves on */
         int message_r;
-        char log[1024]; /* ops in order: "lock paths policy fail flush ..." */
+        bool record_left; /* a flusher that died left its undo record: queueing off, both marks */
+        char log[1024];   /* ops in order: "lock paths policy fail flush ..." */
 } F;
 
 static void record(const char *what)
@@ -83,6 +84,10 @@ static int f_paths(void *u, const struct mpf_dm_info *map, char ***ret)
 static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 {
         ck_assert(F.locked);
+        if (strcmp(cmd, "restorequeueing map mpatha") == 0) {
+                record("mpathd-restore");
+                return 0;
+        }
         ck_assert_str_eq(cmd, "disablequeueing map mpatha");
         record("mpathd-disable");
         return -ENOENT;
@@ -91,9 +96,34 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
 static int f_message(void *u, const char *name, const char *msg)
 {
         ck_assert(F.locked);
+        ck_assert_str_eq(name, "mpatha");
+        if (strcmp(msg, "queue_if_no_path") == 0) {
+                record("queue_if_no_path");
+                return 0;
+        }
         ck_assert_str_eq(msg, "fail_if_no_path");
         record("fail_if_no_path");
         return F.message_r;
+}
+
+static int f_record_read(void *u, const char *uuid, struct mpf_undo *ret)
+{
+        ck_assert(F.locked);
+        if (!F.record_left)
+                return -ENOENT;
+        *ret = (struct mpf_undo){
+                .devt = 1, .kernel_queueing_disabled = true, .mpathd_queueing_disabled = true};
+        strcpy(ret->name, "mpatha");
+        strcpy(ret->uuid, uuid);
+        return 0;
+}
+
+static int f_record_write(void *u, const struct mpf_undo *rec)
+{
+        ck_assert(F.locked);
+        record(mpf_undo_empty(rec) ? "record-gone" : "record-kept");
+        F.record_left = !mpf_undo_empty(rec);
+        return 0;
 }
 
 static usec_t f_now(void *u)
@@ -133,6 +163,8 @@ static const struct mpf_ops ops = {
         .mpathd = f_mpathd,
         .message = f_message,
         .now = f_now,
+        .record_read = f_record_read,
+        .record_write = f_record_write,
 };
 
 static const struct mpf_lastpath_params params = {
@@ -221,6 +253,22 @@ START_TEST(test_always)
 }
 END_TEST
 
+/* A flusher that died left its undo record (queueing off, to be switched on again): the flush
+ * would put it back from its lock step, over the policy. It is put back first, and the policy
+ * switches queueing off after it. */
+START_TEST(test_always_after_a_record_left_behind)
+{
+        setup();
+        PATHS("");
+        F.policy = MPF_LAST_DEL_ALWAYS;
+        F.flush_result = MPF_RESULT_BUSY;
+        F.record_left = true;
+        ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), 0);
+        ck_assert_str_eq(F.log, "lock paths-none policy mpathd-restore queue_if_no_path record-gone "
+                                "mpathd-disable fail_if_no_path flush paths-none unlock ");
+}
+END_TEST
+
 START_TEST(test_always_fail_if_no_path_fails)
 {
         setup();
@@ -296,6 +344,7 @@ static Suite *lastpath_suite(void)
         tcase_add_test(tc, test_unused_removed);
         tcase_add_test(tc, test_unused_busy_keeps_queueing);
         tcase_add_test(tc, test_always);
+        tcase_add_test(tc, test_always_after_a_record_left_behind);
         tcase_add_test(tc, test_always_fail_if_no_path_fails);
         tcase_add_test(tc, test_never);
         tcase_add_test(tc, test_removal_while_running);

@@ -7,7 +7,10 @@
 # queueing is switched off and I/O to it fails at once. With multipathd running
 # (the policy read from "multipathd show config"), then with multipathd stopped
 # (only our rule and unit act; the policy read from "multipath -t"). The default
-# policy (unused) is B3-lastpath and F1-lastpath-queue.
+# policy (unused) is B3-lastpath and F1-lastpath-queue. The second round's
+# mounted map has an undo record left behind (a flusher and its guardian killed
+# as a unit's cgroup is, once queueing was off): it is put back first, and the
+# policy still switches queueing off.
 # mpf-lab: mode=full timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
@@ -23,12 +26,39 @@ unit_of() {
         systemd-escape --template=mpath-flush-lastpath@.service -- \
                 "$(dmsetup info -c --noheadings -o uuid "$1" | sed 's/^mpath-//')"
 }
-one_round() {  # one_round LABEL UNUSED MOUNTED WHERE-THE-POLICY-IS-READ
+# A flusher of $m and its guardian killed as a unit's cgroup is, once queueing is off: its undo
+# record is left, for the next flusher to switch queueing on again (as that one found it). To
+# kill it there, its flush step is made to stall (as E3's): a write owes the paths a cache
+# flush, and every SCSI command takes 1 s (scsi_debug delay) while the flush waits for it.
+leave_record() {
+        dbg=/sys/bus/pseudo/drivers/scsi_debug
+        err=$MPF_LAB_OUT/f2-kill.err
+        dd if=/dev/urandom of="/dev/mapper/$m" bs=64k count=4 status=none
+        lab_settle
+        echo 250 > "$dbg/delay"
+        systemd-run --scope --unit=mpf-f2-killed --quiet mpath-flush -v -t 20 "$m" 2> "$err" &
+        _pid=$!
+        _i=0
+        until grep -q "$m: flush: starting" "$err" || [ $_i -ge 200 ]; do sleep 0.05; _i=$((_i + 1)); done
+        echo 1 > "/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$_pid/cgroup")/cgroup.kill"
+        wait "$_pid"; _rc=$?
+        # scsi_debug takes the delay back once no command is in flight
+        _i=0
+        until echo 0 > "$dbg/delay" 2> /dev/null || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        _i=0
+        while pgrep -x mpath-flush > /dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        t_like "$label: a flusher of $m killed with its guardian in its flush step (exit $_rc)" \
+                "$(cat "$err")" "$m: flush: starting"
+        t_is "$label: ... left its record, queueing off, no process of it" \
+                "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep -c '^queueing-off kernel')/$(lab_map_queueing "$m" && echo on || echo off)/$(pgrep -x mpath-flush | wc -l)" 1/off/0
+}
+one_round() {  # one_round LABEL UNUSED MOUNTED WHERE-THE-POLICY-IS-READ [leave-record]
         label=$1 u=$2 m=$3 src=$4
         t_diag "$label: unused map $u, mounted map $m"
+        t_check "$label: $m queues before" lab_map_queueing "$m"
+        [ -z "${5:-}" ] || leave_record
         mkfs.ext4 -q "/dev/mapper/$m"
         mkdir -p "/mnt/$m" && mount "/dev/mapper/$m" "/mnt/$m"
-        t_check "$label: $m queues before" lab_map_queueing "$m"
 
         s=$(lab_ms)
         for p in $(lab_map_paths "$u"); do lab_path_delete "$p"; done
@@ -56,5 +86,8 @@ t_check "multipathd stops" lab_mpathd_stop
 # multipathd switches queueing off on every map when it stops; make the two maps
 # queue again (queue_without_daemon yes, or multipathd killed).
 for k in "$3" "$4"; do dmsetup message "$k" 0 queue_if_no_path; done
-one_round "without multipathd" "$3" "$4" "multipath -t"
+# The mounted map with a record left behind that says to switch queueing on again: the flush the
+# policy runs puts it back (from its lock step), and the policy must come last: queueing stays off.
+one_round "without multipathd" "$3" "$4" "multipath -t" leave-record
+t_is "without multipathd: no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 t_done
