@@ -99,11 +99,14 @@ static int act(struct lastpath *l, MpfLastpathDo what)
                 bool by_mpathd;
 
                 /* A record a dead flusher left would have the flush switch queueing on again (it
-                 * puts the map back as that flusher found it, from its lock step) over what the
-                 * policy switches off here: put it back first, so that the policy comes last. */
-                r = mpf_undo_leftover(o, uuid, l->p->deadline, NULL);
-                if (r == -ENOMEM)
-                        return r;
+                 * puts the map back as that flusher found it, from its lock step), over what the
+                 * policy switches off here for good: its queueing marks go (the flush still puts
+                 * back its partition maps). */
+                r = mpf_undo_forget_queueing(o, uuid);
+                if (r < 0)
+                        log_map(LOG_WARNING, r, name, uuid, "last-path",
+                                "Failed to drop the queueing marks of an undo record left behind: %m; "
+                                "queueing is switched off again after the flush, should it be put back");
                 r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
                 if (r == -ENOMEM)
                         return r;
@@ -125,6 +128,24 @@ static int act(struct lastpath *l, MpfLastpathDo what)
         if (r < 0) {
                 mpf_map_result_done(&res);
                 return r;
+        }
+        if (what == MPF_LASTPATH_FAIL_AND_FLUSH && res.queueing_after == 1 &&
+            res.result != MPF_RESULT_REMOVED && res.result != MPF_RESULT_ABSENT) {
+                /* put back from a record we could not drop: the policy comes last */
+                bool by_mpathd;
+
+                r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
+                if (r == -ENOMEM) {
+                        mpf_map_result_done(&res);
+                        return r;
+                }
+                if (r < 0 && r != -ENXIO) {
+                        log_map(LOG_ERR, r, name, uuid, "queueing",
+                                "the flush switched queueing on again, and it could not be switched off: "
+                                "%m");
+                        merge_status(l, MPF_EXIT_FAILED);
+                } else
+                        res.queueing_after = 0;
         }
         switch (res.result) {
         case MPF_RESULT_REMOVED:

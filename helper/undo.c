@@ -483,6 +483,28 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
         return failed ? -EIO : 0;
 }
 
+int mpf_undo_forget_queueing(const struct mpf_ops *o, const char *uuid)
+{
+        _cleanup_(mpf_undo_done) struct mpf_undo u = {};
+        int r;
+
+        r = o->record_read(o->userdata, uuid, &u);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (!u.kernel_queueing_disabled && !u.mpathd_queueing_disabled)
+                return 0;
+        u.kernel_queueing_disabled = u.mpathd_queueing_disabled = false;
+        r = o->record_write(o->userdata, &u); /* removed when nothing else is left */
+        if (r < 0)
+                return r;
+        log_map(LOG_NOTICE, 0, u.name, u.uuid, "last-path",
+                "an undo record was left (its flusher died mid-flush) that would switch queueing on "
+                "again: queueing stays off (flush_on_last_del always), that part of it is dropped");
+        return 1;
+}
+
 int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline, struct mpf_undo *ret_left)
 {
         _cleanup_(mpf_undo_done) struct mpf_undo u = {};

@@ -89,3 +89,9 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
  * partition maps taken over: it must have none of its own), for a flusher that goes on: the
  * record it writes next replaces this one, and must still say it. */
 int mpf_undo_leftover(const struct mpf_ops *o, const char *uuid, usec_t deadline, struct mpf_undo *ret_left);
+
+/* Drop the queueing marks of a record a flusher left (call with the map's lock held), so that
+ * nobody switches queueing on again from it: flush_on_last_del always has switched it off for
+ * good. The rest of the record (partition maps) stays. 1: marks dropped; 0: none (or no record);
+ * negative errno: the record could not be read or written. */
+int mpf_undo_forget_queueing(const struct mpf_ops *o, const char *uuid);

@@ -22,8 +22,11 @@ static struct fake {
         bool flush_saw_locked;
         bool flush_removes_path_seq; /* after a flush, paths() moves on */
         int message_r;
-        bool record_left; /* a flusher that died left its undo record: queueing off, both marks */
-        char log[1024];   /* ops in order: "lock paths policy fail flush ..." */
+        bool record_left;         /* a flusher that died left its undo record: queueing off, both marks */
+        int mpathd_restore_r;     /* restorequeueing's answer */
+        int flush_queueing_after; /* queueing as the flush reports it left (-1: unknown) */
+        int record_read_r;        /* reading the record fails so */
+        char log[1024];           /* ops in order: "lock paths policy fail flush ..." */
 } F;
 
 static void record(const char *what)
@@ -86,7 +89,7 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
         ck_assert(F.locked);
         if (strcmp(cmd, "restorequeueing map mpatha") == 0) {
                 record("mpathd-restore");
-                return 0;
+                return F.mpathd_restore_r;
         }
         ck_assert_str_eq(cmd, "disablequeueing map mpatha");
         record("mpathd-disable");
@@ -109,6 +112,9 @@ static int f_message(void *u, const char *name, const char *msg)
 static int f_record_read(void *u, const char *uuid, struct mpf_undo *ret)
 {
         ck_assert(F.locked);
+        ck_assert_str_eq(uuid, "mpath-36001405aaaa");
+        if (F.record_read_r < 0)
+                return F.record_read_r;
         if (!F.record_left)
                 return -ENOENT;
         *ret = (struct mpf_undo){
@@ -147,7 +153,12 @@ static int f_flush(const struct mpf_ops *ops, const struct mpf_flush_params *p, 
         F.flush_saw_locked = p->locked && F.locked;
         record("flush");
         ck_assert_str_eq(arg, "mpath-36001405aaaa");
-        *ret = (struct mpf_map_result){.result = F.flush_result, .step = MPF_STEP_DONE};
+        /* its lock step puts the map back from a record left behind, as the real one does */
+        (void)mpf_undo_leftover(ops, arg, p->deadline, NULL);
+        *ret = (struct mpf_map_result){.result = F.flush_result,
+                                       .step = MPF_STEP_DONE,
+                                       .queueing_before = -1,
+                                       .queueing_after = F.flush_queueing_after};
         ret->reason = strdup("test");
         if (F.flush_result == MPF_RESULT_REMOVED)
                 F.exists = false;
@@ -175,7 +186,10 @@ static const struct mpf_lastpath_params params = {
 
 static void setup(void)
 {
-        F = (struct fake){.exists = true, .policy = MPF_LAST_DEL_UNUSED, .flush_result = MPF_RESULT_REMOVED};
+        F = (struct fake){.exists = true,
+                          .policy = MPF_LAST_DEL_UNUSED,
+                          .flush_result = MPF_RESULT_REMOVED,
+                          .flush_queueing_after = -1};
 }
 
 #define PATHS(...)                                                                                          \
@@ -240,12 +254,18 @@ START_TEST(test_unused_busy_keeps_queueing)
 }
 END_TEST
 
-START_TEST(test_always)
+/* flush_on_last_del always, no path left, the map in use */
+static void setup_always_busy(void)
 {
         setup();
         PATHS("");
         F.policy = MPF_LAST_DEL_ALWAYS;
         F.flush_result = MPF_RESULT_BUSY;
+}
+
+START_TEST(test_always)
+{
+        setup_always_busy();
         ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), 0);
         /* queueing off under the lock, before the flush */
         ck_assert_str_eq(F.log,
@@ -254,27 +274,38 @@ START_TEST(test_always)
 END_TEST
 
 /* A flusher that died left its undo record (queueing off, to be switched on again): the flush
- * would put it back from its lock step, over the policy. It is put back first, and the policy
- * switches queueing off after it. */
+ * would put it back from its lock step, over the policy. Its queueing marks go first, and
+ * queueing is never switched on again, also when multipathd would not have answered
+ * restorequeueing (a put-back that keeps both marks). */
 START_TEST(test_always_after_a_record_left_behind)
 {
-        setup();
-        PATHS("");
-        F.policy = MPF_LAST_DEL_ALWAYS;
-        F.flush_result = MPF_RESULT_BUSY;
-        F.record_left = true;
+        for (int late = 0; late <= 1; late++) {
+                setup_always_busy();
+                F.record_left = true;
+                F.mpathd_restore_r = late ? -ETIMEDOUT : 0;
+                ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), 0);
+                ck_assert_str_eq(F.log, "lock paths-none policy record-gone mpathd-disable fail_if_no_path "
+                                        "flush paths-none unlock ");
+        }
+}
+END_TEST
+
+/* The record could not be read: the flush put queueing back on from it (it says so); the policy
+ * switches it off again after the flush. */
+START_TEST(test_always_policy_comes_last)
+{
+        setup_always_busy();
+        F.record_read_r = -EIO;
+        F.flush_queueing_after = 1;
         ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), 0);
-        ck_assert_str_eq(F.log, "lock paths-none policy mpathd-restore queue_if_no_path record-gone "
-                                "mpathd-disable fail_if_no_path flush paths-none unlock ");
+        ck_assert_str_eq(F.log, "lock paths-none policy mpathd-disable fail_if_no_path flush mpathd-disable "
+                                "fail_if_no_path paths-none unlock ");
 }
 END_TEST
 
 START_TEST(test_always_fail_if_no_path_fails)
 {
-        setup();
-        PATHS("");
-        F.policy = MPF_LAST_DEL_ALWAYS;
-        F.flush_result = MPF_RESULT_BUSY;
+        setup_always_busy();
         F.message_r = -EIO;
         ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), MPF_EXIT_FAILED);
 }
@@ -345,6 +376,7 @@ static Suite *lastpath_suite(void)
         tcase_add_test(tc, test_unused_busy_keeps_queueing);
         tcase_add_test(tc, test_always);
         tcase_add_test(tc, test_always_after_a_record_left_behind);
+        tcase_add_test(tc, test_always_policy_comes_last);
         tcase_add_test(tc, test_always_fail_if_no_path_fails);
         tcase_add_test(tc, test_never);
         tcase_add_test(tc, test_removal_while_running);

@@ -29,7 +29,8 @@ unit_of() {
 # A flusher of $m and its guardian killed as a unit's cgroup is, once queueing is off: its undo
 # record is left, for the next flusher to switch queueing on again (as that one found it). To
 # kill it there, its flush step is made to stall (as E3's): a write owes the paths a cache
-# flush, and every SCSI command takes 1 s (scsi_debug delay) while the flush waits for it.
+# flush, and every SCSI command takes 250 jiffies (1 s: this kernel has HZ=250; scsi_debug's
+# delay) while the flush waits for it.
 leave_record() {
         dbg=/sys/bus/pseudo/drivers/scsi_debug
         err=$MPF_LAB_OUT/f2-kill.err
@@ -40,17 +41,22 @@ leave_record() {
         _pid=$!
         _i=0
         until grep -q "$m: flush: starting" "$err" || [ $_i -ge 200 ]; do sleep 0.05; _i=$((_i + 1)); done
-        echo 1 > "/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$_pid/cgroup")/cgroup.kill"
+        _cg=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$_pid/cgroup")
+        t_like "$label: a flusher of $m in its own scope ($_cg)" "$_cg" 'mpf-f2-killed\.scope$'
+        echo 1 > "$_cg/cgroup.kill"
         wait "$_pid"; _rc=$?
         # scsi_debug takes the delay back once no command is in flight
         _i=0
         until echo 0 > "$dbg/delay" 2> /dev/null || [ $_i -ge 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        t_is "$label: SCSI commands are quick again" "$(cat "$dbg/delay")" 0
+        # the write-back worker dies once its cache flush is over
         _i=0
-        while pgrep -x mpath-flush > /dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+        while [ -s "$_cg/cgroup.procs" ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
         t_like "$label: a flusher of $m killed with its guardian in its flush step (exit $_rc)" \
                 "$(cat "$err")" "$m: flush: starting"
+        _rec=/run/mpath-flush/undo/$(dmsetup info -c --noheadings -o uuid "$m")
         t_is "$label: ... left its record, queueing off, no process of it" \
-                "$(cat /run/mpath-flush/undo/* 2> /dev/null | grep -c '^queueing-off kernel')/$(lab_map_queueing "$m" && echo on || echo off)/$(pgrep -x mpath-flush | wc -l)" 1/off/0
+                "$(grep -c '^queueing-off kernel' "$_rec" 2> /dev/null)/$(lab_map_queueing "$m" && echo on || echo off)/$(cat "$_cg/cgroup.procs" 2> /dev/null | wc -l)" 1/off/0
 }
 one_round() {  # one_round LABEL UNUSED MOUNTED WHERE-THE-POLICY-IS-READ [leave-record]
         label=$1 u=$2 m=$3 src=$4
@@ -71,10 +77,14 @@ one_round() {  # one_round LABEL UNUSED MOUNTED WHERE-THE-POLICY-IS-READ [leave-
         for p in $(lab_map_paths "$m"); do lab_path_delete "$p"; done
         t_check "$label: the lastpath unit for mounted $m switched queueing off" lab_wait_journal "$mu" \
                 "$m: .*flush_on_last_del is always \\($src, defaults section\\): queueing switched off"
+        [ -z "${5:-}" ] || t_check "$label: ... after it dropped the record's queueing marks" lab_wait_journal \
+                "$mu" "$m: last-path: an undo record was left .*queueing stays off"
         lab_wait_journal "$mu" "$m: .*in use, kept, queueing off" 10
         journalctl -b -u "$mu" -o short-monotonic --no-pager
         t_check "$label: mounted $m stays" lab_map_exists "$m"
         t_check_fails "$label: $m no longer queues" lab_map_queueing "$m"
+        # were it queueing (a regression), the read below would hang for good, and the guest with it
+        lab_map_queueing "$m" && dmsetup message "$m" 0 fail_if_no_path
         lab_run r timeout 20 dd if="/dev/mapper/$m" of=/dev/null bs=4096 count=1 iflag=direct
         t_check_fails "$label: a read of $m fails" test "$r_rc" -eq 0
         t_check "$label: ... at once (under 5 s), it does not hang" test "$r_ms" -lt 5000
