@@ -139,8 +139,9 @@ t_is "every map not removed is as found (tables, partition maps, not suspended)"
 t_is "no undo record is left" "$(ls /run/mpath-flush/undo/ 2> /dev/null | tr '\n' ' ')" ""
 
 # SIGKILL to a run while its worker processes flush (the second "partitions: starting" logged):
-# the workers die with it (the log reader sees EOF), and within 3 s every map is gone or exactly
-# as found (the guardian put back the maps in flight).
+# the workers die with it (the log reader sees EOF), and within the contract's about 3 s (checked
+# with this emulated guest's margin, below) every map is gone or exactly as found (the guardian put
+# back the maps in flight).
 before=$(state)
 fifo=$MPF_LAB_OUT/kill.fifo
 mkfifo "$fifo"
@@ -157,11 +158,14 @@ done < "$fifo"
 t_eof=$(lab_ms)
 wait "$pid"
 t_is "killed by SIGKILL in the middle of the pool" "$killed:$?" 1:137
-t_check "the log ended within 1.5 s ($((t_eof - t_kill)) ms)" test $((t_eof - t_kill)) -lt 1500
+# the shell reads what was still in the pipe a byte at a time first (0.6-1.3 s on this emulated
+# guest, 2026-12-01); a guardian holding the pipe would make it last until its exit (4 s or more)
+t_check "the log ended within 2.5 s ($((t_eof - t_kill)) ms)" test $((t_eof - t_kill)) -lt 2500
 # the workers log through the run's pipe, not to our reader: see them go themselves
 i=0
 while [ -n "$(pgrep -x mpath-flush-w)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-t_is "the workers (and their write-back workers, same name) died with it, within 5 s ($(($(lab_ms) - t_kill)) ms)" "$(pgrep -x mpath-flush-w)" ""
+t_gone=$(lab_ms)
+t_is "the workers (and their write-back workers, same name) died with it, within 5 s ($((t_gone - t_kill)) ms)" "$(pgrep -x mpath-flush-w)" ""
 # each map left is exactly as it was before the run (its line of state)
 as_found() {
         state | while IFS= read -r l; do
@@ -171,10 +175,14 @@ as_found() {
 # the guardian exits once it has put back every map it was handed
 i=0
 while [ -n "$(pgrep -x mpath-flush-gd)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-took=$(($(lab_ms) - t_kill))
-# The contract's 3 s, with room for this emulated guest on a loaded host (3.5-3.9 s seen there);
-# one map after another took 5.9 s with 8 maps in flight, and no put-back never ends.
-t_check "the guardian put the maps back and exited within about 3 s ($took ms)" test "$took" -lt 5000
+took=$(($(lab_ms) - t_kill)) gd=$(($(lab_ms) - t_gone))
+# The contract's "about 3 s" holds the killed run's processes' going too, which alone took
+# 2.6-4.0 s in this emulated guest on 2026-12-01 (the code of 99ef9fe and of this commit alike:
+# 4.0-6.0 s in all on a quiet host, 5.9 s beside one other guest): the whole is checked with
+# 2.5 times the contract's 3 s. What the put-back itself takes once they are gone (1.3-2.2 s
+# seen) is checked on its own: one map after another took 5.9 s in all with 8 maps in flight.
+t_check "the guardian put the maps back and exited within 7.5 s of the kill ($took ms)" test "$took" -lt 7500
+t_check "... within 3.5 s of the run's processes being gone, putting the maps back at once ($gd ms)" test "$gd" -lt 3500
 t_diag "$(lab_maps | wc -l) maps left after the kill"
 t_check "every map is gone or exactly as found" as_found
 t_is "no worker is left" "$(pgrep -x mpath-flush-w | wc -l)" 0
