@@ -22,11 +22,11 @@ static struct fake {
         bool flush_saw_locked;
         bool flush_removes_path_seq; /* after a flush, paths() moves on */
         int message_r;
-        bool record_left;         /* a flusher that died left its undo record: queueing off, both marks */
-        int mpathd_restore_r;     /* restorequeueing's answer */
-        int flush_queueing_after; /* queueing as the flush reports it left (-1: unknown) */
-        int record_read_r;        /* reading the record fails so */
-        char log[1024];           /* ops in order: "lock paths policy fail flush ..." */
+        bool record_left;            /* a flusher that died left its undo record: queueing off, both marks */
+        int mpathd_restore_r;        /* restorequeueing's answer */
+        int flush_queueing_after;    /* queueing as the flush reports it left (-1: unknown) */
+        unsigned record_write_fails; /* the first this many record writes fail (EIO), changing nothing */
+        char log[1024];              /* ops in order: "lock paths policy fail flush ..." */
 } F;
 
 static void record(const char *what)
@@ -113,8 +113,6 @@ static int f_record_read(void *u, const char *uuid, struct mpf_undo *ret)
 {
         ck_assert(F.locked);
         ck_assert_str_eq(uuid, "mpath-36001405aaaa");
-        if (F.record_read_r < 0)
-                return F.record_read_r;
         if (!F.record_left)
                 return -ENOENT;
         *ret = (struct mpf_undo){
@@ -127,6 +125,11 @@ static int f_record_read(void *u, const char *uuid, struct mpf_undo *ret)
 static int f_record_write(void *u, const struct mpf_undo *rec)
 {
         ck_assert(F.locked);
+        if (F.record_write_fails > 0) {
+                F.record_write_fails--;
+                record("record-write-fails");
+                return -EIO;
+        }
         record(mpf_undo_empty(rec) ? "record-gone" : "record-kept");
         F.record_left = !mpf_undo_empty(rec);
         return 0;
@@ -290,16 +293,19 @@ START_TEST(test_always_after_a_record_left_behind)
 }
 END_TEST
 
-/* The record could not be read: the flush put queueing back on from it (it says so); the policy
- * switches it off again after the flush. */
+/* The record's queueing marks could not be dropped (rewriting it failed): the flush puts queueing
+ * back on from it and says so in its result; the policy switches it off again after the flush. */
 START_TEST(test_always_policy_comes_last)
 {
         setup_always_busy();
-        F.record_read_r = -EIO;
+        F.record_left = true;
+        F.record_write_fails = 1;
         F.flush_queueing_after = 1;
         ck_assert_int_eq(mpf_lastpath(&ops, &params, "36001405aaaa"), 0);
-        ck_assert_str_eq(F.log, "lock paths-none policy mpathd-disable fail_if_no_path flush mpathd-disable "
-                                "fail_if_no_path paths-none unlock ");
+        ck_assert_str_eq(F.log,
+                         "lock paths-none policy record-write-fails mpathd-disable fail_if_no_path flush "
+                         "mpathd-restore queue_if_no_path record-gone mpathd-disable fail_if_no_path "
+                         "paths-none unlock ");
 }
 END_TEST
 
