@@ -10,7 +10,7 @@
 # (no deadlock), --all exits 4 and the other 0. The maps were flushed concurrently: one map's
 # remove starts while another's is in flight (the -v log, in the order it was written), which
 # cannot happen one map after another (--jobs 1).
-# mpf-lab: mode=fast timeout=600
+# mpf-lab: mode=fast timeout=600 cpu=heavy
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 32 multipathd

@@ -18,7 +18,7 @@
 # the same way, by the unit instance with the escaped name.
 # Negative control (not in the suite): the rule as it was, "systemctl start":
 #   tests/vm/run --set F3_START=1 --name F3-start tests/vm/scenarios/F3-lastpath-gaps.sh
-# mpf-lab: mode=full timeout=300
+# mpf-lab: mode=full timeout=300 cpu=heavy
 . /usr/lib/mpf-lab/lib.sh
 
 t_check "the system finished booting" systemctl is-system-running --wait

@@ -11,7 +11,7 @@
 # symlink, no rule, no file). Installed again, the system powers off through the
 # enabled pair: the host (G1-package.host) checks that each map got
 # mpath-flush's journal line at shutdown, within B4's bound.
-# mpf-lab: mode=full install=deb timeout=420
+# mpf-lab: mode=full install=deb timeout=420 cpu=heavy
 . /usr/lib/mpf-lab/lib.sh
 
 deb=$(ls /usr/lib/mpf-lab/packages/mpath-flush_*.deb)
