@@ -267,6 +267,8 @@ lab_maps_create() {
                 # multipath may have run before every path was there: try again now and then
                 if [ $((_i % 50)) -eq 0 ] && ! lab_mpathd_running; then multipath -v0 > /dev/null 2>&1; fi
         done
+        # sysfs has a map from its first table load, dmsetup lists it once it is resumed
+        while [ "$(lab_maps | wc -l)" -lt "$_want" ] && [ $_i -lt 1200 ]; do sleep 0.1; _i=$((_i + 1)); done
         lab_settle
         [ "$(lab_maps | wc -l)" -ge "$_want" ]
 }

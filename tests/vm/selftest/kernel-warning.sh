@@ -6,7 +6,7 @@
 # with a call trace (nothing is written to the kernel log from user space). The
 # wait is an fsync waiting for write-back (direct I/O waits are exempt from the
 # detector). The device is resumed afterwards, so the guest powers off normally.
-# mpf-lab: mode=fast timeout=90
+# mpf-lab: mode=fast timeout=120
 . /usr/lib/mpf-lab/lib.sh
 modprobe dm-mod
 echo 2 > /proc/sys/kernel/hung_task_timeout_secs

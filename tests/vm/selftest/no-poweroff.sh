@@ -3,7 +3,7 @@
 # Runner self-test: the scenario passes, but leaves dirty pages on a queueing map
 # with no paths, so the guest's final sync blocks and it never powers off (the
 # shutdown hang users report).
-# mpf-lab: mode=fast timeout=75
+# mpf-lab: mode=fast timeout=100
 . /usr/lib/mpf-lab/lib.sh
 lab_udev_start
 lab_san 1
