@@ -168,10 +168,13 @@ lab_udev_stop() {
         if lab_full; then systemctl stop systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
         else udevadm control --exit; fi
 }
+# udev's queue empty: the state a scenario's next step may rely on. A big SAN's path events
+# take over a minute of emulated CPU on a loaded host (64 paths: sg3-utils-udev's sg_inq and
+# sed, `multipath -u`), so the wait is long; going on too early is what fails later.
 lab_settle() {
         [ -e /run/udev/control ] || return 0
-        udevadm settle -t 60 && return 0
-        t_diag "udev's queue was not empty after 60 s (udevadm settle timed out)"
+        udevadm settle -t 180 && return 0
+        t_diag "udev's queue was not empty after 180 s (udevadm settle timed out)"
 }
 
 lab_san() {

@@ -19,8 +19,19 @@ set -- $(lab_maps)
 # rest plain. The pool starts the first maps at once (8 with 2 CPUs).
 m1=$1 m2=$2 m3=$3 m4=$4 x=$5 p1=$6 p2=$7 q1=$8 q2=$9 y=${10}
 # scsi_debug LUNs share one store: one ext4 (superblock at 1 KiB) and one DOS label (sector 0)
-# show on every LUN; the partition maps are made for p1 and p2 only
+# show on every LUN. The 4 maps are mounted before the label is written: a map udev probes
+# after that (an event still queued on a slow host) would get kpartx's partition maps, and
+# those hold it, so that it cannot be mounted. The partition maps are made for p1 and p2 only.
 mkfs.ext4 -q -F "/dev/mapper/$m1"
+lab_settle
+i=0
+for m in "$m1" "$m2" "$m3" "$m4"; do
+        i=$((i + 1))
+        mkdir -p "/mnt/m$i"
+        mount -t ext4 -o ro,noload "/dev/mapper/$m" "/mnt/m$i" ||
+                t_fail "mount $m" "holders: $(ls "/sys/block/$(lab_map_dev "$m")/holders" | tr '\n' ' ')"
+done
+t_is "4 maps mounted" "$(grep -c ' /mnt/m[1-4] ' /proc/mounts)" 4
 printf 'label: dos\n,16M,L\n,16M,L\n' | sfdisk -q --wipe never "/dev/mapper/$p1"
 lab_settle
 for m in "$p1" "$p2"; do [ -e "/dev/mapper/$m-part2" ] || kpartx -a -p -part "/dev/mapper/$m"; done
@@ -28,13 +39,7 @@ lab_settle
 t_check "$p1 and $p2 have two partition maps each" sh -c \
         "dmsetup info $p1-part1 && dmsetup info $p1-part2 && dmsetup info $p2-part1 && dmsetup info $p2-part2" \
         > /dev/null
-i=0
-for m in "$m1" "$m2" "$m3" "$m4"; do
-        i=$((i + 1))
-        mkdir -p "/mnt/m$i"
-        mount -t ext4 -o ro,noload "/dev/mapper/$m" "/mnt/m$i" || t_fail "mount $m"
-done
-t_is "4 maps mounted" "$(grep -c ' /mnt/m[1-4] ' /proc/mounts)" 4
+t_diag "partition maps: $(dmsetup ls | awk '$1 ~ /-part[0-9]+$/ { print $1 }' | sort | tr '\n' ' ')"
 for m in "$q1" "$q2"; do
         t_check "$m queues" lab_map_queueing "$m"
         for p in $(lab_map_paths "$m"); do lab_path_offline "$p"; done
