@@ -157,9 +157,10 @@ static int dev_info_by_path(void *u, const char *path, struct mpf_dm_info *ret)
         return mpf_dm_info_by_devt(st.st_rdev, ret);
 }
 
-static int dev_table(void *u, const char *name, unsigned *ret_n, char **ret_type, char **ret_params)
+static int dev_table(void *u, const char *name, const char *uuid, unsigned *ret_n, char **ret_type,
+                     char **ret_params)
 {
-        return mpf_dm_table(name, ret_n, ret_type, ret_params);
+        return mpf_dm_table(name, uuid, ret_n, ret_type, ret_params);
 }
 
 static int dev_targets(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n)
@@ -182,6 +183,7 @@ static int dev_targets(void *u, const struct mpf_dm_info *map, struct mpf_target
         if (!all)
                 return -ENOMEM;
         snprintf(all[0].name, sizeof(all[0].name), "%s", map->name);
+        snprintf(all[0].uuid, sizeof(all[0].uuid), "%s", map->uuid);
         snprintf(all[0].kname, sizeof(all[0].kname), "%s", kname);
         all[0].devt = map->devt;
         if (n > 0)
@@ -446,9 +448,9 @@ static void dev_unlock(void *u, void *lock)
         free(l);
 }
 
-static int dev_message(void *u, const char *name, const char *msg)
+static int dev_message(void *u, const char *name, const char *uuid, const char *msg)
 {
-        return mpf_dm_message(name, msg);
+        return mpf_dm_message(name, uuid, msg);
 }
 
 static int dev_mpathd(void *u, const char *cmd, usec_t deadline)
@@ -491,16 +493,19 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
         char kname[32];
         int r;
 
-        /* read-only: closing a writable fd makes udev's inotify watch re-run blkid */
-        if (asprintf_safe(&p, "/dev/mapper/%s", map->name) < 0)
-                return -ENOMEM;
-        fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT) {
-                r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
-                if (r < 0)
-                        return r;
-                p = mfree(p);
+        /* The kernel's node, found by the map's dev_t: /dev/mapper/NAME may be another map's by now
+         * (renamed, two aliases swapped), and an O_EXCL open of another map, however brief, could
+         * fail its owner's mount. /dev/mapper/NAME only when there is no such node (no devtmpfs).
+         * Read-only: closing a writable fd makes udev's inotify watch re-run blkid. */
+        r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
+        if (r >= 0) {
                 if (asprintf_safe(&p, "/dev/%s", kname) < 0)
+                        return -ENOMEM;
+                fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
+        }
+        if (r < 0 || (fd < 0 && errno == ENOENT)) {
+                p = mfree(p);
+                if (asprintf_safe(&p, "/dev/mapper/%s", map->name) < 0)
                         return -ENOMEM;
                 fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
         }
@@ -532,13 +537,13 @@ static int dev_flush(void *u, int fd, usec_t deadline, pid_t *ret_stuck)
         return r;
 }
 
-static int dev_active_paths(void *u, const char *name)
+static int dev_active_paths(void *u, const char *name, const char *uuid)
 {
         _cleanup_(freep) char *type = NULL, *status = NULL;
         unsigned n = 0;
         int r;
 
-        r = mpf_dm_status(name, &n, &type, &status);
+        r = mpf_dm_status(name, uuid, &n, &type, &status);
         if (r < 0)
                 return r;
         if (n != 1 || !type || strcmp(type, MPF_MULTIPATH_TARGET) != 0)
@@ -560,14 +565,14 @@ static int dev_release(void *u, int fd, bool write_back, usec_t until, pid_t *re
         return mpf_syncer_close(d->syncer, write_back, until, ret_stuck);
 }
 
-static int dev_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
+static int dev_remove(void *u, const char *name, const char *uuid, bool deferred, uint32_t *cookie)
 {
-        return mpf_dm_remove(name, deferred, cookie);
+        return mpf_dm_remove(name, uuid, deferred, cookie);
 }
 
-static int dev_save(void *u, const char *name, struct mpf_dm_saved *ret)
+static int dev_save(void *u, const char *name, const char *uuid, struct mpf_dm_saved *ret)
 {
-        return mpf_dm_save(name, ret);
+        return mpf_dm_save(name, uuid, ret);
 }
 
 static int dev_create(void *u, const struct mpf_dm_saved *s, uint32_t *cookie)
@@ -694,7 +699,7 @@ int mpf_uevent_seqnum(const char *sysfs, uint64_t *ret)
         return 0;
 }
 
-static int dev_remove_watched(void *u, const char *name, uint64_t *ret_seqnum)
+static int dev_remove_watched(void *u, const char *name, const char *uuid, uint64_t *ret_seqnum)
 {
         struct mpf_device *d = u;
 
@@ -707,7 +712,7 @@ static int dev_remove_watched(void *u, const char *name, uint64_t *ret_seqnum)
          * of the devt counts, as it did before we knew of the seqnum. */
         if (mpf_uevent_seqnum(d->roots.sysfs, ret_seqnum) < 0)
                 *ret_seqnum = 0;
-        return mpf_dm_remove_uncookied(name);
+        return mpf_dm_remove_uncookied(name, uuid);
 }
 
 bool mpf_removed_matches(const struct mpf_removed *m, dev_t devnum, uint64_t seqnum)

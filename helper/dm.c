@@ -137,16 +137,33 @@ int mpf_dm_info_by_devt(dev_t devt, struct mpf_dm_info *ret)
         return info_run(dmt, ret);
 }
 
-/* Run a DM_DEVICE_TABLE or DM_DEVICE_STATUS task on the map called name: the task (its targets are
- * read with dm_get_next_target()) and the map's info. -ENXIO if there is no such map. */
-static int run_table_task(int task, const char *name, struct dm_task **ret, struct dm_info *ret_info)
+static bool have(const char *s)
+{
+        return s && s[0] != '\0';
+}
+
+/* The map a task acts on: by UUID when it has one (dm.h says why), else by name. The kernel takes
+ * one or the other, never both. */
+static int set_map(struct dm_task *dmt, const char *name, const char *uuid)
+{
+        if (have(uuid))
+                return dm_task_set_uuid(dmt, uuid) ? 0 : -EINVAL;
+        return have(name) && dm_task_set_name(dmt, name) ? 0 : -EINVAL;
+}
+
+/* Run a DM_DEVICE_TABLE or DM_DEVICE_STATUS task on the map: the task (its targets are read with
+ * dm_get_next_target()) and the map's info. -ENXIO if there is no such map. */
+static int run_table_task(int task, const char *name, const char *uuid, struct dm_task **ret,
+                          struct dm_info *ret_info)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(task);
+        int r;
 
         if (!dmt)
                 return -ENOMEM;
-        if (!dm_task_set_name(dmt, name))
-                return -EINVAL;
+        r = set_map(dmt, name, uuid);
+        if (r < 0)
+                return r;
         if (!dm_task_run(dmt))
                 return task_errno(dmt, -EIO);
         if (!dm_task_get_info(dmt, ret_info))
@@ -158,8 +175,8 @@ static int run_table_task(int task, const char *name, struct dm_task **ret, stru
 }
 
 /* DM_DEVICE_TABLE or DM_DEVICE_STATUS: the number of targets, the first one's type and parameters. */
-static int first_target(int task, const char *name, unsigned *ret_n_targets, char **ret_type,
-                        char **ret_params)
+static int first_target(int task, const char *name, const char *uuid, unsigned *ret_n_targets,
+                        char **ret_type, char **ret_params)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
         _cleanup_(freep) char *type = NULL, *params = NULL;
@@ -168,7 +185,7 @@ static int first_target(int task, const char *name, unsigned *ret_n_targets, cha
         unsigned n = 0;
         int r;
 
-        r = run_table_task(task, name, &dmt, &i);
+        r = run_table_task(task, name, uuid, &dmt, &i);
         if (r < 0)
                 return r;
         do {
@@ -194,23 +211,29 @@ static int first_target(int task, const char *name, unsigned *ret_n_targets, cha
         return 0;
 }
 
-int mpf_dm_table(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_params)
+int mpf_dm_table(const char *name, const char *uuid, unsigned *ret_n_targets, char **ret_type,
+                 char **ret_params)
 {
-        return first_target(DM_DEVICE_TABLE, name, ret_n_targets, ret_type, ret_params);
+        return first_target(DM_DEVICE_TABLE, name, uuid, ret_n_targets, ret_type, ret_params);
 }
 
-int mpf_dm_status(const char *name, unsigned *ret_n_targets, char **ret_type, char **ret_status)
+int mpf_dm_status(const char *name, const char *uuid, unsigned *ret_n_targets, char **ret_type,
+                  char **ret_status)
 {
-        return first_target(DM_DEVICE_STATUS, name, ret_n_targets, ret_type, ret_status);
+        return first_target(DM_DEVICE_STATUS, name, uuid, ret_n_targets, ret_type, ret_status);
 }
 
-int mpf_dm_message(const char *name, const char *msg)
+int mpf_dm_message(const char *name, const char *uuid, const char *msg)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_TARGET_MSG);
+        int r;
 
         if (!dmt)
                 return -ENOMEM;
-        if (!dm_task_set_name(dmt, name) || !dm_task_set_sector(dmt, 0) || !dm_task_set_message(dmt, msg))
+        r = set_map(dmt, name, uuid);
+        if (r < 0)
+                return r;
+        if (!dm_task_set_sector(dmt, 0) || !dm_task_set_message(dmt, msg))
                 return -EINVAL;
         if (!dm_task_run(dmt))
                 return task_errno(dmt, -EIO);
@@ -232,20 +255,23 @@ static int run_on_cookie(struct dm_task *dmt, uint32_t *cookie)
         return 0;
 }
 
-int mpf_dm_remove(const char *name, bool deferred, uint32_t *cookie)
+int mpf_dm_remove(const char *name, const char *uuid, bool deferred, uint32_t *cookie)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
+        int r;
 
         if (!dmt)
                 return -ENOMEM;
-        if (!dm_task_set_name(dmt, name))
-                return -EINVAL;
+        /* without udev, libdevmapper removes the node by the name it was given */
+        r = set_map(dmt, name, dm_udev_get_sync_support() ? uuid : NULL);
+        if (r < 0)
+                return r;
         if (deferred && !dm_task_deferred_remove(dmt))
                 return -EOPNOTSUPP;
         return run_on_cookie(dmt, cookie);
 }
 
-int mpf_dm_remove_uncookied(const char *name)
+int mpf_dm_remove_uncookied(const char *name, const char *uuid)
 {
         struct dm_ioctl dmi = {
                 .version = {DM_VERSION_MAJOR, 0, 0},
@@ -255,9 +281,15 @@ int mpf_dm_remove_uncookied(const char *name)
         };
         _cleanup_(closep) int fd = -EBADF;
 
-        if (strlen(name) >= sizeof(dmi.name))
-                return -EINVAL;
-        memcpy(dmi.name, name, strlen(name) + 1);
+        if (have(uuid)) { /* dm.h says why; the kernel takes a name or a UUID, never both */
+                if (strlen(uuid) >= sizeof(dmi.uuid))
+                        return -EINVAL;
+                memcpy(dmi.uuid, uuid, strlen(uuid) + 1);
+        } else {
+                if (!have(name) || strlen(name) >= sizeof(dmi.name))
+                        return -EINVAL;
+                memcpy(dmi.name, name, strlen(name) + 1);
+        }
         fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
@@ -278,7 +310,7 @@ void mpf_dm_saved_done(struct mpf_dm_saved *s)
         *s = (struct mpf_dm_saved){};
 }
 
-int mpf_dm_save(const char *name, struct mpf_dm_saved *ret)
+int mpf_dm_save(const char *name, const char *uuid, struct mpf_dm_saved *ret)
 {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
         struct mpf_dm_saved s = {};
@@ -287,10 +319,11 @@ int mpf_dm_save(const char *name, struct mpf_dm_saved *ret)
         void *next = NULL;
         int r;
 
-        r = run_table_task(DM_DEVICE_TABLE, name, &dmt, &i);
+        r = run_table_task(DM_DEVICE_TABLE, name, uuid, &dmt, &i);
         if (r < 0)
                 return r;
-        snprintf(s.name, sizeof(s.name), "%s", name);
+        u = dm_task_get_name(dmt);
+        snprintf(s.name, sizeof(s.name), "%s", u && u[0] ? u : name);
         u = dm_task_get_uuid(dmt);
         snprintf(s.uuid, sizeof(s.uuid), "%s", u ? u : "");
         s.read_only = i.read_only;
@@ -377,7 +410,7 @@ int mpf_dm_list_multipath(char ***ret_names)
                                 return r;
                         if (!info.exists || !mpf_uuid_is_mpath(info.uuid))
                                 continue;
-                        r = mpf_dm_table(n->name, &n_targets, &type, NULL);
+                        r = mpf_dm_table(n->name, info.uuid, &n_targets, &type, NULL);
                         if (r == -ENXIO)
                                 continue;
                         if (r < 0)

@@ -111,6 +111,17 @@ static void step_debug(const struct flush *f, MpfStep step, const char *what)
         log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, mpf_step_to_string(step), "%s", what);
 }
 
+/* The map or one of its partition maps as it is now, found by its UUID when it has one: its name
+ * may belong to another map by now (dm.h). */
+static int lookup(const struct flush *f, const char *name, const char *uuid, struct mpf_dm_info *ret)
+{
+        const struct mpf_ops *o = f->ops;
+
+        if (uuid && uuid[0])
+                return o->info_by_uuid(o->userdata, uuid, ret);
+        return o->info_by_name(o->userdata, name, ret);
+}
+
 static int set_identity(struct flush *f, const struct mpf_dm_info *info)
 {
         f->map = *info;
@@ -288,7 +299,7 @@ static int read_table(struct flush *f, MpfStep step)
         unsigned n_targets = 0;
         int r;
 
-        r = o->table(o->userdata, f->map.name, &n_targets, &type, &params);
+        r = o->table(o->userdata, f->map.name, f->map.uuid, &n_targets, &type, &params);
         if (r == -ENXIO)
                 return stop(f, MPF_RESULT_ABSENT, step, "the map disappeared") + 1;
         if (r < 0)
@@ -394,7 +405,7 @@ static int undo_leftover(struct flush *f)
         /* that record stays until ours replaces it, or goes when we have put the rest back */
         f->recorded = !mpf_undo_empty(&f->undo);
         f->mpathd_left = f->undo.mpathd_queueing_disabled;
-        r = f->ops->table(f->ops->userdata, f->map.name, &n, &type, &params);
+        r = f->ops->table(f->ops->userdata, f->map.name, f->map.uuid, &n, &type, &params);
         if (r < 0 || n != 1 || !params)
                 return 0;
         r = mpf_features_queue_if_no_path(params);
@@ -465,15 +476,13 @@ static int step_lock(struct flush *f, bool *done)
  * nothing to find. Returns 1 in that case, 0 when the scan must tell who uses it. */
 static int nobody_opens(struct flush *f)
 {
-        const struct mpf_ops *o = f->ops;
-
         if (f->map.open_count < 0 || (size_t)f->map.open_count > f->n_targets - 1)
                 return 0;
         for (size_t i = 1; i < f->n_targets; i++) {
                 struct mpf_dm_info info;
                 int r;
 
-                r = o->info_by_name(o->userdata, f->targets[i].name, &info);
+                r = lookup(f, f->targets[i].name, f->targets[i].uuid, &info);
                 if (r < 0)
                         return r;
                 if (info.exists && info.open_count != 0)
@@ -608,7 +617,7 @@ static int unexplained_user(struct flush *f, char **ret_why)
         *ret_why = NULL;
         if (bl->unexplained_opens == 0 || mpf_blockers_any(bl))
                 return 0;
-        n = o->active_paths(o->userdata, f->map.name);
+        n = o->active_paths(o->userdata, f->map.name, f->map.uuid);
         if (n == 0)
                 return 0; /* queued I/O: the queueing step fails it, the flush drains it */
 
@@ -624,12 +633,12 @@ static int unexplained_user(struct flush *f, char **ret_why)
                 if (d == 0)
                         break;
                 o->sleep_until(o->userdata, t + d);
-                r = o->info_by_name(o->userdata, f->map.name, &before);
+                r = lookup(f, f->map.name, f->map.uuid, &before);
                 if (r >= 0)
                         r = o->scan_usage(o->userdata, f->targets, f->n_targets, f->p->deadline, &cur,
                                           &explained);
                 if (r >= 0)
-                        r = o->info_by_name(o->userdata, f->map.name, &after);
+                        r = lookup(f, f->map.name, f->map.uuid, &after);
                 if (r < 0) {
                         mpf_blockers_done(&cur);
                         return r;
@@ -755,8 +764,8 @@ static bool mpathd_disabled(int r, const char *name, const char *uuid, const cha
         return false;
 }
 
-int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadline, bool *ret_mpathd,
-                         bool *ret_pending)
+int mpf_queueing_disable(const struct mpf_ops *o, const char *name, const char *uuid, usec_t deadline,
+                         bool *ret_mpathd, bool *ret_pending)
 {
         _cleanup_(freep) char *cmd = NULL;
         bool wait = !ret_pending || !o->mpathd_send;
@@ -772,8 +781,8 @@ int mpf_queueing_disable(const struct mpf_ops *o, const char *name, usec_t deadl
         if (ret_pending)
                 *ret_pending = r == -EINPROGRESS;
         /* sent without waiting, "in progress" is what we asked for */
-        *ret_mpathd = !wait && r == -EINPROGRESS ? true : mpathd_disabled(r, name, NULL, "queueing");
-        return o->message(o->userdata, name, "fail_if_no_path");
+        *ret_mpathd = !wait && r == -EINPROGRESS ? true : mpathd_disabled(r, name, uuid, "queueing");
+        return o->message(o->userdata, name, uuid, "fail_if_no_path");
 }
 
 static int step_queueing(struct flush *f, bool *done)
@@ -814,7 +823,8 @@ static int step_queueing(struct flush *f, bool *done)
                             strerror(-r));
         }
         sent = now(f);
-        r = mpf_queueing_disable(o, f->map.name, f->p->deadline, &by_mpathd, &f->undo.mpathd_reply_pending);
+        r = mpf_queueing_disable(o, f->map.name, f->map.uuid, f->p->deadline, &by_mpathd,
+                                 &f->undo.mpathd_reply_pending);
         f->undo.mpathd_queueing_disabled = by_mpathd || f->mpathd_left;
         /* sent without waiting: read_mpathd_answer() reads the answer (else it was waited for) */
         if (o->mpathd_send && f->undo.mpathd_reply_pending)
@@ -837,12 +847,12 @@ static int step_queueing(struct flush *f, bool *done)
 /* ---- 5 partitions ---- */
 
 /* Keep what it takes to make a partition map again, and write it down, before it is removed. */
-static int save_partition(struct flush *f, const char *name)
+static int save_partition(struct flush *f, const struct mpf_target *t)
 {
         struct mpf_dm_saved s = {};
         int r;
 
-        r = f->ops->save(f->ops->userdata, name, &s);
+        r = f->ops->save(f->ops->userdata, t->name, t->uuid, &s);
         if (r < 0)
                 return r;
         r = mpf_undo_add_saved(&f->undo, &s);
@@ -866,7 +876,7 @@ static int step_partitions(struct flush *f, bool *done)
                 const struct mpf_target *t = &f->targets[i];
                 struct mpf_dm_info info;
 
-                r = o->info_by_name(o->userdata, t->name, &info);
+                r = lookup(f, t->name, t->uuid, &info);
                 if (r < 0) {
                         restore_queueing(f);
                         return stop(f, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, "cannot look up %s: %s",
@@ -885,7 +895,7 @@ static int step_partitions(struct flush *f, bool *done)
                         return stop(f, MPF_RESULT_TIMEOUT, MPF_STEP_PARTITIONS,
                                     "the deadline passed during this step");
                 }
-                r = save_partition(f, t->name);
+                r = save_partition(f, t);
                 if (r == -ENXIO)
                         continue;
                 if (r == -ENOMEM)
@@ -898,7 +908,7 @@ static int step_partitions(struct flush *f, bool *done)
                 }
                 log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, "partitions", "removing partition map %s",
                         t->name);
-                r = o->remove(o->userdata, t->name, false, &f->cookie);
+                r = o->remove(o->userdata, t->name, t->uuid, false, &f->cookie);
                 f->udev_pending = true;
                 if (r < 0) /* not removed by us: nothing to make again */
                         mpf_undo_drop_last(&f->undo);
@@ -969,7 +979,7 @@ static int step_claim(struct flush *f, bool *done)
  * (the result says why, naming the write-back as `what`). */
 static int writeback_outcome(struct flush *f, int r, pid_t stuck, MpfStep step, const char *what)
 {
-        if (r == -EIO && f->ops->active_paths(f->ops->userdata, f->map.name) == 0) {
+        if (r == -EIO && f->ops->active_paths(f->ops->userdata, f->map.name, f->map.uuid) == 0) {
                 /* Data could not be written, and no path is usable: it failed for lack of a path
                  * (once queueing is off, or earlier: the error is reported to whoever syncs first).
                  * Its pages are no longer dirty; keeping the map saves none of it. Go on, and say so. */
@@ -983,7 +993,7 @@ static int writeback_outcome(struct flush *f, int r, pid_t stuck, MpfStep step, 
                  * map without an active path (queueing is off now) that is expected: removing it loses
                  * nothing that keeping it would save. With an active path, the storage refused to make
                  * the data stable: that is a failure, and the map stays. */
-                int n = f->ops->active_paths(f->ops->userdata, f->map.name);
+                int n = f->ops->active_paths(f->ops->userdata, f->map.name, f->map.uuid);
 
                 if (n == 0) {
                         log_map(LOG_WARNING, 0, map_label(f), f->map.uuid, mpf_step_to_string(step),
@@ -1107,7 +1117,7 @@ static int step_sole_opener(struct flush *f, bool *done, bool *ret_still_open)
         for (;;) {
                 usec_t t, d;
 
-                r = o->info_by_name(o->userdata, f->map.name, &info);
+                r = lookup(f, f->map.name, f->map.uuid, &info);
                 if (r < 0) {
                         release(f);
                         restore_queueing(f);
@@ -1154,7 +1164,7 @@ static void count_failed_writes(struct flush *f)
 
         if (!f->count_writes || o->sectors_written(o->userdata, &f->map, &after) < 0)
                 return;
-        if (after <= f->sectors_before || o->active_paths(o->userdata, f->map.name) != 0)
+        if (after <= f->sectors_before || o->active_paths(o->userdata, f->map.name, f->map.uuid) != 0)
                 return; /* none; or a path came back meanwhile and some may have succeeded */
         f->res->failed_write_bytes = (after - f->sectors_before) * 512;
         f->res->data_lost = true;
@@ -1178,7 +1188,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                 /* partition maps first (when we come here straight from in-use), then the map.
                  * The fd, if we hold one, is dropped only after the deferred remove is queued. */
                 for (size_t i = 1; i < f->n_targets; i++) {
-                        r = o->remove(o->userdata, f->targets[i].name, true, &f->cookie);
+                        r = o->remove(o->userdata, f->targets[i].name, f->targets[i].uuid, true, &f->cookie);
                         f->udev_pending = true;
                         if (r < 0 && r != -ENXIO) {
                                 release(f);
@@ -1189,7 +1199,7 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                                             strerror(-r));
                         }
                 }
-                r = o->remove(o->userdata, f->map.name, true, &f->cookie);
+                r = o->remove(o->userdata, f->map.name, f->map.uuid, true, &f->cookie);
                 f->udev_pending = true;
                 release(f);
                 if (r < 0 && r != -ENXIO) {
@@ -1218,7 +1228,8 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
         for (;;) {
                 usec_t t, d;
 
-                r = o->remove_watched ? o->remove_watched(o->userdata, f->map.name, &f->res->remove_seqnum)
+                r = o->remove_watched ? o->remove_watched(o->userdata, f->map.name, f->map.uuid,
+                                                          &f->res->remove_seqnum)
                                       : -EOPNOTSUPP;
                 if (r != -EOPNOTSUPP) {
                         /* no cookie: udev is waited for by the map's remove uevent, once for all
@@ -1229,10 +1240,10 @@ static int step_remove(struct flush *f, bool deferred, bool *done)
                                 f->event_pending = true;
                 } else if (f->p->shared_cookie) {
                         /* udev is waited for once, for all maps, by our caller */
-                        r = o->remove(o->userdata, f->map.name, false, f->p->shared_cookie);
+                        r = o->remove(o->userdata, f->map.name, f->map.uuid, false, f->p->shared_cookie);
                         f->shared_pending = true;
                 } else {
-                        r = o->remove(o->userdata, f->map.name, false, &f->cookie);
+                        r = o->remove(o->userdata, f->map.name, f->map.uuid, false, &f->cookie);
                         f->udev_pending = true;
                 }
                 if (r >= 0 || r == -ENXIO) {
@@ -1417,8 +1428,8 @@ static int dry_run(struct flush *f)
         for (size_t i = 1; i < f->n_targets; i++)
                 if (plan(f, "partitions: remove %s", f->targets[i].name) < 0)
                         return -ENOMEM;
-        n = f->ops->active_paths(f->ops->userdata, f->map.name);
-        if (plan(f, "claim: open /dev/mapper/%s read-only, exclusive", f->map.name) < 0 ||
+        n = f->ops->active_paths(f->ops->userdata, f->map.name, f->map.uuid);
+        if (plan(f, "claim: open %s's node (by its dev_t) read-only, exclusive", f->map.name) < 0 ||
             (n >= 0 ? plan(f, "flush: fsync (%d active path(s))", n)
                     : plan(f, "flush: fsync (path states unreadable: %s)", strerror(-n))) < 0 ||
             plan(f, "sole-opener: open count must be 2 (our claim and the write-back worker's open)") < 0 ||

@@ -56,8 +56,11 @@ struct mpf_ops {
         /* stat + dm info by dev_t: -ENOENT no such node, -ENOTBLK not a block device,
          * -ENODEV a block device that is not a dm device. */
         int (*info_by_path)(void *u, const char *path, struct mpf_dm_info *ret);
+        /* Calls that act on one map get its name and its UUID: they name it by the UUID when it has
+         * one (dm.h says why), the name is for the rest. */
         /* live table: number of targets, first target's type and params */
-        int (*table)(void *u, const char *name, unsigned *ret_n, char **ret_type, char **ret_params);
+        int (*table)(void *u, const char *name, const char *uuid, unsigned *ret_n, char **ret_type,
+                     char **ret_params);
         /* [0]: the map itself, then its kpartx partition maps */
         int (*targets)(void *u, const struct mpf_dm_info *map, struct mpf_target **ret, size_t *ret_n);
         /* -ETIMEDOUT when the deadline passes during the scan */
@@ -69,7 +72,7 @@ struct mpf_ops {
         int (*lock)(void *u, const struct mpf_dm_info *map, bool try_map, usec_t deadline, void **ret_lock,
                     struct mpf_stuck *ret_stuck);
         void (*unlock)(void *u, void *lock);
-        int (*message)(void *u, const char *name, const char *msg);
+        int (*message)(void *u, const char *name, const char *uuid, const char *msg);
         /* multipathd command: 0 "ok"; -ENOENT/-ECONNREFUSED not running; -EBADMSG "fail";
          * -ETIMEDOUT it never got the command by the deadline; -EINPROGRESS it got the command
          * but did not answer by the deadline (it may still carry it out: mpathd_reply reads the
@@ -98,13 +101,13 @@ struct mpf_ops {
          * when the map is gone */
         int (*paths)(void *u, const struct mpf_dm_info *map, char ***ret_names);
         /* paths the kernel currently counts as active ("A" in the target's status) */
-        int (*active_paths)(void *u, const char *name);
+        int (*active_paths)(void *u, const char *name, const char *uuid);
         /* sectors of the write requests the map completed so far, failed ones included (its disk
          * statistics) */
         int (*sectors_written)(void *u, const struct mpf_dm_info *map, uint64_t *ret);
-        int (*remove)(void *u, const char *name, bool deferred, uint32_t *cookie);
+        int (*remove)(void *u, const char *name, const char *uuid, bool deferred, uint32_t *cookie);
         /* a partition map's name, UUID and table, to make it again if the flush fails (-ENXIO: gone) */
-        int (*save)(void *u, const char *name, struct mpf_dm_saved *ret);
+        int (*save)(void *u, const char *name, const char *uuid, struct mpf_dm_saved *ret);
         /* make a saved map again, joining *cookie as remove() does */
         int (*create)(void *u, const struct mpf_dm_saved *s, uint32_t *cookie);
         /* a cookie that tasks in other processes join (the pool's shared cookie); NULL: the first
@@ -119,7 +122,7 @@ struct mpf_ops {
          * -EOPNOTSUPP when it cannot be waited for so (udev does not run, no event monitor): then
          * nothing was done and the caller removes with a cookie. Else as remove(). *ret_seqnum: the
          * kernel's uevent sequence number read right before the remove (0: unknown). */
-        int (*remove_watched)(void *u, const char *name, uint64_t *ret_seqnum);
+        int (*remove_watched)(void *u, const char *name, const char *uuid, uint64_t *ret_seqnum);
         /* until udev has broadcast a "remove" uevent for each of maps (removed by remove_watched,
          * or with a cookie: udev broadcasts an event after its programs ran), or the deadline:
          * -ETIMEDOUT */
@@ -160,8 +163,8 @@ struct mpf_flush_params {
  * message fail_if_no_path, whose result is returned. With ret_pending, multipathd's answer is not
  * waited for when ops can send without waiting: the caller reads it later (mpathd_reply); NULL:
  * waited for until the deadline. Nothing is restored here. */
-int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, usec_t deadline, bool *ret_mpathd,
-                         bool *ret_pending);
+int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, const char *uuid, usec_t deadline,
+                         bool *ret_mpathd, bool *ret_pending);
 
 /* The ordered flush of one map, arg as given on the command line. Always fills *ret (its
  * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */

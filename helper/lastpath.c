@@ -107,7 +107,7 @@ static int act(struct lastpath *l, MpfLastpathDo what)
                         log_map(LOG_WARNING, r, name, uuid, "last-path",
                                 "Failed to drop the queueing marks of an undo record left behind: %m; "
                                 "queueing is switched off again after the flush, should it be put back");
-                r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
+                r = mpf_queueing_disable(o, name, uuid, l->p->deadline, &by_mpathd, NULL);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 && r != -ENXIO) {
@@ -134,7 +134,7 @@ static int act(struct lastpath *l, MpfLastpathDo what)
                 /* put back from a record we could not drop: the policy comes last */
                 bool by_mpathd;
 
-                r = mpf_queueing_disable(o, name, l->p->deadline, &by_mpathd, NULL);
+                r = mpf_queueing_disable(o, name, uuid, l->p->deadline, &by_mpathd, NULL);
                 if (r == -ENOMEM) {
                         mpf_map_result_done(&res);
                         return r;

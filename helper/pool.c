@@ -99,8 +99,11 @@ int mpf_pool_run(const struct mpf_pool_exec *x, const struct mpf_pool_params *p,
                         results[i] = m;
                 }
                 if (results[i].lock_contended) {
+                        /* flushed again once the pool is done (run.c), found by this UUID */
+                        char *uuid = TAKE_PTR(results[i].uuid);
+
                         mpf_map_result_done(&results[i]);
-                        results[i] = (struct mpf_map_result){};
+                        results[i] = (struct mpf_map_result){.uuid = uuid};
                         contended[n_contended++] = i;
                         continue;
                 }

@@ -65,7 +65,8 @@ struct mpf_pool_params {
 
 /* Flush maps[0..n) at most p->jobs at a time; results[i] is maps[i]'s result. No map starts after
  * the deadline: it gets the timeout result of a flush that did not begin. *ret_contended lists
- * (ascending) the maps whose lock another flusher held; their results[] are empty. */
+ * (ascending) the maps whose lock another flusher held; their results[] are empty but for the
+ * map's UUID, by which it is flushed again. */
 int mpf_pool_run(const struct mpf_pool_exec *x, const struct mpf_pool_params *p, char *const *maps, size_t n,
                  struct mpf_map_result *results, size_t **ret_contended, size_t *ret_n_contended);
 

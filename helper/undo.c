@@ -393,7 +393,7 @@ int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadli
                         u->mpathd_queueing_disabled = false;
         }
         if (u->kernel_queueing_disabled) {
-                r = o->message(o->userdata, name, "queue_if_no_path");
+                r = o->message(o->userdata, name, u->uuid, "queue_if_no_path");
                 if (r == -ENXIO)
                         r = 0; /* the map is gone: nothing left to restore */
                 if (r < 0)
@@ -454,7 +454,9 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
                 struct mpf_dm_saved *s = &u->saved[i];
 
                 /* never removed, or made again meanwhile (kpartx run by a udev change event) */
-                if (o->info_by_name(o->userdata, s->name, &info) >= 0 && info.exists) {
+                if ((s->uuid[0] ? o->info_by_uuid(o->userdata, s->uuid, &info)
+                                : o->info_by_name(o->userdata, s->name, &info)) >= 0 &&
+                    info.exists) {
                         mpf_dm_saved_done(s);
                         continue;
                 }

@@ -181,7 +181,8 @@ int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_u
                         if (read_attr(sysfs, de->d_name, "dm/name", &name) < 0 ||
                             read_attr(sysfs, de->d_name, "dev", &dev) < 0 || parse_devt(dev, &devt) < 0)
                                 continue; /* vanished meanwhile */
-                        if (strlen(name) >= MPF_NAME_MAX || strlen(de->d_name) >= sizeof(t->kname))
+                        if (strlen(name) >= MPF_NAME_MAX || strlen(uuid) >= MPF_UUID_MAX ||
+                            strlen(de->d_name) >= sizeof(t->kname))
                                 continue;
                         nt = realloc(t, sizeof(*t) * (n + 1));
                         if (!nt)
@@ -189,6 +190,7 @@ int mpf_sysfs_partitions(const char *sysfs, const char *kname, const char *map_u
                         t = nt;
                         t[n] = (struct mpf_target){.devt = devt};
                         strcpy(t[n].name, name);
+                        strcpy(t[n].uuid, uuid);
                         strcpy(t[n].kname, de->d_name);
                         n++;
                 }

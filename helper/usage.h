@@ -15,6 +15,7 @@
 /* A block device we look for users of: the map itself, or one of its partition maps. */
 struct mpf_target {
         char name[MPF_NAME_MAX]; /* dm name: "mpatha", "mpatha-part1" */
+        char uuid[MPF_UUID_MAX]; /* dm UUID ("" when it has none): what ioctls name it by */
         char kname[32];          /* kernel name: "dm-3" */
         dev_t devt;
 };

@@ -60,9 +60,15 @@ int mpf_wait_busy(const struct mpf_ops *ops, const struct mpf_flush_params *p, m
                         if (!busy(m))
                                 continue;
                         m->waited_ms += waited / USEC_PER_MSEC;
-                        /* by its first name: a /dev/dm-N given may name another map by now, but the
-                         * resolve step checks it is a multipath map as it does the first time */
-                        r = flush(ops, p, m->map, &next);
+                        /* by the UUID it had: the name or node given may belong to another map by
+                         * now (two aliases swapped); reported under the MAP given */
+                        r = flush(ops, p, m->uuid && m->uuid[0] ? m->uuid : m->map, &next);
+                        if (r >= 0 && strcmp(next.map, m->map) != 0) {
+                                free(next.map);
+                                next.map = strdup(m->map);
+                                if (!next.map)
+                                        r = -ENOMEM;
+                        }
                         next.waited_ms = m->waited_ms;
                         next.attempts = m->attempts + 1;
                         next.elapsed_ms += m->elapsed_ms + waited / USEC_PER_MSEC;

@@ -33,6 +33,7 @@ struct fake_map {
         struct mpf_dm_info info;
         const char *type;
         const char *params;
+        char last_message[32]; /* the last target message it got */
 };
 
 struct fake {
@@ -76,6 +77,10 @@ struct fake {
         size_t n_remove_seq, remove_pos;
         bool deferred_stays;   /* a deferred remove leaves the map (still open) */
         const char *vanish_at; /* before this op runs, someone else removes the map (and partitions) */
+        /* before this op runs, multipathd renames maps[rename_index] mpathz and gives its name to
+         * another map */
+        const char *rename_at;
+        size_t rename_index;
         bool remove_keeps_map; /* remove "succeeds" but the map is still there */
         int udev_wait_r;
         int watched_r;                   /* remove_watched: -EOPNOTSUPP (it cannot), else as a remove */
@@ -134,6 +139,19 @@ static void maybe_vanish(const char *op)
                 F.maps[1].info.exists = false;
         if (F.recreate_at && strcmp(op, F.recreate_at) == 0)
                 F.maps[0].info.devt = makedev(254, 99);
+        if (F.rename_at && strcmp(op, F.rename_at) == 0) {
+                struct fake_map *m = &F.maps[F.rename_index], *o;
+
+                ck_assert_uint_lt(F.n_maps, ELEMENTSOF(F.maps));
+                o = &F.maps[F.n_maps++];
+                F.rename_at = NULL;
+                /* an unused map with queueing on, of another LUN */
+                *o = (struct fake_map){.type = "multipath", .params = QUEUEING_PARAMS};
+                o->info = (struct mpf_dm_info){.exists = true, .devt = makedev(254, 9)};
+                memcpy(o->info.name, m->info.name, sizeof(o->info.name));
+                snprintf(o->info.uuid, sizeof(o->info.uuid), "mpath-3600140500000009");
+                snprintf(m->info.name, sizeof(m->info.name), "mpathz");
+        }
 }
 
 /* Every bounded call gets the run's deadline; a restore may get a short grace beyond. */
@@ -216,6 +234,12 @@ static struct fake_map *find_uuid(const char *uuid)
         return NULL;
 }
 
+/* as the kernel finds the map of an ioctl: by UUID when one is given, else by name */
+static struct fake_map *find_ref(const char *name, const char *uuid)
+{
+        return uuid && uuid[0] ? find_uuid(uuid) : find_name(name);
+}
+
 static int f_check(void *u)
 {
         return F.check_r;
@@ -285,9 +309,9 @@ static int f_info_by_path(void *u, const char *path, struct mpf_dm_info *ret)
         return -ENOENT;
 }
 
-static int f_table(void *u, const char *name, unsigned *n, char **type, char **params)
+static int f_table(void *u, const char *name, const char *uuid, unsigned *n, char **type, char **params)
 {
-        struct fake_map *m = find_name(name);
+        struct fake_map *m = find_ref(name, uuid);
         if (should_fail("table"))
                 return F.fail_r;
         if (!m)
@@ -311,6 +335,7 @@ static int f_targets(void *u, const struct mpf_dm_info *map, struct mpf_target *
                 const struct mpf_dm_info *x = &F.maps[i].info;
                 if (i == 0 || (x->exists && mpf_uuid_is_partition_of(x->uuid, map->uuid))) {
                         snprintf(t[n].name, sizeof(t[n].name), "%s", x->name);
+                        snprintf(t[n].uuid, sizeof(t[n].uuid), "%s", x->uuid);
                         snprintf(t[n].kname, sizeof(t[n].kname), "dm-%zu", i);
                         t[n].devt = x->devt;
                         n++;
@@ -391,22 +416,27 @@ static void f_unlock(void *u, void *l)
         ck_assert_uint_gt(F.locks_held, 0);
         F.locks_held--;
         record("unlock");
+        maybe_vanish("unlock");
 }
 
-static int f_message(void *u, const char *name, const char *msg)
+static int f_message(void *u, const char *name, const char *uuid, const char *msg)
 {
+        struct fake_map *m;
+
         record("message %s %s", name, msg);
         if (F.dead)
                 return -EINTR;
         maybe_vanish("message");
-        if (!find_name(name))
+        m = find_ref(name, uuid);
+        if (!m)
                 return -ENXIO;
+        snprintf(m->last_message, sizeof(m->last_message), "%s", msg);
         if (strcmp(msg, "queue_if_no_path") == 0) {
                 if (F.kernel_refuses > 0) {
                         F.kernel_refuses--;
                         return -EBUSY;
                 }
-                if (F.message_restore_r >= 0 && strcmp(name, "mpatha") == 0) {
+                if (F.message_restore_r >= 0 && m == &F.maps[0]) {
                         F.kernel_queueing = true;
                         if (F.table_follows_queueing)
                                 F.maps[0].params = QUEUEING_PARAMS;
@@ -415,7 +445,7 @@ static int f_message(void *u, const char *name, const char *msg)
         }
         if (F.message_r >= 0 && F.n_sectors_seq > 0)
                 F.sectors_pos++; /* queueing is off: the queued writes fail */
-        if (F.message_r >= 0 && strcmp(name, "mpatha") == 0) {
+        if (F.message_r >= 0 && m == &F.maps[0]) {
                 F.kernel_queueing = false;
                 if (F.table_follows_queueing)
                         F.maps[0].params = NO_QUEUEING_PARAMS;
@@ -567,7 +597,7 @@ static int f_sectors_written(void *u, const struct mpf_dm_info *map, uint64_t *r
         return 0;
 }
 
-static int f_active_paths(void *u, const char *name)
+static int f_active_paths(void *u, const char *name, const char *uuid)
 {
         record("active-paths %s", name);
         return F.active_paths_r;
@@ -595,11 +625,13 @@ static int f_release(void *u, int fd, bool write_back, usec_t until, pid_t *ret_
         return 0;
 }
 
-static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
+static int f_remove(void *u, const char *name, const char *uuid, bool deferred, uint32_t *cookie)
 {
-        struct fake_map *m = find_name(name);
+        struct fake_map *m;
         int r = 0;
 
+        maybe_vanish("remove");
+        m = find_ref(name, uuid);
         record("remove%s %s", deferred ? " deferred" : "", name);
         if (F.dead)
                 return -EINTR;
@@ -623,11 +655,13 @@ static int f_remove(void *u, const char *name, bool deferred, uint32_t *cookie)
         return 0;
 }
 
-static int f_remove_watched(void *u, const char *name, uint64_t *ret_seqnum)
+static int f_remove_watched(void *u, const char *name, const char *uuid, uint64_t *ret_seqnum)
 {
-        struct fake_map *m = find_name(name);
+        struct fake_map *m;
         int r = 0;
 
+        maybe_vanish("remove-watched");
+        m = find_ref(name, uuid);
         record("remove-watched %s", name);
         *ret_seqnum = 1000 + F.n_calls; /* the kernel's uevent_seqnum, always rising */
         if (F.watched_r == -EOPNOTSUPP)
@@ -655,9 +689,9 @@ static int f_udev_wait_removed(void *u, const struct mpf_removed *maps, size_t n
         return F.wait_removed_r;
 }
 
-static int f_save(void *u, const char *name, struct mpf_dm_saved *ret)
+static int f_save(void *u, const char *name, const char *uuid, struct mpf_dm_saved *ret)
 {
-        struct fake_map *m = find_name(name);
+        struct fake_map *m = find_ref(name, uuid);
 
         record("save %s", name);
         if (F.save_r < 0)
@@ -2331,6 +2365,30 @@ START_TEST(test_pool_contended_after_wait)
 }
 END_TEST
 
+/* A map set aside because another flusher held its lock is renamed meanwhile, and its name given to
+ * another map (two aliases swapped): it is flushed again by its UUID, reported under its first
+ * name; the map that took that name is left alone. */
+START_TEST(test_pool_contended_renamed)
+{
+        struct mpf_flush_params p = {.jobs = 4, .deadline = START + TIMEOUT};
+        struct mpf_run run;
+
+        setup_standard();
+        add_map("mpathb", "mpath-3600b", 7, 0, "multipath", NO_QUEUEING_PARAMS);
+        F.lock_held_by_other = "mpath-3600b";
+        F.rename_at = "unlock"; /* after the shared udev wait, before the set-aside map's turn */
+        F.rename_index = 2;
+        ck_assert_int_eq(mpf_run_all(&fake_ops, &p, true, NULL, 0, &run), 0);
+        ck_assert_uint_eq(F.n_maps, 4);
+        ck_assert_int_eq(run.maps[1].result, MPF_RESULT_REMOVED);
+        ck_assert_str_eq(run.maps[1].map, "mpathb");
+        ck_assert_msg(!F.maps[2].info.exists, "the set-aside map (mpathz by now) is still there");
+        ck_assert_msg(F.maps[3].info.exists, "the map that took the name mpathb was removed");
+        ck_assert_uint_eq(F.locks_held, 0);
+        mpf_run_done(&run);
+}
+END_TEST
+
 /* The real executor: worker processes (two for four maps), each map's result back in the order
  * given, a worker killed mid-flush reported failed; the flushes ran in the workers, not here. */
 START_TEST(test_pool_worker_processes)
@@ -2972,6 +3030,32 @@ START_TEST(test_undo_renamed_map)
 }
 END_TEST
 
+/* multipathd renamed the map while it was being flushed (its alias changed) and gave the old name to
+ * another map, unused, with queueing on: the kernel message and the remove reach the map by its UUID;
+ * the other map keeps its queueing and is not removed. */
+START_TEST(test_renamed_while_flushed)
+{
+        static const char *const when[] = {"message", "remove"};
+
+        for (size_t i = 0; i < ELEMENTSOF(when); i++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+                setup_standard();
+                F.rename_at = when[i];
+                flush("mpatha", false, false, &r);
+                ck_assert_msg(r.result == MPF_RESULT_REMOVED, "renamed at %s: got %s at %s (%s)", when[i],
+                              mpf_result_to_string(r.result), mpf_step_to_string(r.step), r.reason);
+                ck_assert_uint_eq(F.n_maps, 3);
+                ck_assert_msg(!F.maps[0].info.exists, "renamed at %s: the map is still there", when[i]);
+                ck_assert_msg(F.maps[2].info.exists, "renamed at %s: the map that took its name was removed",
+                              when[i]);
+                ck_assert_str_eq(F.maps[0].last_message, "fail_if_no_path");
+                ck_assert_msg(F.maps[2].last_message[0] == '\0', "renamed at %s: the other map got %s",
+                              when[i], F.maps[2].last_message);
+        }
+}
+END_TEST
+
 /* "fail" to restorequeueing: multipathd knows no map of that name, so it keeps no queueing state
  * for it: nothing is left to put back there, and nothing kept for the kernel on its account. */
 START_TEST(test_restorequeueing_fail_is_nothing_to_restore)
@@ -3102,15 +3186,15 @@ START_TEST(test_failure_branches)
                 {"targets", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
                 /* the scan runs only for a map open more often than its partition maps explain */
                 {"scan", 0, -EACCES, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false, 2},
-                /* 1st info_by_name: resolve; 2nd: in-use (is the partition map open?);
-                 * 3rd: partition check; 4th: sole-opener */
-                {"info_by_name", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
-                {"info_by_name", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
+                /* info_by_name: resolve only; after it, the map and its partition maps are looked
+                 * up by UUID: 1st info_by_uuid: lock re-check; 2nd: in-use (is the partition map
+                 * open?); 3rd: partition check; 4th: sole-opener; 5th: is it gone? */
+                {"info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_IN_USE, false},
+                {"info_by_uuid", 2, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
                 {"remove", 0, -EBUSY, false, MPF_RESULT_BUSY, MPF_STEP_PARTITIONS, true},
                 {"remove", 0, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_PARTITIONS, true},
-                {"info_by_name", 3, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true},
-                /* 1st info_by_uuid: lock re-check; 2nd: is it gone? */
-                {"info_by_uuid", 1, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false},
+                {"info_by_uuid", 3, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_SOLE_OPENER, true},
+                {"info_by_uuid", 4, -EIO, false, MPF_RESULT_FAILED, MPF_STEP_UDEV_WAIT, false},
                 {"remove", 0, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false},
                 {"remove", 1, -EIO, true, MPF_RESULT_FAILED, MPF_STEP_REMOVE, false},
         };
@@ -3621,6 +3705,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_next_flusher_record_says_what_is_left);
         tcase_add_test(tc, test_restorequeueing_fail_is_nothing_to_restore);
         tcase_add_test(tc, test_undo_renamed_map);
+        tcase_add_test(tc, test_renamed_while_flushed);
         tcase_add_test(tc, test_record_write_fails);
         tcase_add_test(tc, test_undo_create_retried_while_claimed);
         tcase_add_test(tc, test_record_kept_when_restore_fails);
@@ -3646,6 +3731,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_pool_one_udev_wait);
         tcase_add_test(tc, test_pool_cookie_new_fails);
         tcase_add_test(tc, test_pool_contended_after_wait);
+        tcase_add_test(tc, test_pool_contended_renamed);
         tcase_add_test(tc, test_pool_worker_processes);
         tcase_add_test(tc, test_pool_worker_hangs);
         tcase_add_test(tc, test_pool_worker_log_relayed);

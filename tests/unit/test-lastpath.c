@@ -96,10 +96,11 @@ static int f_mpathd(void *u, const char *cmd, usec_t deadline)
         return -ENOENT;
 }
 
-static int f_message(void *u, const char *name, const char *msg)
+static int f_message(void *u, const char *name, const char *uuid, const char *msg)
 {
         ck_assert(F.locked);
         ck_assert_str_eq(name, "mpatha");
+        ck_assert_str_eq(uuid, "mpath-36001405aaaa"); /* the kernel is told the map by its UUID */
         if (strcmp(msg, "queue_if_no_path") == 0) {
                 record("queue_if_no_path");
                 return 0;

@@ -20,6 +20,7 @@ static struct {
         unsigned waits;      /* wait_change calls */
         unsigned done_calls;
         const struct mpf_map_result *done_last;
+        const char *arg; /* what a retry must be given (NULL: "mpatha") */
 } W;
 
 static usec_t w_now(void *u)
@@ -46,10 +47,12 @@ static void w_wait_change(void *u, usec_t t)
 static int w_flush(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
                    struct mpf_map_result *ret)
 {
-        ck_assert_str_eq(arg, "mpatha"); /* only the busy map is tried again */
+        ck_assert_str_eq(arg, W.arg ? W.arg : "mpatha"); /* only the busy map is tried again */
         W.attempts++;
         W.last_attempt = W.clock;
         *ret = (struct mpf_map_result){.map = strdup(arg), .attempts = 1, .elapsed_ms = 5};
+        if (W.arg) /* resolved: the flush knows the map's UUID, as the first attempt did */
+                ret->uuid = strdup(W.arg);
         if (W.clock >= W.free_at) {
                 ret->result = MPF_RESULT_REMOVED;
                 ret->step = MPF_STEP_DONE;
@@ -117,6 +120,25 @@ START_TEST(test_freed_by_backoff)
         ck_assert_uint_eq(maps[1].waited_ms, 0);
         ck_assert_uint_eq(W.done_calls, 1);
         ck_assert_ptr_eq(W.done_last, &maps[0]);
+        for (size_t i = 0; i < 2; i++)
+                mpf_map_result_done(&maps[i]);
+}
+END_TEST
+
+/* A busy map whose first attempt found its UUID is tried again by that UUID (the name given may
+ * belong to another map by then: two aliases swapped), and reported under the name given. */
+START_TEST(test_retry_by_uuid)
+{
+        struct mpf_map_result maps[2];
+
+        setup(START + 1 * USEC_PER_SEC, maps);
+        maps[0].uuid = strdup("mpath-3600140500000001");
+        ck_assert_ptr_nonnull(maps[0].uuid);
+        W.arg = "mpath-3600140500000001";
+        run(maps, 2);
+        ck_assert_int_eq(maps[0].result, MPF_RESULT_REMOVED);
+        ck_assert_uint_ge(W.attempts, 1);
+        ck_assert_str_eq(maps[0].map, "mpatha");
         for (size_t i = 0; i < 2; i++)
                 mpf_map_result_done(&maps[i]);
 }
@@ -218,6 +240,7 @@ static Suite *wait_suite(void)
         TCase *tc = tcase_create("wait");
 
         tcase_add_test(tc, test_freed_by_backoff);
+        tcase_add_test(tc, test_retry_by_uuid);
         tcase_add_test(tc, test_event_ends_wait);
         tcase_add_test(tc, test_event_storm_rate_limited);
         tcase_add_test(tc, test_stays_busy);
