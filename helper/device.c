@@ -498,15 +498,22 @@ static int dev_claim(void *u, const struct mpf_dm_info *map, int *ret_fd)
          * fail its owner's mount. /dev/mapper/NAME only when there is no such node (no devtmpfs).
          * Read-only: closing a writable fd makes udev's inotify watch re-run blkid. */
         r = mpf_sysfs_dm_kname(d->roots.sysfs, map->devt, kname, sizeof(kname));
-        if (r >= 0) {
-                if (asprintf_safe(&p, "/dev/%s", kname) < 0)
-                        return -ENOMEM;
-                fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
-        }
-        if (r < 0 || (fd < 0 && errno == ENOENT)) {
+        if (r == -ENODEV)
+                return -ENXIO; /* gone */
+        if (r < 0)
+                return r;
+        if (asprintf_safe(&p, "/dev/%s", kname) < 0)
+                return -ENOMEM;
+        fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT) {
+                /* no such node: udev's, if it is our map's (checked before the O_EXCL open) */
                 p = mfree(p);
                 if (asprintf_safe(&p, "/dev/mapper/%s", map->name) < 0)
                         return -ENOMEM;
+                if (stat(p, &st) < 0)
+                        return negative_errno();
+                if (!S_ISBLK(st.st_mode) || st.st_rdev != map->devt)
+                        return -ESTALE;
                 fd = open(p, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY);
         }
         if (fd < 0)

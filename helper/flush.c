@@ -1085,11 +1085,18 @@ static int read_mpathd_answer(struct flush *f)
                 return 0;
         }
         if (r < 0 && r != -EBADMSG) {
-                /* the connection broke (multipathd restarted?): once more, waited for */
-                if (asprintf_safe(&cmd, "disablequeueing map %s", f->map.name) < 0)
-                        return -ENOMEM;
-                r = o->mpathd(o->userdata, cmd, f->p->deadline);
-                f->undo.mpathd_reply_pending = r == -EINPROGRESS;
+                struct mpf_dm_info cur;
+
+                /* The connection broke (multipathd restarted?): once more, waited for, by the name
+                 * the map has now (multipathd knows it by name; since the lock step it may have been
+                 * renamed and its old name given to another map). Gone meanwhile: nothing to send. */
+                if (o->info_by_uuid(o->userdata, f->map.uuid, &cur) >= 0 && cur.exists &&
+                    cur.devt == f->map.devt) {
+                        if (asprintf_safe(&cmd, "disablequeueing map %s", cur.name) < 0)
+                                return -ENOMEM;
+                        r = o->mpathd(o->userdata, cmd, f->p->deadline);
+                        f->undo.mpathd_reply_pending = r == -EINPROGRESS;
+                }
         }
         f->undo.mpathd_queueing_disabled =
                 mpathd_disabled(r, map_label(f), f->map.uuid, step) || f->mpathd_left;

@@ -456,6 +456,7 @@ static int f_message(void *u, const char *name, const char *uuid, const char *ms
 static int f_mpathd_reply(void *u, usec_t deadline)
 {
         record("mpathd-reply");
+        maybe_vanish("mpathd-reply");
         if (F.dead) {
                 F.mpathd_reply_pending = false; /* its connection goes with it */
                 return -EINTR;
@@ -1354,6 +1355,26 @@ START_TEST(test_mpathd_answer_connection_broke)
         ck_assert_uint_eq(sent, 2);
         ck_assert_int_lt(call_index("mpathd-reply"), call_index("remove mpatha"));
         ck_assert(!F.mpathd_reply_pending); /* the second one was waited for */
+}
+END_TEST
+
+/* The same, the map renamed and its old name given to another map before the answer was read: the
+ * command is sent again by the name the map has now, and the other map is left alone. */
+START_TEST(test_mpathd_answer_connection_broke_renamed)
+{
+        _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+
+        setup_standard();
+        F.mpathd_reply_r = -ECONNRESET;
+        F.rename_at = "mpathd-reply";
+        flush("mpatha", false, false, &r);
+        ck_assert_int_eq(r.result, MPF_RESULT_REMOVED);
+        ck_assert_int_lt(call_index("mpathd-reply"), call_index("mpathd disablequeueing map mpathz"));
+        ck_assert_int_eq(
+                call_index_from((size_t)call_index("mpathd-reply"), "mpathd disablequeueing map mpatha"),
+                -1);
+        ck_assert(F.maps[2].info.exists); /* the map that took the name */
+        ck_assert(!F.maps[0].info.exists);
 }
 END_TEST
 
@@ -3646,6 +3667,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_mpathd_late_answer_removed);
         tcase_add_test(tc, test_mpathd_answer_until_deadline);
         tcase_add_test(tc, test_mpathd_answer_connection_broke);
+        tcase_add_test(tc, test_mpathd_answer_connection_broke_renamed);
         tcase_add_test(tc, test_mpathd_answer_read_late);
         tcase_add_test(tc, test_mpathd_answer_fail_no_restore);
         tcase_add_test(tc, test_mpathd_answer_short_deadline_put_back);
