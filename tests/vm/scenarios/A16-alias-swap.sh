@@ -3,7 +3,7 @@
 # A16: two maps' aliases are swapped while mpath-flush is in the middle of flushing the first
 # (as multipathd does on a reconfigure after its bindings changed): from then on, the name the
 # helper was given belongs to the other LUN's map. The helper holds the map lock, and its flush
-# step is waiting for the device's cache flush (every SCSI command takes 4 s, scsi_debug delay)
+# step is waiting for the device's cache flush (every SCSI command takes 2 s, scsi_debug delay)
 # when the swap comes. It must go on with the map it resolved: find it, remove it by its UUID;
 # the other LUN's map, which carries the old name now, keeps its queueing and stays. (A helper
 # that looks the map up or removes it by name would remove the other map here.) No multipathd:
@@ -23,7 +23,7 @@ t_check "both maps queue" both_queue
 t_is "the paths have a write-back cache" "$(cat "/sys/block/$(lab_map_paths "$a" | head -n 1)/queue/write_cache")" "write back"
 t_check "a writer writes 1 MiB to $a and closes it" dd if=/dev/urandom of="/dev/mapper/$a" bs=64k count=16 status=none
 lab_settle
-t_check "every SCSI command now takes 4 s" sh -c 'echo 1000 > /sys/bus/pseudo/drivers/scsi_debug/delay'
+t_check "every SCSI command now takes 2 s" sh -c 'echo 500 > /sys/bus/pseudo/drivers/scsi_debug/delay'
 
 out=$(lab_json_path swap)
 log=$MPF_LAB_OUT/swap.log
@@ -31,7 +31,7 @@ mpath-flush --json -v -t 60 "$a" > "$out" 2> "$log" &
 f=$!
 i=0
 until grep -q "^mpath-flush: $a: flush: starting" "$log" || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
-t_check "mpath-flush is in its flush step (the cache flush waits 4 s)" grep -q "^mpath-flush: $a: flush: starting" "$log"
+t_check "mpath-flush is in its flush step (the cache flush waits 2 s)" grep -q "^mpath-flush: $a: flush: starting" "$log"
 # The swap. udev holds its events meanwhile: its probes of the renamed maps would open them (an
 # opener the helper waits for) and keep slow commands queued, so that scsi_debug would refuse to
 # drop the delay.
@@ -57,5 +57,4 @@ t_is "the map it was given (UUID $ua, called $b since the swap) is gone" \
 t_is "the other LUN's map (UUID $ub) is still there, called $a" \
         "$(dmsetup info -c --noheadings -o name -u "$ub" 2> /dev/null)" "$a"
 t_check "the other LUN's map still queues" sh -c "dmsetup table -u '$ub' | grep -q queue_if_no_path"
-lab_settle
 t_done
