@@ -79,7 +79,9 @@ _t_skipped=0
 
 _t_line() {
         printf '%s\n' "$*" >> "$MPF_LAB_OUT/tap"
-        printf 'TAP: %s\n' "$*"
+        # the guest's uptime in the log (not in the TAP stream): where a scenario's time goes
+        read -r _t_up _t_idle < /proc/uptime
+        printf 'TAP [%s]: %s\n' "$_t_up" "$*"
 }
 t_ok() { _t_pass=$((_t_pass + 1)); _t_line "ok - $1"; }
 t_fail() {
