@@ -48,7 +48,18 @@ t_is "tmpfiles made /run/mpath-flush, mode 700" "$(stat -c %a /run/mpath-flush 2
 # Where presets rule (Fedora: "disable *" for everything not named), ours
 # enables the pair.
 systemctl disable --quiet $pair
-printf 'disable *\n' > /etc/systemd/system-preset/99-g1-disable-all.preset
+mkdir -p /etc/systemd/system-preset
+t_check "a disable-everything preset is in place" \
+        sh -c "printf 'disable *\n' > /etc/systemd/system-preset/99-g1-disable-all.preset"
+# Self-check: the preset is in force (an enabled unit of no package's preset is disabled by it).
+printf '[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n' \
+        > /etc/systemd/system/g1-probe.service
+systemctl enable --quiet g1-probe.service
+systemctl preset --quiet g1-probe.service
+t_is "self-check: the disable-everything preset disables an enabled unit" \
+        "$(systemctl is-enabled g1-probe.service 2>&1)" disabled
+systemctl disable --quiet g1-probe.service
+rm -f /etc/systemd/system/g1-probe.service
 systemctl preset --quiet $pair
 for u in $pair; do
         t_is "under a disable-everything preset, the package's preset enables $u" "$(systemctl is-enabled "$u" 2>&1)" enabled
