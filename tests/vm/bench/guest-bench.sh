@@ -51,6 +51,7 @@ for n in $BENCH_CHEAP; do [ "$n" -gt "$cheap_max" ] && cheap_max=$n; done
 # exists, a run without them fails instead of skipping.
 if mpath-flush --help 2>&1 | grep -q -e '--jobs'; then jobs=yes; else jobs=no; fi
 echo "jobs=$jobs" > "$out/features.txt"
+echo "udev_light=$BENCH_UDEV_LIGHT" >> "$out/features.txt"
 
 # wanted TOOL: false for the other tools (and mpf-dryrun) the run was told to leave out
 wanted() { case " $BENCH_SKIP " in *" $1 "*) return 1 ;; esac; }
@@ -159,6 +160,10 @@ teardowns() {
 }
 
 phase "setup: udev, scsi_debug with $max LUNs"
+if [ "$BENCH_UDEV_LIGHT" = 1 ]; then
+        phase "udev: sg3-utils-udev's path rules masked (--udev-light): these times are not Debian's"
+        lab_udev_light
+fi
 lab_udev_start
 t0=$(lab_ms)
 lab_san "$max"

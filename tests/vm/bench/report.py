@@ -256,6 +256,10 @@ def main():
               "udev settled, guest clock; in brackets the tool's time over mpath-flush --all's "
               f"({a.all_reps} round(s) per cell). The floor is the concurrent floor at its best "
               "thread count T at that N.")
+    if features.get("udev_light") == "1":
+        md.append("")
+        md.append("**Not Debian's times:** sg3-utils-udev's path rules were masked in the guest "
+                  "(--udev-light, as the test suite's run does); figures come from runs without it.")
     md.append("")
     md.append("| tool | " + " | ".join(f"N={n}" for n in sizes) + " |")
     md.append("| --- |" + " --- |" * len(sizes))

@@ -4,6 +4,7 @@
 # mpf-lab: mode=fast timeout=480
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 16 multipathd
 set -- $(lab_maps)
 # scsi_debug LUNs share one store: one mkfs shows on every LUN; mount read-only.

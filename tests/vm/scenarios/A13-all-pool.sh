@@ -13,6 +13,7 @@
 # mpf-lab: mode=fast timeout=600 cpu=heavy
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 32 multipathd
 set -- $(lab_maps)
 # names in sorted order: mounted, the contested one, partitioned, pathless, the held one; the

@@ -11,6 +11,7 @@
 # mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 24
 set -- $(lab_maps)
 first="$1 $2 $3 $4 $5 $6 $7 $8 $9 ${10} ${11} ${12}"

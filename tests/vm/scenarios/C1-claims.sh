@@ -19,6 +19,7 @@
 # mpf-lab: mode=fast timeout=240
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 9
 sems() { ipcs -s 2>/dev/null | grep -c '^0x'; }
 sem0=$(sems)

@@ -18,6 +18,7 @@
 # mpf-lab: mode=fast timeout=600
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 16 multipathd
 # scsi_debug LUNs share one store: one label shows on every LUN; kpartx for each map
 printf 'label: dos\n,16M,L\n,16M,L\n' | sfdisk -q "/dev/mapper/$map"

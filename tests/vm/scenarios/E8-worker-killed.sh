@@ -14,6 +14,7 @@
 # mpf-lab: mode=fast timeout=300
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 4 multipathd
 set -- $(lab_maps)
 # scsi_debug LUNs share one store: the label written through one map shows on all four

@@ -8,6 +8,7 @@
 # mpf-lab: mode=fast timeout=480
 . /usr/lib/mpf-lab/lib.sh
 
+lab_udev_light
 lab_setup 16 multipathd
 set -- $(lab_maps)
 last=$(lab_maps | tail -n 1)
