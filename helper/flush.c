@@ -111,15 +111,17 @@ static void step_debug(const struct flush *f, MpfStep step, const char *what)
         log_map(LOG_DEBUG, 0, map_label(f), f->map.uuid, mpf_step_to_string(step), "%s", what);
 }
 
-/* The map or one of its partition maps as it is now, found by its UUID when it has one: its name
- * may belong to another map by now (dm.h). */
+int mpf_info_by_ref(const struct mpf_ops *ops, const char *name, const char *uuid, struct mpf_dm_info *ret)
+{
+        if (uuid && uuid[0])
+                return ops->info_by_uuid(ops->userdata, uuid, ret);
+        return ops->info_by_name(ops->userdata, name, ret);
+}
+
+/* The map or one of its partition maps as it is now (mpf_info_by_ref). */
 static int lookup(const struct flush *f, const char *name, const char *uuid, struct mpf_dm_info *ret)
 {
-        const struct mpf_ops *o = f->ops;
-
-        if (uuid && uuid[0])
-                return o->info_by_uuid(o->userdata, uuid, ret);
-        return o->info_by_name(o->userdata, name, ret);
+        return mpf_info_by_ref(f->ops, name, uuid, ret);
 }
 
 static int set_identity(struct flush *f, const struct mpf_dm_info *info)
@@ -140,13 +142,24 @@ static int set_identity(struct flush *f, const struct mpf_dm_info *info)
 /* ---- restore: put back what the steps changed (undo.c does it, for us and for the guardian) ---- */
 
 /* Has someone else (multipath -f, dmsetup) removed the map meanwhile? Errors count as "no". */
+/* The map as it is now: 1 while it is still the one resolved (its UUID, its device number: its name
+ * may have changed), 0 once it is gone or replaced, or a negative errno when it cannot be looked up. */
+static int map_now(struct flush *f, struct mpf_dm_info *ret)
+{
+        int r;
+
+        r = f->ops->info_by_uuid(f->ops->userdata, f->map.uuid, ret);
+        if (r < 0)
+                return r;
+        return ret->exists && ret->devt == f->map.devt;
+}
+
+/* Gone or replaced; not when it cannot be looked up. */
 static bool map_gone(struct flush *f)
 {
         struct mpf_dm_info info;
 
-        if (f->ops->info_by_uuid(f->ops->userdata, f->map.uuid, &info) < 0)
-                return false;
-        return !info.exists || info.devt != f->map.devt;
+        return map_now(f, &info) == 0;
 }
 
 /* Write down what we are about to change (or have put back), before we change it. */
@@ -1090,8 +1103,7 @@ static int read_mpathd_answer(struct flush *f)
                 /* The connection broke (multipathd restarted?): once more, waited for, by the name
                  * the map has now (multipathd knows it by name; since the lock step it may have been
                  * renamed and its old name given to another map). Gone meanwhile: nothing to send. */
-                if (o->info_by_uuid(o->userdata, f->map.uuid, &cur) >= 0 && cur.exists &&
-                    cur.devt == f->map.devt) {
+                if (map_now(f, &cur) > 0) {
                         if (asprintf_safe(&cmd, "disablequeueing map %s", cur.name) < 0)
                                 return -ENOMEM;
                         r = o->mpathd(o->userdata, cmd, f->p->deadline);
@@ -1576,4 +1588,17 @@ int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, c
                 return r;
         }
         return 0;
+}
+
+int mpf_flush_map_again(const struct mpf_ops *ops, const struct mpf_flush_params *p, mpf_flush_fn flush,
+                        const char *arg, const char *uuid, struct mpf_map_result *ret)
+{
+        int r;
+
+        r = flush(ops, p, uuid && uuid[0] ? uuid : arg, ret);
+        if (r < 0 || strcmp(ret->map, arg) == 0)
+                return r;
+        free(ret->map);
+        ret->map = strdup(arg);
+        return ret->map ? 0 : -ENOMEM;
 }

@@ -170,3 +170,18 @@ int mpf_queueing_disable(const struct mpf_ops *ops, const char *name, const char
  * result and step say what happened); returns 0, or a negative errno only for -ENOMEM. */
 int mpf_flush_map(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
                   struct mpf_map_result *ret);
+
+/* One map's flush (mpf_flush_map; tests pass a fake). */
+typedef int (*mpf_flush_fn)(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
+                            struct mpf_map_result *ret);
+
+/* A map flushed again after a first attempt (a --wait-busy round, or once another flusher let go
+ * of its lock): by the UUID that attempt found (uuid; NULL or "" when it found none), since the
+ * name or node given may belong to another map by now (two aliases swapped), and reported under
+ * the MAP given (arg). As mpf_flush_map: always fills *ret; returns 0, or -ENOMEM. */
+int mpf_flush_map_again(const struct mpf_ops *ops, const struct mpf_flush_params *p, mpf_flush_fn flush,
+                        const char *arg, const char *uuid, struct mpf_map_result *ret);
+
+/* A map or partition map as it is now: by its UUID when it has one (its name may belong to another
+ * map by now: dm.h), else by its name. */
+int mpf_info_by_ref(const struct mpf_ops *ops, const char *name, const char *uuid, struct mpf_dm_info *ret);

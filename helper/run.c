@@ -170,16 +170,8 @@ static int run_pool(const struct mpf_ops *ops, const struct mpf_flush_params *p,
                 _cleanup_(mpf_map_result_done) struct mpf_map_result first = run->maps[i];
 
                 log_debug("%s: another flusher held its lock, flushing it now", maps[i]);
-                /* by the UUID it had at the first attempt: its name may belong to another map by
-                 * now (two aliases swapped); reported under the name given */
                 run->maps[i] = (struct mpf_map_result){};
-                r = mpf_flush_map(ops, p, first.uuid && first.uuid[0] ? first.uuid : maps[i], &run->maps[i]);
-                if (r >= 0 && strcmp(run->maps[i].map, maps[i]) != 0) {
-                        free(run->maps[i].map);
-                        run->maps[i].map = strdup(maps[i]);
-                        if (!run->maps[i].map)
-                                r = -ENOMEM;
-                }
+                r = mpf_flush_map_again(ops, p, mpf_flush_map, maps[i], first.uuid, &run->maps[i]);
                 if (r >= 0)
                         map_done(pr, &run->maps[i]);
         }

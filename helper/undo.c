@@ -454,9 +454,7 @@ int mpf_undo_partitions(const struct mpf_ops *o, struct mpf_undo *u, usec_t dead
                 struct mpf_dm_saved *s = &u->saved[i];
 
                 /* never removed, or made again meanwhile (kpartx run by a udev change event) */
-                if ((s->uuid[0] ? o->info_by_uuid(o->userdata, s->uuid, &info)
-                                : o->info_by_name(o->userdata, s->name, &info)) >= 0 &&
-                    info.exists) {
+                if (mpf_info_by_ref(o, s->name, s->uuid, &info) >= 0 && info.exists) {
                         mpf_dm_saved_done(s);
                         continue;
                 }

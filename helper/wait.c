@@ -60,15 +60,7 @@ int mpf_wait_busy(const struct mpf_ops *ops, const struct mpf_flush_params *p, m
                         if (!busy(m))
                                 continue;
                         m->waited_ms += waited / USEC_PER_MSEC;
-                        /* by the UUID it had: the name or node given may belong to another map by
-                         * now (two aliases swapped); reported under the MAP given */
-                        r = flush(ops, p, m->uuid && m->uuid[0] ? m->uuid : m->map, &next);
-                        if (r >= 0 && strcmp(next.map, m->map) != 0) {
-                                free(next.map);
-                                next.map = strdup(m->map);
-                                if (!next.map)
-                                        r = -ENOMEM;
-                        }
+                        r = mpf_flush_map_again(ops, p, flush, m->map, m->uuid, &next);
                         next.waited_ms = m->waited_ms;
                         next.attempts = m->attempts + 1;
                         next.elapsed_ms += m->elapsed_ms + waited / USEC_PER_MSEC;

@@ -17,9 +17,6 @@
  * if that is less), so that a map freed late still has time to be flushed. */
 #define WAIT_BUSY_RESERVE_USEC (1 * USEC_PER_SEC)
 
-/* One map's flush (mpf_flush_map; tests pass a fake). */
-typedef int (*mpf_flush_fn)(const struct mpf_ops *ops, const struct mpf_flush_params *p, const char *arg,
-                            struct mpf_map_result *ret);
 /* Told when a map has its final result. */
 typedef void (*mpf_map_done_fn)(void *userdata, const struct mpf_map_result *m);
 
