@@ -141,25 +141,23 @@ static int set_identity(struct flush *f, const struct mpf_dm_info *info)
 
 /* ---- restore: put back what the steps changed (undo.c does it, for us and for the guardian) ---- */
 
-/* Has someone else (multipath -f, dmsetup) removed the map meanwhile? Errors count as "no". */
-/* The map as it is now: 1 while it is still the one resolved (its UUID, its device number: its name
- * may have changed), 0 once it is gone or replaced, or a negative errno when it cannot be looked up. */
-static int map_now(struct flush *f, struct mpf_dm_info *ret)
+int mpf_map_still(const struct mpf_ops *ops, const char *uuid, dev_t devt, struct mpf_dm_info *ret)
 {
         int r;
 
-        r = f->ops->info_by_uuid(f->ops->userdata, f->map.uuid, ret);
+        r = ops->info_by_uuid(ops->userdata, uuid, ret);
         if (r < 0)
                 return r;
-        return ret->exists && ret->devt == f->map.devt;
+        return ret->exists && ret->devt == devt;
 }
 
-/* Gone or replaced; not when it cannot be looked up. */
+/* Has someone else (multipath -f, dmsetup) removed or replaced the map meanwhile? Errors count as
+ * "no". */
 static bool map_gone(struct flush *f)
 {
         struct mpf_dm_info info;
 
-        return map_now(f, &info) == 0;
+        return mpf_map_still(f->ops, f->map.uuid, f->map.devt, &info) == 0;
 }
 
 /* Write down what we are about to change (or have put back), before we change it. */
@@ -1103,7 +1101,7 @@ static int read_mpathd_answer(struct flush *f)
                 /* The connection broke (multipathd restarted?): once more, waited for, by the name
                  * the map has now (multipathd knows it by name; since the lock step it may have been
                  * renamed and its old name given to another map). Gone meanwhile: nothing to send. */
-                if (map_now(f, &cur) > 0) {
+                if (mpf_map_still(o, f->map.uuid, f->map.devt, &cur) > 0) {
                         if (asprintf_safe(&cmd, "disablequeueing map %s", cur.name) < 0)
                                 return -ENOMEM;
                         r = o->mpathd(o->userdata, cmd, f->p->deadline);

@@ -185,3 +185,8 @@ int mpf_flush_map_again(const struct mpf_ops *ops, const struct mpf_flush_params
 /* A map or partition map as it is now: by its UUID when it has one (its name may belong to another
  * map by now: dm.h), else by its name. */
 int mpf_info_by_ref(const struct mpf_ops *ops, const char *name, const char *uuid, struct mpf_dm_info *ret);
+
+/* The map with this UUID as it is now (*ret): 1 while it is still the one found before (device
+ * number devt; its name may have changed), 0 once it is gone or replaced, or a negative errno when
+ * it cannot be looked up. */
+int mpf_map_still(const struct mpf_ops *ops, const char *uuid, dev_t devt, struct mpf_dm_info *ret);

@@ -317,12 +317,14 @@ int mpf_undo_read(const char *rundir, const char *uuid, struct mpf_undo *ret)
 static bool map_gone(const struct mpf_ops *o, const struct mpf_undo *u, struct mpf_dm_info *ret)
 {
         struct mpf_dm_info info = {};
+        int r;
 
-        if (o->info_by_uuid(o->userdata, u->uuid, &info) < 0)
+        r = mpf_map_still(o, u->uuid, u->devt, &info);
+        if (r < 0)
                 return false;
         if (ret)
                 *ret = info;
-        return !info.exists || info.devt != u->devt;
+        return r == 0;
 }
 
 int mpf_undo_queueing(const struct mpf_ops *o, struct mpf_undo *u, usec_t deadline)
