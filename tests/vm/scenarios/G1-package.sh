@@ -55,11 +55,13 @@ t_check "a disable-everything preset is in place" \
 printf '[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n' \
         > /etc/systemd/system/g1-probe.service
 systemctl enable --quiet g1-probe.service
+t_is "self-check: the probe unit is enabled before the preset" "$(systemctl is-enabled g1-probe.service 2>&1)" enabled
 systemctl preset --quiet g1-probe.service
 t_is "self-check: the disable-everything preset disables an enabled unit" \
         "$(systemctl is-enabled g1-probe.service 2>&1)" disabled
 systemctl disable --quiet g1-probe.service
 rm -f /etc/systemd/system/g1-probe.service
+systemctl daemon-reload
 systemctl preset --quiet $pair
 for u in $pair; do
         t_is "under a disable-everything preset, the package's preset enables $u" "$(systemctl is-enabled "$u" 2>&1)" enabled
