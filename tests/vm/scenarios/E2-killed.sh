@@ -13,7 +13,7 @@
 # too) once queueing is off, and the next flusher meeting the map suspended: the
 # kernel refuses the record's queue_if_no_path; that flusher's own record keeps
 # the mark, and the one after it, the map resumed, puts the map back as found.
-# mpf-lab: mode=fast timeout=480
+# mpf-lab: mode=fast timeout=480 cpu=timing
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 1 multipathd

@@ -8,7 +8,7 @@
 # claim, so the map can be claimed (as mount does) right after, and the worker
 # is named in the result. While it is stuck, the dry run and the real run both
 # name it as the map's opener. Once the I/O ends, the map is removed as usual.
-# mpf-lab: mode=fast timeout=240
+# mpf-lab: mode=fast timeout=240 cpu=timing
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 1 multipathd

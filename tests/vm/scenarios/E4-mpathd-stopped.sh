@@ -28,7 +28,7 @@
 # still busy: the next flusher's restorequeueing does not get through but its
 # queue_if_no_path does, and its queueing step, reading the table again, switches
 # queueing off before the flush (and no remove starts without multipathd's answer).
-# mpf-lab: mode=fast timeout=300
+# mpf-lab: mode=fast timeout=300 cpu=timing
 . /usr/lib/mpf-lab/lib.sh
 
 lab_setup 2 multipathd
