@@ -179,9 +179,10 @@ lab_udev_start() {
 # so map UUIDs differ, nothing else a scenario sees does (16 path change events: 22 s with
 # Debian's rules, 8.5 s without them, 2026-12-01, 2-CPU guest). Called before the SAN exists and
 # for the whole boot: a path whose ID_SERIAL changed under multipathd would be a fault of its own.
-# Scenarios about the lastpath rule, path properties, packages or shutdown (B*, F*, G1), the
+# Scenarios about the lastpath rule, path properties, packages or shutdown (B1-B5, F*, G1), the
 # baselines (the stock tools as a Debian host runs them) and the benchmarks behind the README's
-# figures keep Debian's rules.
+# figures keep Debian's rules. B6 (32 maps at poweroff: the unit's order and deadline) uses it;
+# B4 keeps the poweroff with Debian's rules.
 lab_udev_light() {
         if [ -d /sys/bus/pseudo/drivers/scsi_debug ]; then
                 t_fail "lab_udev_light before the SAN" "scsi_debug is loaded already"
