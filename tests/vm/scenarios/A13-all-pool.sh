@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A13: `mpath-flush --all` (default --jobs) over 32 maps with multipathd running: 4 mounted,
 # 2 with two kpartx partition maps each, 2 pathless and queueing with a blocked reader, a
-# second `mpath-flush MAP` on one plain map (among the first the pool starts) started at the
-# same moment, and another plain map whose lock another tool holds for 3 s. Every map ends as
+# second `mpath-flush MAP` on one plain map (among the first the pool starts) started as soon as
+# --all has listed the maps, and another plain map whose lock another tool holds for 3 s. Every map ends as
 # documented (mounted: busy; the rest removed, partition maps first; the contested map removed
 # by one instance and absent for the other; the held one set aside and removed once its lock is
 # free), the queued reads fail, nothing is re-created, neither instance waits for the deadline
@@ -64,6 +64,15 @@ one=$(lab_json_path one)
 t0=$(lab_ms)
 (mpath-flush --all --json -v -t 60 > "$all" 2>> "$MPF_LAB_OUT/all.log"; echo $? > "$MPF_LAB_OUT/all.rc") &
 f_all=$!
+# The single flush starts once --all has listed the maps (-v logs libdevmapper's ioctls: the
+# first "dm info" of a map follows the "dm names" listing): started at the same moment, it once
+# removed $x (230 ms) before --all listed it, on a loaded host, and there was no contest. $x is
+# among the first maps the pool starts, so they still meet.
+i=0
+until grep -q 'libdevmapper: dm info ' "$MPF_LAB_OUT/all.log" 2> /dev/null || [ $i -ge 400 ]; do
+        sleep 0.05; i=$((i + 1))
+done
+t_diag "the single flush of $x starts $(($(lab_ms) - t0)) ms after --all"
 (mpath-flush --json -t 60 "$x" > "$one" 2> "$MPF_LAB_OUT/one.err"; echo $? > "$MPF_LAB_OUT/one.rc") &
 f_one=$!
 wait "$f_all"
