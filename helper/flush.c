@@ -728,14 +728,6 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
                 return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "%s", who);
         }
 
-        if (f->res->blockers.unexplained_opens > 0) {
-                log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
-                        "%u open(s) nobody accounts for on a map without a usable path: I/O queued for a "
-                        "closed fd; proceeding, the flush fails and drains it",
-                        f->res->blockers.unexplained_opens);
-                f->count_writes = true;
-        }
-
         if (mpf_blockers_any(&f->res->blockers)) {
                 *ret_in_use = true;
                 if (f->p->deferred) {
@@ -746,6 +738,15 @@ static int step_in_use(struct flush *f, bool *done, bool *ret_in_use)
                 if (r < 0)
                         return r;
                 return stop(f, MPF_RESULT_BUSY, MPF_STEP_IN_USE, "%s", who);
+        }
+
+        /* nobody named and unexplained_user() let them through: the map has no usable path */
+        if (f->res->blockers.unexplained_opens > 0) {
+                log_map(LOG_INFO, 0, map_label(f), f->map.uuid, "in-use",
+                        "%u open(s) nobody accounts for on a map without a usable path: I/O queued for a "
+                        "closed fd; proceeding, the flush fails and drains it",
+                        f->res->blockers.unexplained_opens);
+                f->count_writes = true;
         }
         *done = false;
         return 0;

@@ -1611,6 +1611,60 @@ START_TEST(test_unexplained_with_paths_busy)
 }
 END_TEST
 
+/* Runs flush() with the log at LOG_INFO on stderr, and returns what it logged. */
+static char *flush_logged(const char *arg, bool deferred, struct mpf_map_result *res)
+{
+        _cleanup_(closep) int fd = memfd_create("log", MFD_CLOEXEC);
+        int saved = dup(STDERR_FILENO);
+        char *buf = calloc(1, 65536);
+        ssize_t n;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ge(saved, 0);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+        log_set_journal(false);
+        log_set_max_level(LOG_INFO);
+        flush(arg, deferred, false, res);
+        log_set_max_level(LOG_EMERG - 1);
+        ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+        close(saved);
+        n = pread(fd, buf, 65535, 0);
+        ck_assert_int_ge(n, 0);
+        return buf;
+}
+
+/* A named opener that stays and an open nobody accounts for, on a map with usable paths: busy
+ * (or deferred), named. No line claims queued I/O on a pathless map, and no queued write is
+ * counted: nothing of the queueing step runs. */
+START_TEST(test_named_and_unexplained_not_queued_io)
+{
+        for (int deferred = 0; deferred <= 1; deferred++) {
+                _cleanup_(mpf_map_result_done) struct mpf_map_result r;
+                _cleanup_(freep) char *logged = NULL;
+
+                setup_standard();
+                F.maps[0].info.open_count = 3; /* its partition map, pid 200, one nobody accounts for */
+                F.opener_seq[0] = 200;         /* stays */
+                F.n_opener_seq = 1;
+                F.active_paths_r = 2;
+                F.sectors_seq[0] = 10;
+                F.n_sectors_seq = 1;
+                F.deferred_stays = true; /* the kernel removes it when the last opener closes */
+                logged = flush_logged("mpatha", deferred, &r);
+                ck_assert_int_eq(r.result, (deferred ? MPF_RESULT_DEFERRED : MPF_RESULT_BUSY));
+                ck_assert_uint_eq(r.blockers.unexplained_opens, 1);
+                ck_assert_uint_eq(r.blockers.n_openers, 1);
+                ck_assert_int_eq(r.blockers.openers[0].pid, 200);
+                if (!deferred)
+                        ck_assert_msg(strstr(r.reason, "pid 200"), "%s", r.reason);
+                ck_assert_msg(!strstr(logged, "without a usable path"), "%s", logged);
+                ck_assert(!called("sectors-written mpatha"));
+                ck_assert(!called("message mpatha fail_if_no_path"));
+        }
+}
+END_TEST
+
 /* An opener that closed between the open count and the scan looks like an open nobody accounts
  * for; counted again, it is gone: not a user, the flush goes on. */
 START_TEST(test_unexplained_transient_proceeds)
@@ -3682,6 +3736,7 @@ static Suite *flush_suite(void)
         tcase_add_test(tc, test_unexplained_with_paths_busy);
         tcase_add_test(tc, test_unexplained_status_unreadable_busy);
         tcase_add_test(tc, test_unexplained_transient_proceeds);
+        tcase_add_test(tc, test_named_and_unexplained_not_queued_io);
         tcase_add_test(tc, test_flush_timeout_stuck_worker);
         tcase_add_test(tc, test_lock_timeout_stuck_worker);
         tcase_add_test(tc, test_lock_timeout_no_stuck_worker);
