@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A13: `mpath-flush --all` (default --jobs) over 32 maps with multipathd running: 4 mounted,
 # 2 with two kpartx partition maps each, 2 pathless and queueing with a blocked reader, a
-# second `mpath-flush MAP` on one plain map (among the first the pool starts) started as soon as
-# --all has listed the maps, and another plain map whose lock another tool holds for 3 s. Every map ends as
-# documented (mounted: busy; the rest removed, partition maps first; the contested map removed
-# by one instance and absent for the other; the held one set aside and removed once its lock is
-# free), the queued reads fail, nothing is re-created, neither instance waits for the deadline
-# (no deadlock), --all exits 4 and the other 0. The maps were flushed concurrently: one map's
+# second `mpath-flush MAP` on one plain map started as soon as --all has listed the maps, and
+# another plain map whose lock another tool holds for 3 s. The contest over the first plain map
+# is staged, not left to timing: a third process holds its map lock until both instances are
+# seen waiting for it in /proc/locks, then lets go. Every map ends as documented (mounted: busy;
+# the rest removed, partition maps first; the contested map removed by one instance and absent
+# for the other; the held one set aside and removed once its lock is free), the queued reads
+# fail, nothing is re-created, neither instance waits for the deadline (no deadlock), --all
+# exits 4 and the other 0. The maps were flushed concurrently: one map's
 # remove starts while another's is in flight (the -v log, in the order it was written), which
 # cannot happen one map after another (--jobs 1).
 # mpf-lab: mode=fast timeout=600 cpu=heavy
@@ -53,11 +55,19 @@ aio2=$!
 sleep 2
 t_check "both readers are blocked" kill -0 "$aio1" "$aio2"
 
-# another tool holds y's map lock (doc/CONTRACT.md) for 3 s from now
+# another tool holds y's map lock (doc/CONTRACT.md) for 3 s from now, and x's until both
+# instances wait for it
 mkdir -p /run/mpath-flush/lock
 chmod 700 /run/mpath-flush/lock
 flock "/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$y")" sleep 3 &
 holder=$!
+xlock=/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$x")
+rm -f /run/a13-release
+flock "$xlock" sh -c 'until [ -e /run/a13-release ]; do sleep 0.05; done' &
+xholder=$!
+xwaiters() {  # processes blocked in flock() on x's map lock
+        grep -c -- "-> FLOCK .*:$(stat -c %i "$xlock") " /proc/locks
+}
 sleep 0.2
 all=$(lab_json_path all)
 one=$(lab_json_path one)
@@ -65,9 +75,7 @@ t0=$(lab_ms)
 (mpath-flush --all --json -v -t 60 > "$all" 2>> "$MPF_LAB_OUT/all.log"; echo $? > "$MPF_LAB_OUT/all.rc") &
 f_all=$!
 # The single flush starts once --all has listed the maps (-v logs libdevmapper's ioctls: the
-# first "dm info" of a map follows the "dm names" listing): started at the same moment, it once
-# removed $x (230 ms) before --all listed it, on a loaded host, and there was no contest. $x is
-# among the first maps the pool starts, so they still meet.
+# first "dm info" of a map follows the "dm names" listing), so that both have $x to flush.
 i=0
 until grep -q 'libdevmapper: dm info ' "$MPF_LAB_OUT/all.log" 2> /dev/null || [ $i -ge 400 ]; do
         sleep 0.05; i=$((i + 1))
@@ -75,6 +83,14 @@ done
 t_diag "the single flush of $x starts $(($(lab_ms) - t0)) ms after --all"
 (mpath-flush --json -t 60 "$x" > "$one" 2> "$MPF_LAB_OUT/one.err"; echo $? > "$MPF_LAB_OUT/one.rc") &
 f_one=$!
+# --all sets $x aside (its pool only tries locks) and waits for it after the others; the single
+# flush waits at once. Both blocked on the lock at the same time is the contest.
+i=0
+until [ "$(xwaiters)" -ge 2 ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+t_is "both instances wait for $x's map lock at the same time" "$(xwaiters)" 2
+t_diag "both waiting $(($(lab_ms) - t0)) ms after --all started; letting $x's lock go"
+: > /run/a13-release
+wait "$xholder"
 wait "$f_all"
 wait "$f_one"
 took=$(($(lab_ms) - t0))
@@ -114,7 +130,9 @@ wait "$holder"
 t_is "$y, whose lock was held, was removed" "$(jq -r --arg m "$y" '.maps[] | select(.map == $m) | .result' "$all")" removed
 t_check "$y was set aside while its lock was held, and flushed after the others" \
         grep -q "^mpath-flush: $y: another flusher held its lock" "$MPF_LAB_OUT/all.log"
-t_diag "$x: $(grep -c "^mpath-flush: $x: another flusher held its lock" "$MPF_LAB_OUT/all.log") set-aside(s) in --all; alone: $(jq -r '.maps[0] | "\(.result)@\(.step)"' "$one")"
+t_check "$x was set aside by --all while its lock was held" \
+        grep -q "^mpath-flush: $x: another flusher held its lock" "$MPF_LAB_OUT/all.log"
+t_diag "$x alone: $(jq -r '.maps[0] | "\(.result)@\(.step)"' "$one")"
 t_is "only the mounted maps are left" "$(lab_maps | tr '\n' ' ')" "$m1 $m2 $m3 $m4 "
 t_is "no partition map left" "$(dmsetup ls | grep -c -- '-part')" 0
 
