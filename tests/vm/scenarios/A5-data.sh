@@ -4,10 +4,11 @@
 # that fails is not a clean removal.
 #
 # Every last close of a block device writes its dirty pages back (and ignores the
-# errors), so the data must still be dirty when mpath-flush claims the map: a chain
-# of short-lived readers (each one open until the next one has it open, a new one
-# every 0.1-0.3 s) keeps the map open from the write until after the in-use step,
-# which sees only passers-by (none lasts its 0.5 s settle time). The write-back then happens inside mpath-flush's
+# errors), so the data must still be dirty when mpath-flush claims the map: a relay
+# of short-lived openers (relay-open: each a new process that holds the map about
+# 0.1 s, at most 0.3 s, and is let go once the next one has it open) keeps the map
+# open from the write until after the in-use step, which sees only passers-by (none
+# lasts its 0.5 s settle time). The write-back then happens inside mpath-flush's
 # run: the path devices' write counters show it.
 #   map 1: 32 MiB written, then flushed: removed, the path device holds the data.
 #   map 2: 8 MiB written, then both paths offline: the write-back fails (EIO once
@@ -26,32 +27,19 @@ rm -f /run/chain-*      # held()'s markers: only this run's count
 sysctl -qw vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0 \
         vm.dirty_background_ratio=90 vm.dirty_ratio=95
 
-chain() {  # chain MAP SECS: readers keep MAP open for SECS s, without a gap: each one
-        # stays until the next one has the map open (its fd 0), then goes
-        _dev=$(readlink -f "/dev/mapper/$1")
-        _end=$(($(lab_ms) + $2 * 1000))
-        _prev=
-        while [ "$(lab_ms)" -lt "$_end" ]; do
-                sleep 1000 < "$_dev" &
-                _new=$!
-                _i=0
-                until [ "$(readlink "/proc/$_new/fd/0" 2> /dev/null)" = "$_dev" ] || [ $_i -ge 100 ]; do
-                        sleep 0.01; _i=$((_i + 1))
-                done
-                [ -n "$_prev" ] && kill "$_prev"
-                [ -z "$_prev" ] && [ "$(readlink "/proc/$_new/fd/0" 2> /dev/null)" = "$_dev" ] &&
-                        : > "/run/chain-$1"
-                _prev=$_new
-                sleep 0.05
-        done
-        kill "$_prev"
-        wait
+chain() {  # chain MAP SECS: relay-open keeps MAP open for SECS s, without a gap
+        relay-open "/dev/mapper/$1" "$2" "/run/chain-$1" > "$MPF_LAB_OUT/relay-$1.out" 2>&1
 }
-held() {  # held MAP: wait until chain's first reader has MAP open; dd's close must not be
-        # the map's last one, which would write the data back at once
+held() {  # held MAP: wait until the relay has MAP open; dd's close must not be the map's
+        # last one, which would write the data back at once
         _i=0
         until [ -e "/run/chain-$1" ] || [ $_i -ge 200 ]; do sleep 0.05; _i=$((_i + 1)); done
-        t_check "$1 is held open by the reader chain" test -e "/run/chain-$1"
+        t_check "$1 is held open by the relay" test -e "/run/chain-$1"
+}
+relayed() {  # relayed MAP PID: the relay ended and never broke
+        wait "$2"
+        _rc=$?
+        t_is "$1: the relay of openers held it without a gap ($(cat "$MPF_LAB_OUT/relay-$1.out"))" "$_rc" 0
 }
 sectors_written() {  # total sectors written to MAP's path devices
         _s=0
@@ -81,7 +69,7 @@ for try in 1 2 3; do
 done
 t_check "the data is still dirty after dd's close ($dirty kB dirty)" test "$dirty" -ge 24576
 lab_run r mpath-flush --json --timeout 20 "$m1"
-wait "$chain1"
+relayed "$m1" "$chain1"
 after=0
 for p in $paths1; do after=$((after + $(awk '{ print $7 }' "/sys/block/$p/stat"))); done
 t_is "map 1: exit 0" "$r_rc" 0
@@ -119,7 +107,7 @@ for p in $(lab_map_paths "$m2"); do
 done
 t_is "map 2: no active path left" "$(dmsetup status "$m2" | grep -oE '[0-9]+:[0-9]+ [AF]' | grep -c ' A$')" 0
 lab_run r mpath-flush --json --timeout 20 "$m2"
-wait "$chain2"
+relayed "$m2" "$chain2"
 res=$(printf '%s' "$r_out" | jq -r '.maps[0].result')
 lost=$(printf '%s' "$r_out" | jq -r '.maps[0].data_lost')
 t_check "map 2: not a clean removal: exit status non-zero ($r_rc, result $res)" test "$r_rc" -ne 0
