@@ -6,7 +6,7 @@
 # Every last close of a block device writes its dirty pages back (and ignores the
 # errors), so the data must still be dirty when mpath-flush claims the map: a relay
 # of short-lived openers (relay-open: each a new process that holds the map about
-# 0.1 s, at most 0.3 s, and is let go once the next one has it open) keeps the map
+# 0.1 s, 0.3 s at most plus a wake-up, let go once the next one has it open) keeps the map
 # open from the write until after the in-use step, which sees only passers-by (none
 # lasts its 0.5 s settle time). The write-back then happens inside mpath-flush's
 # run: the path devices' write counters show it.
@@ -39,7 +39,7 @@ held() {  # held MAP: wait until the relay has MAP open; dd's close must not be 
 relayed() {  # relayed MAP PID: the relay ended and never broke
         wait "$2"
         _rc=$?
-        t_is "$1: the relay of openers held it without a gap ($(cat "$MPF_LAB_OUT/relay-$1.out"))" "$_rc" 0
+        t_is "$1: the relay of openers held it without a gap ($(tr '\n' ' ' < "$MPF_LAB_OUT/relay-$1.out"))" "$_rc" 0
 }
 sectors_written() {  # total sectors written to MAP's path devices
         _s=0

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * relay-open DEVICE SECONDS [READY-FILE]: keep DEVICE open for SECONDS without a gap, by a
- * relay of short-lived processes, none of which holds it longer than HOLD_MAX_MS.
+ * relay of short-lived processes, none of which holds it much longer than HOLD_MAX_MS.
  *
  * A block device's last close writes its dirty pages back. A scenario that wants them still
  * dirty when mpath-flush claims the map must keep the map open from the write until the claim,
@@ -11,14 +11,18 @@
  * (busy) or the next came too late (a gap, the data written back at a close).
  *
  * Here each holder is a fork without exec: it opens DEVICE, says so on a pipe, and exits when
- * the parent releases it (its next holder has DEVICE open) or after HOLD_MAX_MS, whichever comes
- * first. The parent starts a holder every INTERVAL_MS. A holder lives about one interval; the
- * cap bounds it whatever the parent does; a gap needs a handover slower than the cap less the
+ * the parent releases it (its next holder has DEVICE open) or once HOLD_MAX_MS have passed,
+ * whichever comes first. The parent starts a holder every INTERVAL_MS. A holder lives about
+ * one interval; the cap bounds it whatever the parent does (its life is the open, the cap, and
+ * the scheduler's delay in waking it); a gap needs a handover slower than the cap less the
  * interval. Each holder is a new pid, as a chain of blkid runs would be.
  *
+ * The holders stamp their own open and leaving in a shared table, so what is reported is what
+ * happened, not what the parent saw when it next ran: the longest hold (open to leaving), and
+ * the gaps (a holder gone before the next one had DEVICE open).
+ *
  * READY-FILE is created once the first holder has DEVICE open. Exits 0 when every holder
- * opened DEVICE and the relay never broke (each one open before the one before it was
- * released), 1 otherwise (the reason on stderr), 2 on a usage error.
+ * opened DEVICE and there was no gap, 1 otherwise (the reason on stderr), 2 on a usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,12 +31,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define INTERVAL_MS 100
 #define HOLD_MAX_MS 300
+
+struct stamp {
+        long long opened, left; /* CLOCK_MONOTONIC, ms; written by the holder */
+};
 
 static long long now_ms(void)
 {
@@ -50,29 +59,30 @@ static void sleep_until_ms(long long t)
                 ;
 }
 
-/* The holder: open, say so, stay until released (the pipe's write end closed) or HOLD_MAX_MS. */
-_Noreturn static void hold(const char *dev, int ready_w, int release_r)
+/* The holder: open, stamp, say so (0 or the errno), stay until released (the pipe's write end
+ * closed) or HOLD_MAX_MS, stamp again, exit: the fd closes with the process. */
+_Noreturn static void hold(const char *dev, struct stamp *s, int ready_w, int release_r)
 {
         struct pollfd p = {.fd = release_r, .events = POLLIN};
-        char ok = 1;
-        int fd;
+        int fd, err = 0;
 
         fd = open(dev, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                ok = 0;
-        if (write(ready_w, &ok, 1) != 1)
+                err = errno;
+        s->opened = now_ms();
+        if (write(ready_w, &err, sizeof(err)) != sizeof(err))
                 _exit(1);
         if (fd >= 0)
                 (void)poll(&p, 1, HOLD_MAX_MS);
+        s->left = now_ms();
         _exit(fd >= 0 ? 0 : 1);
 }
 
-/* Starts a holder; returns its release pipe's write end, or -1 when it could not open DEVICE.
+/* Starts holder s; returns its release pipe's write end, or -1 when it could not open DEVICE.
  * prev is the one before's: the new holder must not keep it open, or releasing it does not. */
-static int start_holder(const char *dev, int prev, long long *ret_opened)
+static int start_holder(const char *dev, struct stamp *s, int prev)
 {
-        int ready[2], release[2];
-        char ok = 0;
+        int ready[2], release[2], err = EIO;
         pid_t pid;
 
         if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(release, O_CLOEXEC) < 0) {
@@ -89,16 +99,16 @@ static int start_holder(const char *dev, int prev, long long *ret_opened)
                         close(prev);
                 close(ready[0]);
                 close(release[1]);
-                hold(dev, ready[1], release[0]);
+                hold(dev, s, ready[1], release[0]);
         }
         close(ready[1]);
         close(release[0]);
-        if (read(ready[0], &ok, 1) != 1)
-                ok = 0;
+        if (read(ready[0], &err, sizeof(err)) != sizeof(err))
+                err = EIO;
         close(ready[0]);
-        *ret_opened = now_ms();
-        if (!ok) {
-                fprintf(stderr, "relay-open: holder %d could not open %s\n", (int)pid, dev);
+        if (err) {
+                fprintf(stderr, "relay-open: holder %d could not open %s: %s\n", (int)pid, dev,
+                        strerror(err));
                 close(release[1]);
                 return -1;
         }
@@ -107,31 +117,33 @@ static int start_holder(const char *dev, int prev, long long *ret_opened)
 
 int main(int argc, char **argv)
 {
-        long long end, next, prev_opened = 0, opened, worst = 0;
-        int prev = -1, cur, broken = 0;
-        unsigned holders = 0;
+        long long end, next, hold_ms = 0;
+        int prev = -1, cur, gaps = 0;
+        size_t n = 0, max;
+        struct stamp *st;
         char *e;
         double secs;
 
-        if (argc < 3 || argc > 4 || (secs = strtod(argv[2], &e)) <= 0 || *e) {
+        if (argc < 3 || argc > 4 || (secs = strtod(argv[2], &e)) <= 0 || *e || secs > 3600) {
                 fprintf(stderr, "usage: relay-open DEVICE SECONDS [READY-FILE]\n");
                 return 2;
         }
+        max = (size_t)(secs * 1000) / INTERVAL_MS + 2;
+        st = mmap(NULL, max * sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (st == MAP_FAILED) {
+                perror("relay-open: mmap");
+                return 1;
+        }
         signal(SIGPIPE, SIG_IGN);
         end = now_ms() + (long long)(secs * 1000);
-        for (next = now_ms(); next < end; next += INTERVAL_MS) {
-                cur = start_holder(argv[1], prev, &opened);
+        for (next = now_ms(); next < end && n < max; next += INTERVAL_MS) {
+                cur = start_holder(argv[1], &st[n], prev);
                 if (cur < 0)
                         return 1;
-                holders++;
-                if (prev >= 0) {
-                        /* the one before must still have been there: its cap had not run out */
-                        if (opened - prev_opened >= HOLD_MAX_MS)
-                                broken++;
-                        if (opened - prev_opened > worst)
-                                worst = opened - prev_opened;
-                        close(prev); /* release it: cur has DEVICE open */
-                } else if (argc == 4) {
+                n++;
+                if (prev >= 0)
+                        close(prev); /* release the one before: cur has DEVICE open */
+                else if (argc == 4) {
                         int fd = open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
                         if (fd < 0) {
@@ -141,7 +153,6 @@ int main(int argc, char **argv)
                         close(fd);
                 }
                 prev = cur;
-                prev_opened = opened;
                 while (waitpid(-1, NULL, WNOHANG) > 0)
                         ;
                 if (now_ms() < next + INTERVAL_MS)
@@ -152,7 +163,16 @@ int main(int argc, char **argv)
         close(prev);
         while (wait(NULL) > 0)
                 ;
-        printf("relay-open: %u holders, longest handover %lld ms, %d over the %d ms cap\n", holders, worst,
-               broken, HOLD_MAX_MS);
-        return broken ? 1 : 0;
+        for (size_t i = 0; i < n; i++) {
+                if (st[i].left - st[i].opened > hold_ms)
+                        hold_ms = st[i].left - st[i].opened;
+                if (i > 0 && st[i - 1].left < st[i].opened) {
+                        fprintf(stderr, "relay-open: gap of %lld ms before holder %zu\n",
+                                st[i].opened - st[i - 1].left, i);
+                        gaps++;
+                }
+        }
+        printf("relay-open: %zu holders, longest hold %lld ms (cap %d ms), %d gap(s)\n", n, hold_ms,
+               HOLD_MAX_MS, gaps);
+        return gaps ? 1 : 0;
 }
