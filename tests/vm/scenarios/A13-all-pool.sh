@@ -3,9 +3,9 @@
 # A13: `mpath-flush --all` (default --jobs) over 32 maps with multipathd running: 4 mounted,
 # 2 with two kpartx partition maps each, 2 pathless and queueing with a blocked reader, a
 # second `mpath-flush MAP` on one plain map started as soon as --all has listed the maps, and
-# another plain map whose lock another tool holds for 3 s. The contest over the first plain map
-# is staged, not left to timing: a third process holds its map lock until both instances are
-# seen waiting for it in /proc/locks, then lets go. Every map ends as documented (mounted: busy;
+# another plain map whose lock another tool holds until --all has set it aside. Both are
+# staged, not left to timing: for the contest over the first plain map, a third process holds
+# its map lock until both instances are seen waiting for it in /proc/locks, then lets go. Every map ends as documented (mounted: busy;
 # the rest removed, partition maps first; the contested map removed by one instance and absent
 # for the other; the held one set aside and removed once its lock is free), the queued reads
 # fail, nothing is re-created, neither instance waits for the deadline (no deadlock), --all
@@ -55,25 +55,43 @@ aio2=$!
 sleep 2
 t_check "both readers are blocked" kill -0 "$aio1" "$aio2"
 
-# another tool holds y's map lock (doc/CONTRACT.md) for 3 s from now, and x's until both
-# instances wait for it
+# Another tool (doc/CONTRACT.md) holds y's map lock until --all has tried it and set it aside
+# (its -v log: "y: finished: busy"), and x's until both instances wait for it. Each holder
+# waits on a fifo; the lock is seen held before --all starts.
 mkdir -p /run/mpath-flush/lock
 chmod 700 /run/mpath-flush/lock
-flock "/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$y")" sleep 3 &
-holder=$!
-xlock=/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$x")
-rm -f /run/a13-release
-flock "$xlock" sh -c 'until [ -e /run/a13-release ]; do sleep 0.05; done' &
-xholder=$!
-xwaiters() {  # processes blocked in flock() on x's map lock
-        grep -c -- "-> FLOCK .*:$(stat -c %i "$xlock") " /proc/locks
+hold_lock() {  # hold_lock MAP FIFO: a holder of MAP's lock until a line is written to FIFO
+        _lock=/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$1")
+        rm -f "$2"
+        mkfifo "$2"
+        flock "$_lock" sh -c 'read _ < "$1"' sh "$2" &
+        _i=0
+        while flock -n "$_lock" true && [ $_i -lt 100 ]; do sleep 0.05; _i=$((_i + 1)); done
+        t_check_fails "another tool holds $1's map lock before --all starts" flock -n "$_lock" true
 }
-sleep 0.2
+hold_lock "$y" /run/a13-release-y
+holder=$!
+hold_lock "$x" /run/a13-release
+xholder=$!
+xlock=/run/mpath-flush/lock/$(dmsetup info -c --noheadings -o uuid "$x")
+# /proc/locks names a file by device (hex major:minor, two digits at least) and inode
+xid=$(printf '%02x:%02x:%s' $(stat -c '%Hd %Ld %i' "$xlock"))
+xwaiters() {  # mpath-flush processes blocked in flock() on x's map lock
+        awk -v id="$xid" '$2 == "->" && $3 == "FLOCK" && $7 == id { print $6 }' /proc/locks |
+                while read -r pid; do cat "/proc/$pid/comm" 2> /dev/null; done | grep -cx mpath-flush
+}
 all=$(lab_json_path all)
 one=$(lab_json_path one)
 t0=$(lab_ms)
 (mpath-flush --all --json -v -t 60 > "$all" 2>> "$MPF_LAB_OUT/all.log"; echo $? > "$MPF_LAB_OUT/all.rc") &
 f_all=$!
+(
+        i=0
+        until grep -q "^mpath-flush: $y: finished: busy" "$MPF_LAB_OUT/all.log" 2> /dev/null || [ $i -ge 600 ]; do
+                sleep 0.1; i=$((i + 1))
+        done
+        echo go > /run/a13-release-y
+) &
 # The single flush starts once --all has listed the maps (-v logs libdevmapper's ioctls: the
 # first "dm info" of a map follows the "dm names" listing), so that both have $x to flush.
 i=0
@@ -89,7 +107,7 @@ i=0
 until [ "$(xwaiters)" -ge 2 ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
 t_is "both instances wait for $x's map lock at the same time" "$(xwaiters)" 2
 t_diag "both waiting $(($(lab_ms) - t0)) ms after --all started; letting $x's lock go"
-: > /run/a13-release
+echo go > /run/a13-release
 wait "$xholder"
 wait "$f_all"
 wait "$f_one"
