@@ -1635,8 +1635,8 @@ static char *flush_logged(const char *arg, bool deferred, struct mpf_map_result 
 }
 
 /* A named opener that stays and an open nobody accounts for, on a map with usable paths: busy
- * (or deferred), named. No line claims queued I/O on a pathless map, and no queued write is
- * counted: nothing of the queueing step runs. */
+ * (or deferred), named. No line claims queued I/O on a pathless map (the log is what this tests:
+ * a busy or deferred map never reaches the queueing step, which alone reads count_writes). */
 START_TEST(test_named_and_unexplained_not_queued_io)
 {
         for (int deferred = 0; deferred <= 1; deferred++) {
@@ -1648,8 +1648,6 @@ START_TEST(test_named_and_unexplained_not_queued_io)
                 F.opener_seq[0] = 200;         /* stays */
                 F.n_opener_seq = 1;
                 F.active_paths_r = 2;
-                F.sectors_seq[0] = 10;
-                F.n_sectors_seq = 1;
                 F.deferred_stays = true; /* the kernel removes it when the last opener closes */
                 logged = flush_logged("mpatha", deferred, &r);
                 ck_assert_int_eq(r.result, (deferred ? MPF_RESULT_DEFERRED : MPF_RESULT_BUSY));
@@ -1659,8 +1657,6 @@ START_TEST(test_named_and_unexplained_not_queued_io)
                 if (!deferred)
                         ck_assert_msg(strstr(r.reason, "pid 200"), "%s", r.reason);
                 ck_assert_msg(!strstr(logged, "without a usable path"), "%s", logged);
-                ck_assert(!called("sectors-written mpatha"));
-                ck_assert(!called("message mpatha fail_if_no_path"));
         }
 }
 END_TEST
