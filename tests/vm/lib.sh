@@ -179,10 +179,11 @@ lab_udev_start() {
 # so map UUIDs differ, nothing else a scenario sees does (16 path change events: 22 s with
 # Debian's rules, 8.5 s without them, 2026-12-01, 2-CPU guest). Called before the SAN exists and
 # for the whole boot: a path whose ID_SERIAL changed under multipathd would be a fault of its own.
-# Scenarios about the lastpath rule, path properties, packages or shutdown (B1-B5, F*, G1), the
+# Scenarios about path properties, packages or shutdown (B1-B5, F1, F2, F4, F6, G1), the
 # baselines (the stock tools as a Debian host runs them) and the benchmarks behind the README's
 # figures keep Debian's rules. B6 (32 maps at poweroff: the unit's order and deadline) uses it;
-# B4 keeps the poweroff with Debian's rules.
+# B4 keeps the poweroff with Debian's rules. F3 (11 maps whose paths are deleted) uses it: both
+# rule files skip remove events, and the last-path rule reads ID_SERIAL whichever rule set it.
 lab_udev_light() {
         if [ -d /sys/bus/pseudo/drivers/scsi_debug ]; then
                 t_fail "lab_udev_light before the SAN" "scsi_debug is loaded already"
