@@ -22,7 +22,8 @@
  * the gaps (a holder gone before the next one had DEVICE open).
  *
  * READY-FILE is created once the first holder has DEVICE open. Exits 0 when every holder
- * opened DEVICE and there was no gap, 1 otherwise (the reason on stderr), 2 on a usage error.
+ * opened DEVICE, there was no gap and no holder held it SETTLE_MS or longer (mpath-flush would
+ * have seen a user), 1 otherwise (the reason on stderr), 2 on a usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,17 +39,23 @@
 
 #define INTERVAL_MS 100
 #define HOLD_MAX_MS 300
+#define SETTLE_MS 500 /* mpath-flush's IN_USE_SETTLE_USEC: a holder this long is a user */
 
 struct stamp {
-        long long opened, left; /* CLOCK_MONOTONIC, ms; written by the holder */
+        long long opened, left; /* CLOCK_MONOTONIC, us; written by the holder */
 };
 
-static long long now_ms(void)
+static long long now_us(void)
 {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long now_ms(void)
+{
+        return now_us() / 1000;
 }
 
 static void sleep_until_ms(long long t)
@@ -69,12 +76,12 @@ _Noreturn static void hold(const char *dev, struct stamp *s, int ready_w, int re
         fd = open(dev, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 err = errno;
-        s->opened = now_ms();
+        s->opened = now_us();
         if (write(ready_w, &err, sizeof(err)) != sizeof(err))
                 _exit(1);
         if (fd >= 0)
                 (void)poll(&p, 1, HOLD_MAX_MS);
-        s->left = now_ms();
+        s->left = now_us();
         _exit(fd >= 0 ? 0 : 1);
 }
 
@@ -117,14 +124,15 @@ static int start_holder(const char *dev, struct stamp *s, int prev)
 
 int main(int argc, char **argv)
 {
-        long long end, next, hold_ms = 0;
+        long long end, next, hold_us = 0;
         int prev = -1, cur, gaps = 0;
         size_t n = 0, max;
         struct stamp *st;
         char *e;
         double secs;
 
-        if (argc < 3 || argc > 4 || (secs = strtod(argv[2], &e)) <= 0 || *e || secs > 3600) {
+        if (argc < 3 || argc > 4 || *(e = argv[2]) == 0 ||
+            !((secs = strtod(argv[2], &e)) > 0 && secs <= 3600) || *e) {
                 fprintf(stderr, "usage: relay-open DEVICE SECONDS [READY-FILE]\n");
                 return 2;
         }
@@ -164,15 +172,19 @@ int main(int argc, char **argv)
         while (wait(NULL) > 0)
                 ;
         for (size_t i = 0; i < n; i++) {
-                if (st[i].left - st[i].opened > hold_ms)
-                        hold_ms = st[i].left - st[i].opened;
-                if (i > 0 && st[i - 1].left < st[i].opened) {
-                        fprintf(stderr, "relay-open: gap of %lld ms before holder %zu\n",
+                if (st[i].left - st[i].opened > hold_us)
+                        hold_us = st[i].left - st[i].opened;
+                /* equal stamps count: the close comes after the leaving stamp */
+                if (i > 0 && st[i - 1].left <= st[i].opened) {
+                        fprintf(stderr, "relay-open: gap of %lld us before holder %zu\n",
                                 st[i].opened - st[i - 1].left, i);
                         gaps++;
                 }
         }
-        printf("relay-open: %zu holders, longest hold %lld ms (cap %d ms), %d gap(s)\n", n, hold_ms,
-               HOLD_MAX_MS, gaps);
-        return gaps ? 1 : 0;
+        printf("relay-open: %zu holders, longest hold %lld ms (cap %d ms, settle %d ms), %d gap(s)\n", n,
+               hold_us / 1000, HOLD_MAX_MS, SETTLE_MS, gaps);
+        if (hold_us >= SETTLE_MS * 1000LL)
+                fprintf(stderr, "relay-open: a holder held %s %lld ms, as long as a lasting user\n", argv[1],
+                        hold_us / 1000);
+        return gaps || hold_us >= SETTLE_MS * 1000LL ? 1 : 0;
 }
